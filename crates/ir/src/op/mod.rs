@@ -1,0 +1,294 @@
+//! Operators: one enum variant per operator, with typed attributes.
+//!
+//! Conventions shared by every consumer of the IR (importers, shape rules, kernels):
+//! - Inputs follow the newest ONNX form of each operator. Parameters that newer opsets take
+//!   as inputs (Clip min/max, Slice starts/ends/axes/steps, Pad pads, Reshape shape,
+//!   Squeeze/Unsqueeze/Reduce axes, Split sizes, Resize roi/scales/sizes) are inputs here;
+//!   importers turn older attribute forms into constant inputs.
+//! - Optional inputs that are absent have no edge at their slot.
+//! - Layouts are NCHW (activations) and OIHW (conv weights, `O = C_out`, `I = C_in / group`).
+//! - Spatial attribute vectors (`kernel_shape`, `strides`, `dilations`) have one entry per
+//!   spatial axis; `pads` has `2 * spatial` entries: all begins, then all ends.
+
+mod attrs;
+mod cost;
+mod infer;
+
+pub use attrs::*;
+pub use cost::flops;
+pub use infer::{InferInput, infer};
+
+use crate::Tensor;
+
+/// An operator with its attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A graph input; no inputs, one output.
+    Input,
+    /// A constant (initializer); no inputs, one output.
+    Const(Tensor),
+    /// Convolution. Inputs: X, W, B?.
+    Conv(ConvAttrs),
+    /// Transposed convolution. Inputs: X, W (layout `C_in x C_out/group x k...`), B?.
+    ConvTranspose(ConvTransposeAttrs),
+    /// Batch normalization in inference mode. Inputs: X, scale, bias, mean, var.
+    BatchNormalization {
+        /// Added to the variance.
+        epsilon: f32,
+    },
+    /// max(x, 0).
+    Relu,
+    /// Clamp. Inputs: X, min?, max? (scalars).
+    Clip,
+    /// x if x >= 0 else alpha * x.
+    LeakyRelu {
+        /// Slope for negative inputs.
+        alpha: f32,
+    },
+    /// x if x >= 0 else slope * x. Inputs: X, slope (broadcast to X).
+    PRelu,
+    /// 1 / (1 + exp(-x)).
+    Sigmoid,
+    /// max(0, min(1, alpha * x + beta)).
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// x * max(0, min(1, x / 6 + 1 / 2)).
+    HardSwish,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Softmax along `axis`.
+    Softmax(SoftmaxAttrs),
+    /// General matrix multiply: alpha * A' * B' + beta * C. Inputs: A, B, C?.
+    Gemm(GemmAttrs),
+    /// Numpy-style matrix product with batch broadcasting. Inputs: A, B.
+    MatMul,
+    /// Elementwise a + b with numpy broadcasting.
+    Add,
+    /// Elementwise a - b with numpy broadcasting.
+    Sub,
+    /// Elementwise a * b with numpy broadcasting.
+    Mul,
+    /// Elementwise a / b with numpy broadcasting (integer division truncates).
+    Div,
+    /// Elementwise a ^ b with numpy broadcasting.
+    Pow,
+    /// Elementwise square root.
+    Sqrt,
+    /// Max pooling. Input: X.
+    MaxPool(PoolAttrs),
+    /// Average pooling. Input: X.
+    AveragePool(AvgPoolAttrs),
+    /// Mean over all spatial axes, kept as size 1.
+    GlobalAveragePool,
+    /// Max over all spatial axes, kept as size 1.
+    GlobalMaxPool,
+    /// Concatenate inputs along `axis` (negative counts from the end).
+    Concat {
+        /// The axis.
+        axis: i64,
+    },
+    /// Reshape. Inputs: data, shape (i64; 0 copies the input dim unless `allowzero`, -1 infers).
+    Reshape {
+        /// When true, 0 in the shape means an empty dimension.
+        allowzero: bool,
+    },
+    /// Flatten to 2-D: dims before `axis` form rows, the rest columns.
+    Flatten {
+        /// The split axis (negative counts from the end).
+        axis: i64,
+    },
+    /// Permute axes; `perm` None reverses them.
+    Transpose {
+        /// The permutation.
+        perm: Option<Vec<usize>>,
+    },
+    /// Remove size-1 axes. Inputs: data, axes? (i64; absent removes every size-1 axis).
+    Squeeze,
+    /// Insert size-1 axes. Inputs: data, axes (i64, positions in the output).
+    Unsqueeze,
+    /// Pad. Inputs: data, pads (i64, begins then ends), constant_value?, axes?.
+    Pad {
+        /// Padding mode.
+        mode: PadMode,
+    },
+    /// Resize (and Upsample). Inputs: X, roi?, scales?, sizes?.
+    Resize(ResizeAttrs),
+    /// Slice. Inputs: data, starts, ends, axes?, steps? (all i64 or i32).
+    Slice,
+    /// Split into `num_outputs` pieces along `axis`. Inputs: data, split? (i64 sizes).
+    Split {
+        /// The axis (negative counts from the end).
+        axis: i64,
+        /// Number of outputs.
+        num_outputs: usize,
+    },
+    /// Gather along `axis`. Inputs: data, indices (i32 or i64; negative counts from the end).
+    Gather {
+        /// The axis (negative counts from the end).
+        axis: i64,
+    },
+    /// The shape of the input as i64, sliced to `start..end` (ONNX clamping rules).
+    Shape {
+        /// First axis (negative counts from the end).
+        start: i64,
+        /// One past the last axis, `None` for the rank.
+        end: Option<i64>,
+    },
+    /// Copy of the input.
+    Identity,
+    /// Dropout in inference mode: the input unchanged (a second output, the mask, is all true).
+    Dropout,
+    /// Mean over axes. Inputs: data, axes?.
+    ReduceMean(ReduceAttrs),
+    /// Sum over axes. Inputs: data, axes?.
+    ReduceSum(ReduceAttrs),
+    /// Max over axes. Inputs: data, axes?.
+    ReduceMax(ReduceAttrs),
+    /// Index of the maximum along `axis`, as i64.
+    ArgMax(ArgAttrs),
+    /// Convert to `to`.
+    Cast {
+        /// Target dtype.
+        to: crate::DType,
+    },
+    /// Layer normalization over axes `axis..rank`. Inputs: X, scale, bias?.
+    LayerNormalization {
+        /// First normalized axis (negative counts from the end).
+        axis: i64,
+        /// Added to the variance.
+        epsilon: f32,
+    },
+    /// A tensor of the shape given by the input (i64) filled with `value` (a 1-element tensor).
+    ConstantOfShape {
+        /// The fill value and dtype.
+        value: Tensor,
+    },
+    /// Broadcast the input to a shape. Inputs: data, shape (i64).
+    Expand,
+    /// 1-D sequence. Inputs: start, limit, delta (scalars of one dtype).
+    Range,
+    /// cond ? x : y with broadcasting. Inputs: cond (bool), x, y.
+    Where,
+    /// a == b with broadcasting, bool output.
+    Equal,
+    /// Gauss error function.
+    Erf,
+    /// Natural exponential.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// Negation.
+    Neg,
+    /// Absolute value.
+    Abs,
+    /// Elementwise minimum of all inputs, broadcast.
+    Min,
+    /// Elementwise maximum of all inputs, broadcast.
+    Max,
+}
+
+impl Op {
+    /// The operator's name as in ONNX (`Conv`, `Relu`, ...), or `Input`/`Const`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "Input",
+            Op::Const(_) => "Const",
+            Op::Conv(_) => "Conv",
+            Op::ConvTranspose(_) => "ConvTranspose",
+            Op::BatchNormalization { .. } => "BatchNormalization",
+            Op::Relu => "Relu",
+            Op::Clip => "Clip",
+            Op::LeakyRelu { .. } => "LeakyRelu",
+            Op::PRelu => "PRelu",
+            Op::Sigmoid => "Sigmoid",
+            Op::HardSigmoid { .. } => "HardSigmoid",
+            Op::HardSwish => "HardSwish",
+            Op::Tanh => "Tanh",
+            Op::Softmax(_) => "Softmax",
+            Op::Gemm(_) => "Gemm",
+            Op::MatMul => "MatMul",
+            Op::Add => "Add",
+            Op::Sub => "Sub",
+            Op::Mul => "Mul",
+            Op::Div => "Div",
+            Op::Pow => "Pow",
+            Op::Sqrt => "Sqrt",
+            Op::MaxPool(_) => "MaxPool",
+            Op::AveragePool(_) => "AveragePool",
+            Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::GlobalMaxPool => "GlobalMaxPool",
+            Op::Concat { .. } => "Concat",
+            Op::Reshape { .. } => "Reshape",
+            Op::Flatten { .. } => "Flatten",
+            Op::Transpose { .. } => "Transpose",
+            Op::Squeeze => "Squeeze",
+            Op::Unsqueeze => "Unsqueeze",
+            Op::Pad { .. } => "Pad",
+            Op::Resize(_) => "Resize",
+            Op::Slice => "Slice",
+            Op::Split { .. } => "Split",
+            Op::Gather { .. } => "Gather",
+            Op::Shape { .. } => "Shape",
+            Op::Identity => "Identity",
+            Op::Dropout => "Dropout",
+            Op::ReduceMean(_) => "ReduceMean",
+            Op::ReduceSum(_) => "ReduceSum",
+            Op::ReduceMax(_) => "ReduceMax",
+            Op::ArgMax(_) => "ArgMax",
+            Op::Cast { .. } => "Cast",
+            Op::LayerNormalization { .. } => "LayerNormalization",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Expand => "Expand",
+            Op::Range => "Range",
+            Op::Where => "Where",
+            Op::Equal => "Equal",
+            Op::Erf => "Erf",
+            Op::Exp => "Exp",
+            Op::Log => "Log",
+            Op::Neg => "Neg",
+            Op::Abs => "Abs",
+            Op::Min => "Min",
+            Op::Max => "Max",
+        }
+    }
+
+    /// Names of every operator type the IR has (excluding `Input` and `Const`), sorted.
+    pub fn all_names() -> Vec<&'static str> {
+        let mut v = vec![
+            "Conv", "ConvTranspose", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "PRelu",
+            "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softmax", "Gemm", "MatMul", "Add",
+            "Sub", "Mul", "Div", "Pow", "Sqrt", "MaxPool", "AveragePool", "GlobalAveragePool",
+            "GlobalMaxPool", "Concat", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
+            "Pad", "Resize", "Slice", "Split", "Gather", "Shape", "Identity", "Dropout",
+            "ReduceMean", "ReduceSum", "ReduceMax", "ArgMax", "Cast", "LayerNormalization",
+            "ConstantOfShape", "Expand", "Range", "Where", "Equal", "Erf", "Exp", "Log", "Neg",
+            "Abs", "Min", "Max",
+        ];
+        v.sort_unstable();
+        v
+    }
+
+    /// True for ops whose only output equals a function of each input element alone.
+    pub fn is_unary_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Op::Relu
+                | Op::LeakyRelu { .. }
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Tanh
+                | Op::Sqrt
+                | Op::Erf
+                | Op::Exp
+                | Op::Log
+                | Op::Neg
+                | Op::Abs
+        )
+    }
+}
+

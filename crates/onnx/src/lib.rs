@@ -1,0 +1,1 @@
+//! lithe-onnx
