@@ -69,9 +69,9 @@ impl Shape {
         self.0.iter().map(Dim::known).collect()
     }
 
-    /// Number of elements when all dimensions are fixed.
+    /// Number of elements when all dimensions are fixed (`None` also on overflow).
     pub fn num_elements(&self) -> Option<usize> {
-        self.as_known().map(|d| d.iter().product())
+        self.as_known()?.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
     /// Replace symbols by their bound values.

@@ -17,7 +17,7 @@ pub enum AutoPad {
 }
 
 /// Attributes of [`Op::Conv`](super::Op::Conv).
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ConvAttrs {
     /// Kernel size per spatial axis; `None` takes it from the weight.
     pub kernel_shape: Option<Vec<usize>>,
@@ -31,6 +31,19 @@ pub struct ConvAttrs {
     pub auto_pad: AutoPad,
     /// Number of groups (`C_in` for depthwise).
     pub group: usize,
+}
+
+impl Default for ConvAttrs {
+    fn default() -> Self {
+        ConvAttrs {
+            kernel_shape: None,
+            strides: Vec::new(),
+            dilations: Vec::new(),
+            pads: Vec::new(),
+            auto_pad: AutoPad::NotSet,
+            group: 1,
+        }
+    }
 }
 
 /// Attributes of [`Op::ConvTranspose`](super::Op::ConvTranspose).
@@ -267,7 +280,8 @@ pub fn resolve_windows(
         if stride == 0 || dilation == 0 || kernel[i] == 0 {
             return Err(IrError::Attribute("kernel, strides and dilations must be positive".into()));
         }
-        let eff = (kernel[i] - 1) * dilation + 1;
+        let overflow = || IrError::Attribute("window geometry overflows".into());
+        let eff = (kernel[i] - 1).checked_mul(dilation).and_then(|v| v.checked_add(1)).ok_or_else(overflow)?;
         let (pb, pe) = match auto_pad {
             AutoPad::NotSet => {
                 if pads.is_empty() {
@@ -279,13 +293,18 @@ pub fn resolve_windows(
             AutoPad::Valid => (0, 0),
             AutoPad::SameUpper | AutoPad::SameLower => {
                 let o = input[i].div_ceil(stride);
-                let total = ((o.saturating_sub(1)) * stride + eff).saturating_sub(input[i]);
+                let total = o
+                    .saturating_sub(1)
+                    .checked_mul(stride)
+                    .and_then(|v| v.checked_add(eff))
+                    .ok_or_else(overflow)?
+                    .saturating_sub(input[i]);
                 let small = total / 2;
                 let big = total - small;
                 if auto_pad == AutoPad::SameUpper { (small, big) } else { (big, small) }
             }
         };
-        let padded = input[i] + pb + pe;
+        let padded = input[i].checked_add(pb).and_then(|v| v.checked_add(pe)).ok_or_else(overflow)?;
         if padded < eff {
             return Err(IrError::Shape(format!(
                 "window of size {eff} does not fit spatial input {} with pads ({pb},{pe})",
@@ -372,7 +391,12 @@ impl ConvTransposeAttrs {
             if stride == 0 || dilation == 0 || k[i] == 0 {
                 return Err(IrError::Attribute("kernel, strides and dilations must be positive".into()));
             }
-            let full = stride * (input[i].max(1) - 1) + opad + (k[i] - 1) * dilation + 1;
+            let full = stride
+                .checked_mul(input[i].max(1) - 1)
+                .and_then(|v| v.checked_add(opad))
+                .and_then(|v| (k[i] - 1).checked_mul(dilation).and_then(|e| v.checked_add(e)))
+                .and_then(|v| v.checked_add(1))
+                .ok_or_else(|| IrError::Attribute("transposed window geometry overflows".into()))?;
             let (pb, output) = if let Some(os) = &self.output_shape {
                 let target = *os.get(i).ok_or_else(|| IrError::Attribute("output_shape too short".into()))?;
                 let total = full.checked_sub(target).ok_or_else(|| {
@@ -383,7 +407,8 @@ impl ConvTransposeAttrs {
             } else {
                 match c.auto_pad {
                     AutoPad::SameUpper | AutoPad::SameLower => {
-                        let target = input[i] * stride;
+                        // ONNX shape inference and onnxruntime never exceed the full size.
+                        let target = input[i].saturating_mul(stride).min(full);
                         let total = full.saturating_sub(target);
                         let pb = if c.auto_pad == AutoPad::SameLower { total - total / 2 } else { total / 2 };
                         (pb, target)

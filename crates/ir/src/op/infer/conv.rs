@@ -1,0 +1,383 @@
+//! Rules of the sliding-window operators: Conv, ConvTranspose, MaxPool/AveragePool and the
+//! global pools. Window arithmetic uses the helpers of `op::attrs` one axis at a time, so
+//! that symbolic axes do not prevent known ones from being resolved.
+
+use super::common::{Args, MAX_WINDOW_VALUE, context, dim_at, merge_dim, one, same_dtype, show};
+use crate::op::{AutoPad, ConvAttrs, ConvTransposeAttrs, PoolAttrs, resolve_windows};
+use crate::{DType, Dim, IrError, Shape, TypeInfo};
+
+/// Validated window parameters of one spatial axis.
+#[derive(Clone, Copy, Debug)]
+struct AxisParams {
+    stride: usize,
+    dilation: usize,
+    pad_begin: usize,
+    pad_end: usize,
+}
+
+/// Check attribute lengths and bounds and split them per axis.
+fn axis_params(
+    op: &str,
+    n: usize,
+    strides: &[usize],
+    dilations: &[usize],
+    pads: &[usize],
+) -> Result<Vec<AxisParams>, IrError> {
+    let check = |name: &str, v: &[usize], len: usize, positive: bool| -> Result<(), IrError> {
+        if !v.is_empty() && v.len() != len {
+            return Err(IrError::Attribute(format!("{op}: {name} {v:?} must have {len} entries")));
+        }
+        if v.iter().any(|&x| x > MAX_WINDOW_VALUE || (positive && x == 0)) {
+            let need = if positive { "positive and " } else { "" };
+            return Err(IrError::Attribute(format!("{op}: {name} {v:?} must be {need}at most {MAX_WINDOW_VALUE}")));
+        }
+        Ok(())
+    };
+    check("strides", strides, n, true)?;
+    check("dilations", dilations, n, true)?;
+    check("pads", pads, 2 * n, false)?;
+    let pick = |v: &[usize], i: usize, d: usize| v.get(i).copied().unwrap_or(d);
+    Ok((0..n)
+        .map(|i| AxisParams {
+            stride: pick(strides, i, 1),
+            dilation: pick(dilations, i, 1),
+            pad_begin: pick(pads, i, 0),
+            pad_end: pick(pads, i + n, 0),
+        })
+        .collect())
+}
+
+/// The output size of one axis of a conv or pool.
+fn window_axis(
+    op: &str,
+    input: &Dim,
+    kernel: Option<usize>,
+    p: AxisParams,
+    auto_pad: AutoPad,
+    ceil_mode: bool,
+) -> Result<Dim, IrError> {
+    let Some(k) = kernel else { return Ok(Dim::Unknown) };
+    if let Dim::Known(v) = input {
+        if *v > MAX_WINDOW_VALUE {
+            return Err(IrError::Shape(format!("{op}: spatial size {v} is too large")));
+        }
+        let w =
+            resolve_windows(&[*v], &[k], &[p.stride], &[p.dilation], &[p.pad_begin, p.pad_end], auto_pad, ceil_mode)?;
+        return Ok(w.first().map_or(Dim::Unknown, |w| Dim::Known(w.output)));
+    }
+    // Symbolic or unknown size: keep it only when the output size provably equals it.
+    let eff = (k - 1) * p.dilation + 1;
+    let same = p.stride == 1
+        && match auto_pad {
+            AutoPad::SameUpper | AutoPad::SameLower => true,
+            AutoPad::Valid => eff == 1,
+            AutoPad::NotSet => p.pad_begin + p.pad_end + 1 == eff,
+        };
+    Ok(if same { input.clone() } else { Dim::Unknown })
+}
+
+/// Kernel size per spatial axis from the attribute and/or the weight, checking they agree.
+fn kernel_sizes(
+    op: &str,
+    n: usize,
+    attr: Option<&[usize]>,
+    weight: Option<&Shape>,
+) -> Result<Vec<Option<usize>>, IrError> {
+    if let Some(k) = attr {
+        if k.len() != n {
+            return Err(IrError::Attribute(format!("{op}: kernel_shape {k:?} must have {n} entries")));
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let from_attr = attr.and_then(|k| k.get(i).copied());
+        let from_w = dim_at(weight, 2 + i).known();
+        if let (Some(x), Some(y)) = (from_attr, from_w) {
+            if x != y {
+                return Err(IrError::Shape(format!(
+                    "{op}: kernel_shape {:?} does not match weight shape {}",
+                    attr.unwrap_or_default(),
+                    show(weight)
+                )));
+            }
+        }
+        let k = from_attr.or(from_w);
+        if let Some(k) = k {
+            if k == 0 || k > MAX_WINDOW_VALUE {
+                return Err(IrError::Attribute(format!(
+                    "{op}: kernel size {k} must be positive and at most {MAX_WINDOW_VALUE}"
+                )));
+            }
+        }
+        out.push(k);
+    }
+    Ok(out)
+}
+
+/// The rank of a conv-like op from X, W and the kernel_shape length (`None` if unknown).
+fn conv_rank(
+    op: &str,
+    xs: Option<&Shape>,
+    ws: Option<&Shape>,
+    kernel_len: Option<usize>,
+) -> Result<Option<usize>, IrError> {
+    let rank = match (xs, ws) {
+        (Some(x), Some(w)) => {
+            if x.rank() != w.rank() {
+                return Err(IrError::Shape(format!("{op}: X {x} and W {w} have different ranks")));
+            }
+            x.rank()
+        }
+        (Some(s), None) | (None, Some(s)) => s.rank(),
+        (None, None) => match kernel_len {
+            Some(k) => k + 2,
+            None => return Ok(None),
+        },
+    };
+    if rank < 3 {
+        return Err(IrError::Shape(format!(
+            "{op}: X {} and W {} must have rank >= 3 (N, C, spatial...)",
+            show(xs),
+            show(ws)
+        )));
+    }
+    Ok(Some(rank))
+}
+
+/// Check an optional bias against the number of output channels.
+fn check_bias(op: &str, b: Option<&Shape>, m: &Dim) -> Result<(), IrError> {
+    if let Some(b) = b {
+        let ok = b.rank() == 1 && merge_dim(&b.0[0], m).is_ok();
+        if !ok {
+            return Err(IrError::Shape(format!("{op}: bias {b} must have shape [{m}] (output channels)")));
+        }
+    }
+    Ok(())
+}
+
+/// Conv: X `[N, C, s...]`, W `[M, C/group, k...]`, B? `[M]` -> `[N, M, o...]`.
+pub(super) fn conv(a: &Args, c: &ConvAttrs) -> Result<Vec<TypeInfo>, IrError> {
+    let x = a.req(0, "X")?;
+    let w = a.req(1, "W")?;
+    let b = a.opt(2);
+    same_dtype(a.op, "X", &x, "W", &w)?;
+    if let Some(b) = &b {
+        same_dtype(a.op, "X", &x, "B", b)?;
+    }
+    let dtype = x.info.dtype;
+    let (xs, ws) = (x.info.shape.as_ref(), w.info.shape.as_ref());
+    let ctx = format!("X {}, W {}", show(xs), show(ws));
+    if c.group == 0 {
+        return Err(IrError::Attribute(format!("Conv: group must be at least 1 ({ctx})")));
+    }
+    let Some(rank) = conv_rank(a.op, xs, ws, c.kernel_shape.as_ref().map(Vec::len))? else {
+        return Ok(one(dtype, None));
+    };
+    let n = rank - 2;
+    let params = axis_params(a.op, n, &c.strides, &c.dilations, &c.pads).map_err(|e| context(e, &ctx))?;
+    let kernel = kernel_sizes(a.op, n, c.kernel_shape.as_deref(), ws)?;
+    let g = c.group;
+    let (c_in, w_c, m) = (dim_at(xs, 1), dim_at(ws, 1), dim_at(ws, 0));
+    if let Dim::Known(ci) = c_in {
+        if ci % g != 0 {
+            return Err(IrError::Shape(format!("Conv: {ci} input channels do not divide into {g} groups ({ctx})")));
+        }
+        if let Dim::Known(wc) = w_c {
+            if wc.checked_mul(g) != Some(ci) {
+                return Err(IrError::Shape(format!(
+                    "Conv: X has {ci} channels but W expects {wc} per group x {g} groups ({ctx})"
+                )));
+            }
+        }
+    }
+    if let Dim::Known(mv) = m {
+        if mv % g != 0 {
+            return Err(IrError::Shape(format!("Conv: {mv} output channels do not divide into {g} groups ({ctx})")));
+        }
+    }
+    check_bias(a.op, b.as_ref().and_then(|b| b.info.shape.as_ref()), &m)?;
+    let mut dims = vec![dim_at(xs, 0), m];
+    for (i, p) in params.iter().enumerate() {
+        let k = kernel.get(i).copied().flatten();
+        dims.push(window_axis(a.op, &dim_at(xs, 2 + i), k, *p, c.auto_pad, false).map_err(|e| context(e, &ctx))?);
+    }
+    Ok(one(dtype, Some(Shape(dims))))
+}
+
+/// ConvTranspose: X `[N, C, s...]`, W `[C, M/group, k...]`, B? `[M]` -> `[N, M, o...]`.
+pub(super) fn conv_transpose(a: &Args, t: &ConvTransposeAttrs) -> Result<Vec<TypeInfo>, IrError> {
+    let x = a.req(0, "X")?;
+    let w = a.req(1, "W")?;
+    let b = a.opt(2);
+    same_dtype(a.op, "X", &x, "W", &w)?;
+    if let Some(b) = &b {
+        same_dtype(a.op, "X", &x, "B", b)?;
+    }
+    let c = &t.conv;
+    let dtype = x.info.dtype;
+    let (xs, ws) = (x.info.shape.as_ref(), w.info.shape.as_ref());
+    let ctx = format!("X {}, W {}", show(xs), show(ws));
+    if c.group == 0 {
+        return Err(IrError::Attribute(format!("ConvTranspose: group must be at least 1 ({ctx})")));
+    }
+    let kernel_len = c.kernel_shape.as_ref().map(Vec::len).or(t.output_shape.as_ref().map(Vec::len));
+    let Some(rank) = conv_rank(a.op, xs, ws, kernel_len)? else {
+        return Ok(one(dtype, None));
+    };
+    let n = rank - 2;
+    let params = axis_params(a.op, n, &c.strides, &c.dilations, &c.pads).map_err(|e| context(e, &ctx))?;
+    let kernel = kernel_sizes(a.op, n, c.kernel_shape.as_deref(), ws)?;
+    if !t.output_padding.is_empty() && t.output_padding.len() != n {
+        return Err(IrError::Attribute(format!(
+            "ConvTranspose: output_padding {:?} must have {n} entries",
+            t.output_padding
+        )));
+    }
+    if t.output_padding.iter().any(|&v| v > MAX_WINDOW_VALUE) {
+        return Err(IrError::Attribute(format!("ConvTranspose: output_padding {:?} too large", t.output_padding)));
+    }
+    if let Some(os) = &t.output_shape {
+        if os.len() != n {
+            return Err(IrError::Attribute(format!("ConvTranspose: output_shape {os:?} must have {n} entries")));
+        }
+    }
+    let g = c.group;
+    let (c_in, w_c, w_m) = (dim_at(xs, 1), dim_at(ws, 0), dim_at(ws, 1));
+    if merge_dim(&c_in, &w_c).is_err() {
+        return Err(IrError::Shape(format!(
+            "ConvTranspose: X has {c_in} channels but W has {w_c} input channels ({ctx})"
+        )));
+    }
+    if let Dim::Known(ci) = c_in {
+        if ci % g != 0 {
+            return Err(IrError::Shape(format!(
+                "ConvTranspose: {ci} input channels do not divide into {g} groups ({ctx})"
+            )));
+        }
+    }
+    let m = match w_m {
+        Dim::Known(v) => Dim::Known(
+            v.checked_mul(g)
+                .ok_or_else(|| IrError::Shape(format!("ConvTranspose: output channels overflow ({ctx})")))?,
+        ),
+        d if g == 1 => d,
+        _ => Dim::Unknown,
+    };
+    check_bias(a.op, b.as_ref().and_then(|b| b.info.shape.as_ref()), &m)?;
+    let mut dims = vec![dim_at(xs, 0), m];
+    for (i, p) in params.iter().enumerate() {
+        let k = kernel.get(i).copied().flatten();
+        let opad = t.output_padding.get(i).copied().unwrap_or(0);
+        let target = t.output_shape.as_ref().and_then(|o| o.get(i).copied());
+        let d = transpose_axis(&dim_at(xs, 2 + i), k, *p, opad, target, c.auto_pad).map_err(|e| context(e, &ctx))?;
+        dims.push(d);
+    }
+    Ok(one(dtype, Some(Shape(dims))))
+}
+
+/// The output size of one axis of a transposed convolution.
+fn transpose_axis(
+    input: &Dim,
+    kernel: Option<usize>,
+    p: AxisParams,
+    opad: usize,
+    target: Option<usize>,
+    auto_pad: AutoPad,
+) -> Result<Dim, IrError> {
+    let (Dim::Known(v), Some(k)) = (input, kernel) else {
+        if let Some(t) = target {
+            return Ok(Dim::Known(t));
+        }
+        // Output equals input when stride is 1 and the extra size is cancelled by padding.
+        let keeps = p.stride == 1
+            && match (kernel, auto_pad) {
+                (_, AutoPad::SameUpper | AutoPad::SameLower) => true,
+                (Some(k), AutoPad::NotSet) => opad + (k - 1) * p.dilation == p.pad_begin + p.pad_end,
+                (Some(k), AutoPad::Valid) => opad + (k - 1) * p.dilation == 0,
+                (None, _) => false,
+            };
+        return Ok(if keeps { input.clone() } else { Dim::Unknown });
+    };
+    if *v > MAX_WINDOW_VALUE {
+        return Err(IrError::Shape(format!("ConvTranspose: spatial size {v} is too large")));
+    }
+    let one_axis = ConvTransposeAttrs {
+        conv: ConvAttrs {
+            kernel_shape: Some(vec![k]),
+            strides: vec![p.stride],
+            dilations: vec![p.dilation],
+            pads: vec![p.pad_begin, p.pad_end],
+            auto_pad,
+            group: 1,
+        },
+        output_padding: vec![opad],
+        output_shape: target.map(|t| vec![t]),
+    };
+    let axes = one_axis.axes(&[*v], &[k])?;
+    let mut out = axes.first().map_or(0, |a| a.output);
+    if target.is_none() && matches!(auto_pad, AutoPad::SameUpper | AutoPad::SameLower) {
+        // Padding cannot be negative: when the full output is smaller than `in * stride`,
+        // the output is the full size (onnxruntime and ONNX shape inference agree).
+        let full = p.stride * (v.max(&1) - 1) + opad + (k - 1) * p.dilation + 1;
+        out = out.min(full);
+    }
+    Ok(Dim::Known(out))
+}
+
+/// MaxPool/AveragePool: X `[N, C, s...]` -> `[N, C, o...]`; MaxPool's optional second
+/// output (indices) is i64 of the same shape.
+pub(super) fn pool(a: &Args, p: &PoolAttrs, num_outputs: usize) -> Result<Vec<TypeInfo>, IrError> {
+    let x = a.req(0, "X")?;
+    let xs = x.info.shape.as_ref();
+    let n = p.kernel_shape.len();
+    if n == 0 {
+        return Err(IrError::Attribute(format!("{}: kernel_shape is required", a.op)));
+    }
+    if let Some(s) = xs {
+        if s.rank() != n + 2 {
+            return Err(IrError::Shape(format!(
+                "{}: X {s} must have rank {} for kernel_shape {:?}",
+                a.op,
+                n + 2,
+                p.kernel_shape
+            )));
+        }
+    }
+    let ctx = format!("X {}", show(xs));
+    let params = axis_params(a.op, n, &p.strides, &p.dilations, &p.pads).map_err(|e| context(e, &ctx))?;
+    if p.kernel_shape.iter().any(|&k| k == 0 || k > MAX_WINDOW_VALUE) {
+        return Err(IrError::Attribute(format!("{}: kernel_shape {:?} must be positive", a.op, p.kernel_shape)));
+    }
+    let mut dims = vec![dim_at(xs, 0), dim_at(xs, 1)];
+    for (i, ap) in params.iter().enumerate() {
+        let k = p.kernel_shape.get(i).copied();
+        dims.push(
+            window_axis(a.op, &dim_at(xs, 2 + i), k, *ap, p.auto_pad, p.ceil_mode).map_err(|e| context(e, &ctx))?,
+        );
+    }
+    let shape = Some(Shape(dims));
+    let mut out = one(x.info.dtype, shape.clone());
+    if num_outputs == 2 {
+        out.push(TypeInfo { dtype: DType::I64, shape });
+    }
+    Ok(out)
+}
+
+/// GlobalAveragePool/GlobalMaxPool: `[N, C, s...]` -> `[N, C, 1...]`.
+pub(super) fn global_pool(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
+    let x = a.req(0, "X")?;
+    let shape = match &x.info.shape {
+        None => None,
+        Some(s) if s.rank() < 2 => {
+            return Err(IrError::Shape(format!("{}: X {s} must have rank >= 2 (N, C, spatial...)", a.op)));
+        }
+        Some(s) => {
+            let mut d = s.0.clone();
+            for v in d.iter_mut().skip(2) {
+                *v = Dim::Known(1);
+            }
+            Some(Shape(d))
+        }
+    };
+    Ok(one(x.info.dtype, shape))
+}
