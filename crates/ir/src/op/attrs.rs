@@ -374,7 +374,7 @@ impl ConvTransposeAttrs {
     ///
     /// Full size is `stride * (in - 1) + output_padding + (k - 1) * dilation + 1`; the output is
     /// that minus pads, or `output_shape` when given (then pads split the difference, the odd
-    /// one at the end unless `auto_pad` is `SameLower`).
+    /// one at the end for `SameUpper` and at the beginning otherwise).
     pub fn axes(&self, input: &[usize], weight_kernel: &[usize]) -> Result<Vec<TransposeAxis>, IrError> {
         let c = &self.conv;
         let n = input.len();
@@ -402,7 +402,8 @@ impl ConvTransposeAttrs {
                 let total = full.checked_sub(target).ok_or_else(|| {
                     IrError::Shape(format!("output_shape {target} exceeds full output {full}"))
                 })?;
-                let pb = if c.auto_pad == AutoPad::SameLower { total - total / 2 } else { total / 2 };
+                // ONNX: the begin pad is total/2 only for SAME_UPPER; otherwise the odd one goes first.
+                let pb = if c.auto_pad == AutoPad::SameUpper { total / 2 } else { total - total / 2 };
                 (pb, target)
             } else {
                 match c.auto_pad {
