@@ -399,9 +399,9 @@ impl ConvTransposeAttrs {
                 .ok_or_else(|| IrError::Attribute("transposed window geometry overflows".into()))?;
             let (pb, output) = if let Some(os) = &self.output_shape {
                 let target = *os.get(i).ok_or_else(|| IrError::Attribute("output_shape too short".into()))?;
-                let total = full.checked_sub(target).ok_or_else(|| {
-                    IrError::Shape(format!("output_shape {target} exceeds full output {full}"))
-                })?;
+                // A target larger than the full output gets the extra positions at the end
+                // (bias only), as onnxruntime does.
+                let total = full.saturating_sub(target);
                 // ONNX: the begin pad is total/2 only for SAME_UPPER; otherwise the odd one goes first.
                 let pb = if c.auto_pad == AutoPad::SameUpper { total / 2 } else { total - total / 2 };
                 (pb, target)
