@@ -169,8 +169,8 @@ pub enum NearestMode {
     Ceil,
 }
 
-/// Attributes of [`Op::Resize`](super::Op::Resize).
-#[derive(Clone, Debug, PartialEq, Default)]
+/// Attributes of [`Op::Resize`](super::Op::Resize). The default is ONNX's.
+#[derive(Clone, Debug, PartialEq)]
 pub struct ResizeAttrs {
     /// Interpolation mode.
     pub mode: ResizeMode,
@@ -184,6 +184,19 @@ pub struct ResizeAttrs {
     pub extrapolation_value: f32,
     /// Zero the weights of samples outside the input (cubic).
     pub exclude_outside: bool,
+}
+
+impl Default for ResizeAttrs {
+    fn default() -> Self {
+        ResizeAttrs {
+            mode: ResizeMode::Nearest,
+            coord: CoordTransform::HalfPixel,
+            nearest: NearestMode::RoundPreferFloor,
+            cubic_coeff_a: -0.75,
+            extrapolation_value: 0.0,
+            exclude_outside: false,
+        }
+    }
 }
 
 /// Attributes of the reduce ops.

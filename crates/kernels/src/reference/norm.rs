@@ -1,0 +1,110 @@
+//! Normalizations: `BatchNormalization` (inference mode) and `LayerNormalization`.
+//! Arithmetic is done in f64 and rounded to f32 once.
+
+use super::conv::contiguous;
+use crate::KernelError;
+use lithe_ir::Tensor;
+use lithe_ir::op::normalize_axis;
+use ndarray::{ArrayD, IxDyn};
+
+/// `(x - mean) / sqrt(var + epsilon) * scale + bias` per channel (axis 1) of `x`
+/// (`N x C x ...`, rank >= 2); `scale`, `bias`, `mean`, `var` have shape `[C]`. f32 only.
+pub fn batch_norm(
+    epsilon: f32,
+    x: &Tensor,
+    scale: &Tensor,
+    bias: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+) -> Result<Tensor, KernelError> {
+    const OP: &str = "BatchNormalization";
+    let xa = f32_arg(OP, x, "input X")?;
+    let shape = xa.shape();
+    if shape.len() < 2 {
+        return Err(KernelError::Invalid {
+            op: OP,
+            detail: format!("input must have rank >= 2 (N x C x ...), got shape {shape:?}"),
+        });
+    }
+    let channels = shape[1];
+    let per_channel = |t: &Tensor, what: &str| -> Result<Vec<f64>, KernelError> {
+        let a = f32_arg(OP, t, what)?;
+        if a.shape() != [channels] {
+            return Err(KernelError::Invalid {
+                op: OP,
+                detail: format!(
+                    "{what} shape {:?} must be [{channels}] (the channels of input shape {shape:?})",
+                    a.shape()
+                ),
+            });
+        }
+        Ok(a.iter().map(|&v| f64::from(v)).collect())
+    };
+    let (s, b, m, v) = (
+        per_channel(scale, "scale")?,
+        per_channel(bias, "bias B")?,
+        per_channel(mean, "mean")?,
+        per_channel(var, "var")?,
+    );
+    let inner: usize = shape[2..].iter().product();
+    let eps = f64::from(epsilon);
+    let data = contiguous(xa);
+    let mut y = Vec::with_capacity(data.len());
+    for (p, plane) in data.chunks(inner.max(1)).enumerate().take(shape[0] * channels) {
+        let c = p % channels;
+        let inv_std = 1.0 / (v[c] + eps).sqrt();
+        y.extend(plane.iter().map(|&xv| ((f64::from(xv) - m[c]) * inv_std * s[c] + b[c]) as f32));
+    }
+    Ok(Tensor::from_vec(shape, y)?)
+}
+
+/// Normalize `x` over axes `axis..rank` (mean and variance per leading index, computed in two
+/// passes in f64), then multiply by `scale` and add `bias`, both broadcast to the normalized
+/// shape `x.shape[axis..]`. f32 only.
+pub fn layer_norm(
+    axis: i64,
+    epsilon: f32,
+    x: &Tensor,
+    scale: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Tensor, KernelError> {
+    const OP: &str = "LayerNormalization";
+    let xa = f32_arg(OP, x, "input X")?;
+    let shape = xa.shape();
+    let axis = normalize_axis(axis, shape.len()).map_err(|e| KernelError::Invalid { op: OP, detail: e.to_string() })?;
+    let norm_shape = &shape[axis..];
+    let n: usize = norm_shape.iter().product();
+    let broadcast = |t: &Tensor, what: &str| -> Result<Vec<f64>, KernelError> {
+        let a = f32_arg(OP, t, what)?;
+        let bc = a.broadcast(IxDyn(norm_shape)).ok_or_else(|| KernelError::Invalid {
+            op: OP,
+            detail: format!("{what} shape {:?} does not broadcast to the normalized shape {norm_shape:?}", a.shape()),
+        })?;
+        Ok(bc.iter().map(|&v| f64::from(v)).collect())
+    };
+    let s = broadcast(scale, "scale")?;
+    let b = match bias {
+        Some(t) => broadcast(t, "bias B")?,
+        None => vec![0.0; n],
+    };
+    let eps = f64::from(epsilon);
+    let data = contiguous(xa);
+    let mut y = Vec::with_capacity(data.len());
+    for row in data.chunks(n.max(1)) {
+        let len = row.len() as f64;
+        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / len;
+        let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / len;
+        let inv_std = 1.0 / (var + eps).sqrt();
+        y.extend(
+            row.iter().zip(s.iter().zip(&b)).map(|(&v, (&sv, &bv))| ((f64::from(v) - mean) * inv_std * sv + bv) as f32),
+        );
+    }
+    Ok(Tensor::from_vec(shape, y)?)
+}
+
+fn f32_arg<'a>(op: &'static str, t: &'a Tensor, what: &str) -> Result<&'a ArrayD<f32>, KernelError> {
+    t.as_f32().ok_or_else(|| KernelError::Unsupported {
+        op,
+        detail: format!("{what} has dtype {}, only f32 is supported", t.dtype()),
+    })
+}
