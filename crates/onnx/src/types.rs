@@ -69,8 +69,11 @@ fn shape_from_proto(s: &TensorShapeProto) -> Result<Shape, String> {
     let mut dims = Vec::with_capacity(s.dim.len());
     for d in &s.dim {
         dims.push(match &d.value {
+            // Exporters such as Paddle2ONNX write -1 for a dynamic size: unknown, as onnxruntime reads it.
+            Some(DimValue::DimValue(v)) if *v < 0 => Dim::Unknown,
             Some(DimValue::DimValue(v)) => Dim::Known(checked_dim(*v)?),
-            Some(DimValue::DimParam(p)) if !p.is_empty() => Dim::Sym(p.clone()),
+            // "?" marks an anonymous dynamic size: each one is independent, not a shared symbol.
+            Some(DimValue::DimParam(p)) if !p.is_empty() && p != "?" => Dim::Sym(p.clone()),
             _ => Dim::Unknown,
         });
     }

@@ -249,7 +249,17 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], num_outputs: usize) -> Result<V
         Op::Cast { to } => unary(&a, |x| Ok(cast::cast(x, *to))).and_then(one),
         Op::LayerNormalization { axis, epsilon } => {
             a.at_most(3)?;
-            one(norm::layer_norm(*axis, *epsilon, a.req(0, "X")?, a.req(1, "Scale")?, a.opt(2))?)
+            if !(1..=3).contains(&num_outputs) {
+                return Err(KernelError::Invalid {
+                    op: name,
+                    detail: format!("produces 1 to 3 outputs, {num_outputs} requested"),
+                });
+            }
+            let (y, mean, inv_std) =
+                norm::layer_norm_with_stats(*axis, *epsilon, a.req(0, "X")?, a.req(1, "Scale")?, a.opt(2))?;
+            let mut outs = vec![y, mean, inv_std];
+            outs.truncate(num_outputs);
+            Ok(outs)
         }
         Op::ConstantOfShape { value } => unary(&a, |x| generate::constant_of_shape(x, value)).and_then(one),
         Op::Expand => binary(&a, expand::expand).and_then(one),

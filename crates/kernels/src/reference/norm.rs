@@ -68,6 +68,18 @@ pub fn layer_norm(
     scale: &Tensor,
     bias: Option<&Tensor>,
 ) -> Result<Tensor, KernelError> {
+    layer_norm_with_stats(axis, epsilon, x, scale, bias).map(|(y, _, _)| y)
+}
+
+/// Layer normalization returning `(Y, Mean, InvStdDev)`; Mean and InvStdDev have X's shape with
+/// the normalized axes set to 1, as ONNX's optional outputs.
+pub fn layer_norm_with_stats(
+    axis: i64,
+    epsilon: f32,
+    x: &Tensor,
+    scale: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<(Tensor, Tensor, Tensor), KernelError> {
     const OP: &str = "LayerNormalization";
     let xa = f32_arg(OP, x, "input X")?;
     let shape = xa.shape();
@@ -90,6 +102,8 @@ pub fn layer_norm(
     let eps = f64::from(epsilon);
     let data = contiguous(xa);
     let mut y = Vec::with_capacity(data.len());
+    let mut means = Vec::new();
+    let mut inv_stds = Vec::new();
     for row in data.chunks(n.max(1)) {
         let len = row.len() as f64;
         let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / len;
@@ -98,8 +112,15 @@ pub fn layer_norm(
         y.extend(
             row.iter().zip(s.iter().zip(&b)).map(|(&v, (&sv, &bv))| ((f64::from(v) - mean) * inv_std * sv + bv) as f32),
         );
+        means.push(mean as f32);
+        inv_stds.push(inv_std as f32);
     }
-    Ok(Tensor::from_vec(shape, y)?)
+    let stat_shape: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if i < axis { d } else { 1 }).collect();
+    let rows: usize = shape[..axis].iter().product();
+    // An empty normalized extent still has one statistic per row.
+    means.resize(rows, f32::NAN);
+    inv_stds.resize(rows, f32::NAN);
+    Ok((Tensor::from_vec(shape, y)?, Tensor::from_vec(&stat_shape, means)?, Tensor::from_vec(&stat_shape, inv_stds)?))
 }
 
 fn f32_arg<'a>(op: &'static str, t: &'a Tensor, what: &str) -> Result<&'a ArrayD<f32>, KernelError> {
