@@ -235,6 +235,28 @@ pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize, IrError> {
     Ok(a as usize)
 }
 
+/// The permutation a Transpose applies for a rank: `perm`, or the reversal when absent.
+/// Errors unless it is a permutation of `0..rank`.
+pub fn resolve_perm(perm: Option<&[usize]>, rank: usize) -> Result<Vec<usize>, IrError> {
+    let perm: Vec<usize> = match perm {
+        Some(p) => p.to_vec(),
+        None => (0..rank).rev().collect(),
+    };
+    let mut seen = vec![false; rank];
+    let valid = perm.len() == rank
+        && perm.iter().all(|&p| match seen.get_mut(p) {
+            Some(s) if !*s => {
+                *s = true;
+                true
+            }
+            _ => false,
+        });
+    if !valid {
+        return Err(IrError::Attribute(format!("perm {perm:?} is not a permutation of the {rank} axes")));
+    }
+    Ok(perm)
+}
+
 /// Geometry of one spatial axis of a sliding-window op, resolved for a given input size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AxisWindow {

@@ -159,25 +159,11 @@ pub(super) fn transpose(a: &Args, perm: Option<&[usize]>) -> Result<Vec<TypeInfo
         (None, Some(p)) => p.len(),
         (None, None) => return Ok(one(x.info.dtype, None)),
     };
-    let perm: Vec<usize> = match perm {
-        Some(p) => p.to_vec(),
-        None => (0..rank).rev().collect(),
-    };
-    let mut seen = vec![false; rank];
-    let valid = perm.len() == rank
-        && perm.iter().all(|&p| match seen.get_mut(p) {
-            Some(s) if !*s => {
-                *s = true;
-                true
-            }
-            _ => false,
-        });
-    if !valid {
-        return Err(IrError::Attribute(format!(
-            "Transpose: perm {perm:?} is not a permutation of the {rank} axes of {}",
-            show(xs)
-        )));
-    }
+    let perm = crate::op::resolve_perm(perm, rank)
+        .map_err(|e| match e {
+            IrError::Attribute(m) => IrError::Attribute(format!("Transpose: {m} of {}", show(xs))),
+            e => e,
+        })?;
     let dims = perm.iter().map(|&p| dim_at(xs, p)).collect();
     Ok(one(x.info.dtype, Some(Shape(dims))))
 }
