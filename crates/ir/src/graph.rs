@@ -512,23 +512,24 @@ impl Graph {
         }
     }
 
-    /// Number of parameters of a node: elements of its floating-point constant inputs.
+    /// Number of parameters of a node: elements of its floating-point constant inputs that are
+    /// not scalars (a Clip bound or a Pow exponent is a hyperparameter, not a weight).
     pub fn node_params(&self, id: NodeId) -> usize {
         self.node_inputs(id)
             .into_iter()
             .flatten()
             .filter_map(|o| self.const_value(o))
-            .filter(|t| t.dtype().is_float())
+            .filter(|t| t.dtype().is_float() && !t.shape().is_empty())
             .map(Tensor::len)
             .sum()
     }
 
-    /// Total parameters: elements of every floating-point constant.
+    /// Total parameters: elements of every non-scalar floating-point constant.
     pub fn total_params(&self) -> usize {
         self.initializers()
             .into_iter()
             .filter_map(|id| self.const_value(Outlet::new(id, 0)))
-            .filter(|t| t.dtype().is_float())
+            .filter(|t| t.dtype().is_float() && !t.shape().is_empty())
             .map(Tensor::len)
             .sum()
     }
