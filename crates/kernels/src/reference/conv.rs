@@ -42,16 +42,7 @@ pub fn conv(a: &ConvAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result
         }
     }
     let windows = a.windows(&xs[2..], &ws[2..]).map_err(|e| KernelError::Invalid { op: OP, detail: e.to_string() })?;
-    let bias = match b {
-        None => None,
-        Some(t) => {
-            let ba = f32_arg(t, "bias B")?;
-            if ba.shape() != [c_out] {
-                return invalid(format!("bias shape {:?} must be [{c_out}]", ba.shape()));
-            }
-            Some(ba.iter().copied().collect::<Vec<f32>>())
-        }
-    };
+    let bias = bias_values(OP, b, c_out)?;
 
     let mg = c_out / group;
     let in_spatial: Vec<usize> = xs[2..].to_vec();
@@ -71,12 +62,7 @@ pub fn conv(a: &ConvAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result
     let taps: Vec<Vec<Vec<Option<usize>>>> = windows.iter().map(conv_taps).collect();
     let in_strides = row_major_strides(&in_spatial);
 
-    let mut y = vec![0f32; batch * c_out * out_size];
-    if let Some(bias) = &bias {
-        for (plane, &bv) in y.chunks_mut(out_size.max(1)).zip(bias.iter().cycle()) {
-            plane.fill(bv);
-        }
-    }
+    let mut y = output_with_bias(batch * c_out, out_size, bias.as_deref());
     let mut cols = vec![0f32; rows * out_size];
     for n in 0..batch {
         for g in 0..group {
@@ -113,6 +99,32 @@ fn conv_taps(w: &AxisWindow) -> Vec<Vec<Option<usize>>> {
                 .collect()
         })
         .collect()
+}
+
+/// Row-major strides of a shape.
+/// The bias of a conv-like op as a vector of `c_out` values, or an error naming `op`.
+pub(crate) fn bias_values(op: &'static str, b: Option<&Tensor>, c_out: usize) -> Result<Option<Vec<f32>>, KernelError> {
+    let Some(t) = b else { return Ok(None) };
+    let ba = t.as_f32().ok_or_else(|| KernelError::Unsupported {
+        op,
+        detail: format!("bias B has dtype {}, only f32 is supported", t.dtype()),
+    })?;
+    if ba.shape() != [c_out] {
+        return Err(KernelError::Invalid { op, detail: format!("bias shape {:?} must be [{c_out}]", ba.shape()) });
+    }
+    Ok(Some(ba.iter().copied().collect()))
+}
+
+/// An NC... output buffer of `planes` planes of `plane_size` elements, each plane filled with its
+/// channel's bias (`bias` cycles over the planes of each batch item), or zeros.
+pub(crate) fn output_with_bias(planes: usize, plane_size: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let mut y = vec![0f32; planes * plane_size];
+    if let Some(bias) = bias {
+        for (plane, &bv) in y.chunks_mut(plane_size.max(1)).zip(bias.iter().cycle()) {
+            plane.fill(bv);
+        }
+    }
+    y
 }
 
 /// Row-major strides of a shape.

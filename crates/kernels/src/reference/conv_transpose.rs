@@ -6,7 +6,7 @@
 //! added at output position `input * stride + offset * dilation - pad_begin` when that lies
 //! inside the output.
 
-use super::conv::{contiguous, row_major_strides};
+use super::conv::{bias_values, contiguous, output_with_bias, row_major_strides};
 use crate::KernelError;
 use lithe_ir::Tensor;
 use lithe_ir::op::{ConvTransposeAttrs, TransposeAxis};
@@ -53,16 +53,7 @@ pub fn conv_transpose(
         op: OP,
         detail: format!("{mg} x group {group} output channels overflow"),
     })?;
-    let bias = match b {
-        None => None,
-        Some(t) => {
-            let ba = f32_arg(t, "bias B")?;
-            if ba.shape() != [c_out] {
-                return invalid(format!("bias shape {:?} must be [{c_out}]", ba.shape()));
-            }
-            Some(ba.iter().copied().collect::<Vec<f32>>())
-        }
-    };
+    let bias = bias_values(OP, b, c_out)?;
 
     let cg = c_in / group;
     let in_size: usize = xs[2..].iter().product();
@@ -81,12 +72,7 @@ pub fn conv_transpose(
     let taps: Vec<Vec<Vec<Option<usize>>>> = axes.iter().map(transpose_taps).collect();
     let out_strides = row_major_strides(&out_spatial);
 
-    let mut y = vec![0f32; batch * c_out * out_size];
-    if let Some(bias) = &bias {
-        for (plane, &bv) in y.chunks_mut(out_size.max(1)).zip(bias.iter().cycle()) {
-            plane.fill(bv);
-        }
-    }
+    let mut y = output_with_bias(batch * c_out, out_size, bias.as_deref());
     let mut cols = vec![0f32; rows * in_size];
     for n in 0..batch {
         for g in 0..group {
