@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn cache() -> PathBuf {
-    std::env::var_os("LITHE_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/lithe-cache")
-    })
+    std::env::var_os("LITHE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/lithe-cache"))
 }
 
 fn check(model: &str) {

@@ -26,16 +26,8 @@ pub enum DType {
 
 impl DType {
     /// Every dtype, in declaration order.
-    pub const ALL: [DType; 8] = [
-        DType::F32,
-        DType::F16,
-        DType::I8,
-        DType::U8,
-        DType::I16,
-        DType::I32,
-        DType::I64,
-        DType::Bool,
-    ];
+    pub const ALL: [DType; 8] =
+        [DType::F32, DType::F16, DType::I8, DType::U8, DType::I16, DType::I32, DType::I64, DType::Bool];
 
     /// Size of one element in bytes.
     pub fn size_bytes(self) -> usize {

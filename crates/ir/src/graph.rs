@@ -158,10 +158,7 @@ impl Graph {
         let outputs = types
             .into_iter()
             .enumerate()
-            .map(|(i, ty)| ValueInfo {
-                name: if num_outputs == 1 { name.clone() } else { format!("{name}:{i}") },
-                ty,
-            })
+            .map(|(i, ty)| ValueInfo { name: if num_outputs == 1 { name.clone() } else { format!("{name}:{i}") }, ty })
             .collect();
         let id = self.add_node(name, op, inputs, outputs)?;
         Ok((0..num_outputs).map(|s| Outlet::new(id, s)).collect())
@@ -188,10 +185,8 @@ impl Graph {
     }
 
     fn check_outlet(&self, o: Outlet) -> Result<(), IrError> {
-        let n = self
-            .g
-            .node_weight(o.node.0)
-            .ok_or_else(|| IrError::Dangling(format!("node {} does not exist", o.node)))?;
+        let n =
+            self.g.node_weight(o.node.0).ok_or_else(|| IrError::Dangling(format!("node {} does not exist", o.node)))?;
         if o.slot >= n.outputs.len() {
             return Err(IrError::Dangling(format!(
                 "node '{}' has {} outputs, slot {} requested",
@@ -348,11 +343,8 @@ impl Graph {
                 stack.extend(self.g.neighbors_directed(n, Direction::Incoming));
             }
         }
-        let dead: Vec<_> = self
-            .g
-            .node_indices()
-            .filter(|n| !live.contains(n) && !self.inputs.contains(&NodeId(*n)))
-            .collect();
+        let dead: Vec<_> =
+            self.g.node_indices().filter(|n| !live.contains(n) && !self.inputs.contains(&NodeId(*n))).collect();
         for &n in &dead {
             self.g.remove_node(n);
         }
@@ -393,17 +385,14 @@ impl Graph {
 
     /// Find the outlet producing the value named `name`.
     pub fn find_value(&self, name: &str) -> Option<Outlet> {
-        self.node_ids().into_iter().find_map(|id| {
-            self.node(id).outputs.iter().position(|v| v.name == name).map(|s| Outlet::new(id, s))
-        })
+        self.node_ids()
+            .into_iter()
+            .find_map(|id| self.node(id).outputs.iter().position(|v| v.name == name).map(|s| Outlet::new(id, s)))
     }
 
     /// Change the declared type of graph input `index` (for example to bind symbolic dims).
     pub fn set_input_type(&mut self, index: usize, ty: TypeInfo) -> Result<(), IrError> {
-        let id = *self
-            .inputs
-            .get(index)
-            .ok_or_else(|| IrError::UnknownName(format!("graph input #{index}")))?;
+        let id = *self.inputs.get(index).ok_or_else(|| IrError::UnknownName(format!("graph input #{index}")))?;
         self.g[id.0].outputs[0].ty = ty;
         Ok(())
     }

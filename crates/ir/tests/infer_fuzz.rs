@@ -59,6 +59,7 @@ fn conv_attrs(r: &mut Rng) -> ConvAttrs {
         pads: r.sizes(6),
         auto_pad: r.pick(&[AutoPad::NotSet, AutoPad::Valid, AutoPad::SameUpper, AutoPad::SameLower]),
         group: r.pick(&[0, 1, 1, 2, 3, usize::MAX]),
+        epilogue: Default::default(),
     }
 }
 

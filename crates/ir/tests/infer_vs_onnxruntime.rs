@@ -36,6 +36,7 @@ fn matches_onnxruntime() {
             pads: nums(kv.get("pads").copied().unwrap_or("")),
             auto_pad: auto_pad(kv["auto_pad"]),
             group: kv["group"].parse().unwrap(),
+            epilogue: Default::default(),
             kernel_shape: None,
         };
         let pool = || PoolAttrs {

@@ -97,6 +97,7 @@ fn build_op(k: usize, p: &Params) -> Op {
         pads: u(3),
         auto_pad,
         group: i(1).unsigned_abs() as usize,
+        epilogue: Default::default(),
     };
     let pool = PoolAttrs { kernel_shape: u(0), strides: u(1), dilations: u(2), pads: u(3), auto_pad, ceil_mode: b(1) };
     let reduce = ReduceAttrs { keepdims: b(2), noop_with_empty_axes: b(3) };

@@ -27,6 +27,7 @@ fn attrs(strides: &[usize], dilations: &[usize], pads: &[usize], group: usize) -
         pads: pads.to_vec(),
         auto_pad: AutoPad::NotSet,
         group,
+        epilogue: Default::default(),
     }
 }
 
@@ -387,6 +388,7 @@ proptest! {
             pads,
             auto_pad: AutoPad::NotSet,
             group,
+            epilogue: Default::default(),
         };
         let y = conv(&a, &x, &w, if bias { Some(&b) } else { None }).unwrap();
         let want = naive_conv(x.as_f32().unwrap(), w.as_f32().unwrap(), &bv, &axes, group);
@@ -421,6 +423,7 @@ proptest! {
                 pads,
                 auto_pad: AutoPad::NotSet,
                 group,
+                epilogue: Default::default(),
             },
             output_padding: opad.clone(),
             output_shape: None,

@@ -35,6 +35,7 @@ fn conv_attrs() -> impl Strategy<Value = ConvAttrs> {
             pads,
             auto_pad,
             group,
+            epilogue: Default::default(),
         },
     )
 }

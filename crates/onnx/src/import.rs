@@ -6,7 +6,7 @@ use crate::proto::{GraphProto, ModelProto, NodeProto};
 use crate::registry::Registry;
 use crate::tensor_data::tensor_from_proto;
 use crate::types::{MAX_DIM, checked_count, type_info};
-use crate::{ImportOptions, OnnxError, UnsupportedOp, fold};
+use crate::{ImportOptions, OnnxError, UnsupportedOp};
 use lithe_ir::{Dim, Graph, Shape, TypeInfo};
 use prost::Message;
 use std::cmp::Reverse;
@@ -324,7 +324,7 @@ pub(crate) fn import_model(bytes: &[u8], base_dir: Option<&Path>, opts: &ImportO
     graph.set_outputs(outputs);
     graph.infer_shapes()?;
     if opts.fold_constants {
-        let n = fold::fold_constants(&mut graph)?;
+        let n = lithe_passes::fold::fold_constants(&mut graph)?;
         tracing::debug!(folded = n, "constant folding done");
     }
     let removed = graph.remove_unused();

@@ -16,7 +16,6 @@
 mod attrs;
 mod context;
 mod error;
-mod fold;
 mod import;
 mod ops;
 mod registry;

@@ -78,10 +78,8 @@ fn unsupported_input_types_and_dims() {
     let e = m.load().unwrap_err().to_string();
     assert!(e.contains("graph input 'x'") && e.contains("DOUBLE"), "{e}");
     // A negative dim (Paddle2ONNX writes -1) and each "?" are independent unknown sizes.
-    let m = Model::new(13)
-        .input("x", &[D::V(-1), D::P("?"), D::P("?")])
-        .node("Relu", &["x"], &["y"], vec![])
-        .output("y");
+    let m =
+        Model::new(13).input("x", &[D::V(-1), D::P("?"), D::P("?")]).node("Relu", &["x"], &["y"], vec![]).output("y");
     let g = m.load().unwrap();
     let x = g.value(lithe_ir::Outlet::new(g.inputs()[0], 0));
     assert_eq!(x.ty.shape.as_ref().unwrap().dims(), &[Dim::Unknown, Dim::Unknown, Dim::Unknown]);

@@ -34,7 +34,8 @@ fn conv_defaults_and_attributes() {
             dilations: vec![],
             pads: vec![],
             auto_pad: AutoPad::NotSet,
-            group: 2
+            group: 2,
+            epilogue: Default::default()
         })
     );
     assert_eq!(out_shape(&g), Shape::known(&[1, 4, 6, 6]));

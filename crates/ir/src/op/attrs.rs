@@ -31,6 +31,9 @@ pub struct ConvAttrs {
     pub auto_pad: AutoPad,
     /// Number of groups (`C_in` for depthwise).
     pub group: usize,
+    /// Work fused after the accumulation (set by `lithe-passes`; ONNX imports leave it empty).
+    /// Always empty for ConvTranspose.
+    pub epilogue: Epilogue,
 }
 
 impl Default for ConvAttrs {
@@ -42,8 +45,107 @@ impl Default for ConvAttrs {
             pads: Vec::new(),
             auto_pad: AutoPad::NotSet,
             group: 1,
+            epilogue: Epilogue::default(),
         }
     }
+}
+
+/// An activation applied to each output element of a conv or fully connected op, while the
+/// value is still in registers.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Activation {
+    /// No activation.
+    #[default]
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, min), max)` (ReLU6 is `Clip { min: 0, max: 6 }`).
+    Clip {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// `x` if `x >= 0` else `alpha * x`.
+    LeakyRelu {
+        /// Slope for negative inputs.
+        alpha: f32,
+    },
+    /// `x` if `x >= 0` else `slope * x`, the slope tensor being an extra input of the op.
+    PRelu,
+    /// `x * max(0, min(1, x / 6 + 1 / 2))`.
+    HardSwish,
+    /// `max(0, min(1, alpha * x + beta))`.
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+}
+
+impl Activation {
+    /// The name of the activation's own op (`Relu`, `Clip`, ...), or `None`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::None => "None",
+            Activation::Relu => "Relu",
+            Activation::Clip { .. } => "Clip",
+            Activation::LeakyRelu { .. } => "LeakyRelu",
+            Activation::PRelu => "PRelu",
+            Activation::HardSwish => "HardSwish",
+            Activation::HardSigmoid { .. } => "HardSigmoid",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::Tanh => "Tanh",
+        }
+    }
+
+    /// True for [`Activation::None`].
+    pub fn is_none(&self) -> bool {
+        matches!(self, Activation::None)
+    }
+
+    /// FLOPs per element, as the standalone op counts them (see [`flops`](super::flops)).
+    pub fn flops_per_element(&self) -> u64 {
+        match self {
+            Activation::None => 0,
+            Activation::Relu | Activation::Clip { .. } | Activation::LeakyRelu { .. } | Activation::PRelu => 1,
+            Activation::Tanh => 1,
+            Activation::HardSigmoid { .. } => 3,
+            Activation::HardSwish | Activation::Sigmoid => 4,
+        }
+    }
+}
+
+/// What a conv does after accumulating: `y = activation(conv(x) + bias + residual)`.
+///
+/// Input slots of a [`Op::Conv`](super::Op::Conv): 0 `X`, 1 `W`, 2 `B?`, 3 the residual
+/// (present exactly when `residual`, same shape as the output), 4 the PReLU slope (present
+/// exactly when the activation is [`Activation::PRelu`], broadcast to the output).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Epilogue {
+    /// Add the tensor at input slot 3 (same shape as the output) before the activation.
+    pub residual: bool,
+    /// The activation applied last.
+    pub activation: Activation,
+}
+
+impl Epilogue {
+    /// True when nothing is fused.
+    pub fn is_empty(&self) -> bool {
+        !self.residual && self.activation.is_none()
+    }
+}
+
+/// Attributes of [`Op::FullyConnected`](super::Op::FullyConnected).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct FcAttrs {
+    /// The activation applied after the bias.
+    pub activation: Activation,
 }
 
 /// Attributes of [`Op::ConvTranspose`](super::Op::ConvTranspose).

@@ -4,7 +4,8 @@
 //! - Multiply-accumulate ops count 2 FLOPs per multiply-add:
 //!   Conv `2 * out_elems * (C_in / group) * prod(kernel)`, ConvTranspose
 //!   `2 * in_elems * (C_out / group) * prod(kernel)`, Gemm `2 * M * N * K`, MatMul
-//!   `2 * out_elems * K`. A bias (or Gemm's C) adds 1 per output element.
+//!   `2 * out_elems * K`, FullyConnected `2 * out_elems * K`. A bias (or Gemm's C) adds 1 per
+//!   output element; a fused residual adds 1 and a fused activation its own count per element.
 //! - Elementwise ops and activations count 1 per output element (Add, Sub, Mul, Div, Pow,
 //!   Sqrt, Relu, LeakyRelu, PRelu, Clip, Tanh, Erf, Exp, Log, Neg, Abs, Equal, Where), except
 //!   compound activations: HardSigmoid 3 (mul, add, clamp), Sigmoid 4 (neg, exp, add, div),
@@ -73,12 +74,21 @@ pub fn flops(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[&TypeInfo]) -> Op
         | Op::Expand
         | Op::ConstantOfShape { .. }
         | Op::Range => Some(0),
-        Op::Conv(_) => {
+        Op::Conv(c) => {
             let w = dims(input(1)?)?;
             let macs_per_out = product(w.get(1..)?);
             let out = out_elems()?;
             let bias = if input(2).is_some() { out } else { 0 };
-            Some(mad(2, out.saturating_mul(macs_per_out), bias))
+            let fused = out.saturating_mul(u64::from(c.epilogue.residual) + c.epilogue.activation.flops_per_element());
+            Some(mad(2, out.saturating_mul(macs_per_out), bias).saturating_add(fused))
+        }
+        Op::FullyConnected(f) => {
+            let w = dims(input(1)?)?;
+            let k = *w.first()?;
+            let out = out_elems()?;
+            let bias = if input(2).is_some() { out } else { 0 };
+            let act = out.saturating_mul(f.activation.flops_per_element());
+            Some(mad(2, out.saturating_mul(k), bias).saturating_add(act))
         }
         Op::ConvTranspose(_) => {
             let w = dims(input(1)?)?;

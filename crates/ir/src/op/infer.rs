@@ -95,6 +95,7 @@ fn rule(op: &Op, a: &Args, num_outputs: usize) -> Result<Vec<TypeInfo>, IrError>
         Op::BatchNormalization { .. } => linalg::batch_norm(a)?,
         Op::Gemm(g) => linalg::gemm(a, g)?,
         Op::MatMul => linalg::matmul(a)?,
+        Op::FullyConnected(f) => linalg::fully_connected(a, f)?,
         Op::Relu
         | Op::LeakyRelu { .. }
         | Op::Sigmoid
@@ -154,11 +155,11 @@ fn max_inputs(op: &Op) -> usize {
     match op {
         Op::Input | Op::Const(_) => 0,
         Op::Concat { .. } | Op::Min | Op::Max => usize::MAX,
-        Op::BatchNormalization { .. } => 5,
+        Op::BatchNormalization { .. } | Op::Conv(_) => 5,
+        Op::FullyConnected(_) => 4,
         Op::Slice => 5,
         Op::Pad { .. } | Op::Resize(_) => 4,
-        Op::Conv(_)
-        | Op::ConvTranspose(_)
+        Op::ConvTranspose(_)
         | Op::Clip
         | Op::Gemm(_)
         | Op::Dropout

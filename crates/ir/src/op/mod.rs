@@ -27,7 +27,8 @@ pub enum Op {
     Input,
     /// A constant (initializer); no inputs, one output.
     Const(Tensor),
-    /// Convolution. Inputs: X, W, B?.
+    /// Convolution. Inputs: X, W, B?, then the fused residual and PReLU slope slots of
+    /// [`Epilogue`] when the epilogue uses them.
     Conv(ConvAttrs),
     /// Transposed convolution. Inputs: X, W (layout `C_in x C_out/group x k...`), B?.
     ConvTranspose(ConvTransposeAttrs),
@@ -66,6 +67,10 @@ pub enum Op {
     Gemm(GemmAttrs),
     /// Numpy-style matrix product with batch broadcasting. Inputs: A, B.
     MatMul,
+    /// Fully connected layer `activation(X · W + B)` made by `lithe-passes` from MatMul/Gemm
+    /// with a constant weight. Inputs: X (`... x K`), W (`K x N`), B? (`N`), then the PReLU
+    /// slope (slot 3) when the activation is [`Activation::PRelu`]. Output `... x N`.
+    FullyConnected(FcAttrs),
     /// Elementwise a + b with numpy broadcasting.
     Add,
     /// Elementwise a - b with numpy broadcasting.
@@ -211,6 +216,7 @@ impl Op {
             Op::Softmax(_) => "Softmax",
             Op::Gemm(_) => "Gemm",
             Op::MatMul => "MatMul",
+            Op::FullyConnected(_) => "FullyConnected",
             Op::Add => "Add",
             Op::Sub => "Sub",
             Op::Mul => "Mul",
@@ -259,14 +265,63 @@ impl Op {
     /// Names of every operator type the IR has (excluding `Input` and `Const`), sorted.
     pub fn all_names() -> Vec<&'static str> {
         let mut v = vec![
-            "Conv", "ConvTranspose", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "PRelu",
-            "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softmax", "Gemm", "MatMul", "Add",
-            "Sub", "Mul", "Div", "Pow", "Sqrt", "MaxPool", "AveragePool", "GlobalAveragePool",
-            "GlobalMaxPool", "Concat", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
-            "Pad", "Resize", "Slice", "Split", "Gather", "Shape", "Identity", "Dropout",
-            "ReduceMean", "ReduceSum", "ReduceMax", "ArgMax", "Cast", "LayerNormalization",
-            "ConstantOfShape", "Expand", "Range", "Where", "Equal", "Erf", "Exp", "Log", "Neg",
-            "Abs", "Min", "Max",
+            "Conv",
+            "ConvTranspose",
+            "BatchNormalization",
+            "Relu",
+            "Clip",
+            "LeakyRelu",
+            "PRelu",
+            "Sigmoid",
+            "HardSigmoid",
+            "HardSwish",
+            "Tanh",
+            "Softmax",
+            "Gemm",
+            "MatMul",
+            "FullyConnected",
+            "Add",
+            "Sub",
+            "Mul",
+            "Div",
+            "Pow",
+            "Sqrt",
+            "MaxPool",
+            "AveragePool",
+            "GlobalAveragePool",
+            "GlobalMaxPool",
+            "Concat",
+            "Reshape",
+            "Flatten",
+            "Transpose",
+            "Squeeze",
+            "Unsqueeze",
+            "Pad",
+            "Resize",
+            "Slice",
+            "Split",
+            "Gather",
+            "Shape",
+            "Identity",
+            "Dropout",
+            "ReduceMean",
+            "ReduceSum",
+            "ReduceMax",
+            "ArgMax",
+            "Cast",
+            "LayerNormalization",
+            "ConstantOfShape",
+            "Expand",
+            "Range",
+            "Where",
+            "Equal",
+            "Erf",
+            "Exp",
+            "Log",
+            "Neg",
+            "Abs",
+            "Min",
+            "Max",
         ];
         v.sort_unstable();
         v
@@ -291,4 +346,3 @@ impl Op {
         )
     }
 }
-

@@ -23,6 +23,9 @@ pub fn conv_transpose(
     w: &Tensor,
     b: Option<&Tensor>,
 ) -> Result<Tensor, KernelError> {
+    if !a.conv.epilogue.is_empty() {
+        return invalid("fused epilogues are not supported".to_string());
+    }
     let xa = f32_arg(x, "input X")?;
     let wa = f32_arg(w, "weight W")?;
     let (xs, ws) = (xa.shape(), wa.shape());

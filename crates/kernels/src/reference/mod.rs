@@ -15,6 +15,7 @@ pub mod compare;
 pub mod concat;
 pub mod conv;
 pub mod conv_transpose;
+pub mod epilogue;
 pub mod erf;
 pub mod expand;
 pub mod gather;
@@ -141,8 +142,13 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], num_outputs: usize) -> Result<V
             one(t.clone())
         }
         Op::Conv(attrs) => {
-            a.at_most(3)?;
-            one(conv::conv(attrs, a.req(0, "X")?, a.req(1, "W")?, a.opt(2))?)
+            a.at_most(5)?;
+            let y = conv::conv(attrs, a.req(0, "X")?, a.req(1, "W")?, a.opt(2))?;
+            one(epilogue::apply_epilogue(&attrs.epilogue, y, a.opt(3), a.opt(4))?)
+        }
+        Op::FullyConnected(attrs) => {
+            a.at_most(4)?;
+            one(epilogue::fully_connected(attrs, a.req(0, "X")?, a.req(1, "W")?, a.opt(2), a.opt(3))?)
         }
         Op::ConvTranspose(attrs) => {
             a.at_most(3)?;

@@ -51,6 +51,7 @@ fn conv_attrs(ctx: &NodeCtx<'_>) -> Result<ConvAttrs, OnnxError> {
         pads,
         auto_pad,
         group,
+        epilogue: Default::default(),
     })
 }
 

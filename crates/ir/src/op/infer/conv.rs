@@ -201,7 +201,44 @@ pub(super) fn conv(a: &Args, c: &ConvAttrs) -> Result<Vec<TypeInfo>, IrError> {
         let k = kernel.get(i).copied().flatten();
         dims.push(window_axis(a.op, &dim_at(xs, 2 + i), k, *p, c.auto_pad, false).map_err(|e| context(e, &ctx))?);
     }
-    Ok(one(dtype, Some(Shape(dims))))
+    let out = Shape(dims);
+    check_epilogue(a, &c.epilogue, dtype, &out)?;
+    Ok(one(dtype, Some(out)))
+}
+
+/// The fused inputs of a conv epilogue: the residual (slot 3) must be present exactly when
+/// fused and match the output; the PReLU slope (slot 4) exactly when the activation is PReLU.
+fn check_epilogue(a: &Args, e: &crate::op::Epilogue, dtype: DType, out: &Shape) -> Result<(), IrError> {
+    match (e.residual, a.opt(3)) {
+        (true, None) => return Err(IrError::Shape(format!("{}: a fused residual needs input 3", a.op))),
+        (false, Some(_)) => return Err(IrError::Shape(format!("{}: input 3 is set but no residual is fused", a.op))),
+        (true, Some(r)) => {
+            if r.info.dtype != dtype {
+                return Err(IrError::Shape(format!("{}: residual is {}, expected {dtype}", a.op, r.info.dtype)));
+            }
+            if let Some(rs) = &r.info.shape {
+                let same = rs.rank() == out.rank() && rs.0.iter().zip(&out.0).all(|(x, y)| merge_dim(x, y).is_ok());
+                if !same {
+                    return Err(IrError::Shape(format!("{}: residual {rs} must have the output shape {out}", a.op)));
+                }
+            }
+        }
+        (false, None) => {}
+    }
+    check_slope(a, 4, &e.activation, dtype)
+}
+
+/// The PReLU slope input at `slot`: present exactly when the activation is PReLU.
+pub(super) fn check_slope(a: &Args, slot: usize, act: &crate::op::Activation, dtype: DType) -> Result<(), IrError> {
+    let prelu = matches!(act, crate::op::Activation::PRelu);
+    match (prelu, a.opt(slot)) {
+        (true, None) => Err(IrError::Shape(format!("{}: a fused PRelu needs its slope at input {slot}", a.op))),
+        (false, Some(_)) => Err(IrError::Shape(format!("{}: input {slot} is set but no PRelu is fused", a.op))),
+        (true, Some(s)) if s.info.dtype != dtype => {
+            Err(IrError::Shape(format!("{}: PRelu slope is {}, expected {dtype}", a.op, s.info.dtype)))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// ConvTranspose: X `[N, C, s...]`, W `[C, M/group, k...]`, B? `[M]` -> `[N, M, o...]`.
@@ -214,6 +251,9 @@ pub(super) fn conv_transpose(a: &Args, t: &ConvTransposeAttrs) -> Result<Vec<Typ
         same_dtype(a.op, "X", &x, "B", b)?;
     }
     let c = &t.conv;
+    if !c.epilogue.is_empty() {
+        return Err(IrError::Attribute("ConvTranspose: fused epilogues are not supported".into()));
+    }
     let dtype = x.info.dtype;
     let (xs, ws) = (x.info.shape.as_ref(), w.info.shape.as_ref());
     let ctx = format!("X {}, W {}", show(xs), show(ws));
@@ -309,6 +349,7 @@ fn transpose_axis(
             pads: vec![p.pad_begin, p.pad_end],
             auto_pad,
             group: 1,
+            epilogue: Default::default(),
         },
         output_padding: vec![opad],
         output_shape: target.map(|t| vec![t]),

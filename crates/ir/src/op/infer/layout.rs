@@ -159,11 +159,10 @@ pub(super) fn transpose(a: &Args, perm: Option<&[usize]>) -> Result<Vec<TypeInfo
         (None, Some(p)) => p.len(),
         (None, None) => return Ok(one(x.info.dtype, None)),
     };
-    let perm = crate::op::resolve_perm(perm, rank)
-        .map_err(|e| match e {
-            IrError::Attribute(m) => IrError::Attribute(format!("Transpose: {m} of {}", show(xs))),
-            e => e,
-        })?;
+    let perm = crate::op::resolve_perm(perm, rank).map_err(|e| match e {
+        IrError::Attribute(m) => IrError::Attribute(format!("Transpose: {m} of {}", show(xs))),
+        e => e,
+    })?;
     let dims = perm.iter().map(|&p| dim_at(xs, p)).collect();
     Ok(one(x.info.dtype, Some(Shape(dims))))
 }

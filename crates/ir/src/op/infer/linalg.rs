@@ -124,3 +124,42 @@ pub(super) fn matmul(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
     }
     Ok(one(dtype, Some(Shape(dims))))
 }
+
+/// FullyConnected: X `[..., K]`, W `[K, N]`, B? `[N]` -> `[..., N]`.
+pub(super) fn fully_connected(a: &Args, f: &crate::op::FcAttrs) -> Result<Vec<TypeInfo>, IrError> {
+    let x = a.req(0, "X")?;
+    let w = a.req(1, "W")?;
+    same_dtype(a.op, "X", &x, "W", &w)?;
+    let dtype = x.info.dtype;
+    if let Some(b) = a.opt(2) {
+        same_dtype(a.op, "X", &x, "B", &b)?;
+        if let Some(bs) = &b.info.shape {
+            let n = dim_at(w.info.shape.as_ref(), 1);
+            if bs.rank() != 1 || merge_dim(&bs.0[0], &n).is_err() {
+                return Err(IrError::Shape(format!("FullyConnected: bias {bs} must be [{n}]")));
+            }
+        }
+    }
+    super::conv::check_slope(a, 3, &f.activation, dtype)?;
+    let ws = w.info.shape.as_ref();
+    if let Some(s) = ws {
+        if s.rank() != 2 {
+            return Err(IrError::Shape(format!("FullyConnected: W {s} must be 2-D")));
+        }
+    }
+    let Some(xs) = x.info.shape.as_ref() else { return Ok(one(dtype, None)) };
+    if xs.rank() == 0 {
+        return Err(IrError::Shape("FullyConnected: X must have rank >= 1".into()));
+    }
+    let k = &xs.0[xs.rank() - 1];
+    if merge_dim(k, &dim_at(ws, 0)).is_err() {
+        return Err(IrError::Shape(format!(
+            "FullyConnected: X {xs} has K={k}, W {} has K={}",
+            show(ws),
+            dim_at(ws, 0)
+        )));
+    }
+    let mut dims = xs.0[..xs.rank() - 1].to_vec();
+    dims.push(dim_at(ws, 1));
+    Ok(one(dtype, Some(Shape(dims))))
+}

@@ -2,15 +2,15 @@
 //! is known, are evaluated with the reference kernels and replaced by constants, repeating
 //! shape inference until nothing more folds.
 
-use crate::OnnxError;
-use lithe_ir::{Dim, Graph, NodeId, Op, Outlet, Tensor, TypeInfo};
+use crate::{Pass, PassError};
+use lithe_ir::{Dim, Graph, IrError, NodeId, Op, Outlet, Tensor, TypeInfo};
 use lithe_kernels::reference;
 
 /// Results larger than this many elements (all outputs of a node together) are not folded.
 const MAX_FOLD_ELEMENTS: usize = 1 << 24;
 
 /// Fold to a fixed point; returns how many nodes were replaced by constants.
-pub(crate) fn fold_constants(g: &mut Graph) -> Result<usize, OnnxError> {
+pub fn fold_constants(g: &mut Graph) -> Result<usize, IrError> {
     let mut total = 0;
     loop {
         g.infer_shapes()?;
@@ -22,7 +22,23 @@ pub(crate) fn fold_constants(g: &mut Graph) -> Result<usize, OnnxError> {
     }
 }
 
-fn fold_pass(g: &mut Graph) -> Result<usize, OnnxError> {
+/// The `fold_constants` pass: [`fold_constants`] inside the pass manager.
+#[derive(Debug, Default)]
+pub struct FoldConstants;
+
+impl Pass for FoldConstants {
+    fn name(&self) -> &'static str {
+        "fold_constants"
+    }
+    fn description(&self) -> &'static str {
+        "evaluate nodes whose inputs are all constant (and Shape of known shapes) into constants"
+    }
+    fn run(&self, graph: &mut Graph) -> Result<usize, PassError> {
+        fold_constants(graph).map_err(|e| PassError::graph(self.name(), e))
+    }
+}
+
+fn fold_pass(g: &mut Graph) -> Result<usize, IrError> {
     let mut folded = 0;
     for id in g.topo_order()? {
         match g.get_node(id) {
@@ -122,7 +138,7 @@ fn evaluate(g: &Graph, id: NodeId) -> Option<Vec<Tensor>> {
 }
 
 /// Replace node `id` by one constant per output, keeping the value names.
-fn replace_with_consts(g: &mut Graph, id: NodeId, values: Vec<Tensor>) -> Result<(), OnnxError> {
+fn replace_with_consts(g: &mut Graph, id: NodeId, values: Vec<Tensor>) -> Result<(), IrError> {
     let names: Vec<String> = g.node(id).outputs.iter().map(|v| v.name.clone()).collect();
     let mut consts = Vec::with_capacity(values.len());
     for (name, t) in names.iter().zip(values) {
