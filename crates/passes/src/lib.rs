@@ -8,12 +8,35 @@ mod error;
 mod manager;
 pub mod util;
 
+pub mod activation;
+pub mod batch_norm;
+pub mod cancel_pairs;
+pub mod dead_code;
 pub mod fold;
+pub mod fold_pad;
+pub mod fully_connected;
+pub mod hard_swish;
+pub mod identity;
+pub mod reshape_chain;
+pub mod residual;
 
 pub use error::PassError;
-pub use manager::{Pass, PassManager, PassReport, PassStat};
+pub use manager::{Pass, PassManager, PassReport, PassStat, op_histogram};
 
 /// Every pass, in pipeline order.
 pub(crate) fn all_passes() -> Vec<Box<dyn Pass>> {
-    vec![Box::new(fold::FoldConstants)]
+    vec![
+        Box::new(fold::FoldConstants),
+        Box::new(identity::RemoveIdentity),
+        Box::new(reshape_chain::CanonicalizeShapes),
+        Box::new(cancel_pairs::CancelTransposeReshape),
+        Box::new(fold_pad::FoldPad),
+        Box::new(batch_norm::FoldBatchNorm),
+        Box::new(batch_norm::BatchNormToAffine),
+        Box::new(hard_swish::FuseHardSwish),
+        Box::new(fully_connected::MatMulToFc),
+        Box::new(residual::FuseConvResidual),
+        Box::new(activation::FuseActivation),
+        Box::new(dead_code::DeadCode),
+    ]
 }
