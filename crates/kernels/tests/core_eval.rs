@@ -1,8 +1,8 @@
 //! The `eval` dispatcher: input/output conventions, and a fuzz test that no operator panics.
 
 use lithe_ir::op::{
-    ArgAttrs, AutoPad, AvgPoolAttrs, ConvAttrs, ConvTransposeAttrs, CoordTransform, GemmAttrs, NearestMode, PadMode,
-    PoolAttrs, ReduceAttrs, ResizeAttrs, ResizeMode, SoftmaxAttrs,
+    Activation, ArgAttrs, AutoPad, AvgPoolAttrs, ConvAttrs, ConvTransposeAttrs, CoordTransform, Epilogue, FcAttrs,
+    GemmAttrs, NearestMode, PadMode, PoolAttrs, ReduceAttrs, ResizeAttrs, ResizeMode, SoftmaxAttrs,
 };
 use lithe_ir::{DType, Op, QuantParams, Tensor};
 use lithe_kernels::KernelError;
@@ -81,7 +81,7 @@ struct Params {
 }
 
 /// Number of operator kinds [`build_op`] knows (`Input`, `Const` and every IR operator).
-const NUM_OPS: usize = 58;
+const NUM_OPS: usize = 59;
 
 fn build_op(k: usize, p: &Params) -> Op {
     let i = |n: usize| p.ints[n];
@@ -99,12 +99,23 @@ fn build_op(k: usize, p: &Params) -> Op {
         group: i(1).unsigned_abs() as usize,
         epilogue: Default::default(),
     };
+    let activation = [
+        Activation::None,
+        Activation::Relu,
+        Activation::Clip { min: f(0), max: f(1) },
+        Activation::LeakyRelu { alpha: f(0) },
+        Activation::PRelu,
+        Activation::HardSwish,
+        Activation::HardSigmoid { alpha: f(0), beta: f(1) },
+        Activation::Sigmoid,
+        Activation::Tanh,
+    ][pick(5, 9)];
     let pool = PoolAttrs { kernel_shape: u(0), strides: u(1), dilations: u(2), pads: u(3), auto_pad, ceil_mode: b(1) };
     let reduce = ReduceAttrs { keepdims: b(2), noop_with_empty_axes: b(3) };
     match k {
         0 => Op::Input,
         1 => Op::Const(p.tensor.clone()),
-        2 => Op::Conv(conv),
+        2 => Op::Conv(ConvAttrs { epilogue: Epilogue { residual: b(4), activation }, ..conv.clone() }),
         3 => Op::ConvTranspose(ConvTransposeAttrs {
             conv,
             output_padding: u(4),
@@ -182,6 +193,7 @@ fn build_op(k: usize, p: &Params) -> Op {
         54 => Op::Neg,
         55 => Op::Abs,
         56 => Op::Min,
+        57 => Op::FullyConnected(FcAttrs { activation }),
         _ => Op::Max,
     }
 }
