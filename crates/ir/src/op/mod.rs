@@ -327,6 +327,11 @@ impl Op {
         v
     }
 
+    /// Operator types that only graph passes produce (no ONNX operator imports to them).
+    pub fn pass_only_names() -> &'static [&'static str] {
+        &["FullyConnected"]
+    }
+
     /// True for ops whose only output equals a function of each input element alone.
     pub fn is_unary_elementwise(&self) -> bool {
         matches!(
