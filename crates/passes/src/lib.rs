@@ -4,6 +4,7 @@
 //! unchanged; `tests/` check that on random graphs and on every golden model.
 #![warn(missing_docs)]
 
+pub mod check;
 mod error;
 mod manager;
 pub mod util;
@@ -33,6 +34,7 @@ pub(crate) fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(fold_pad::FoldPad),
         Box::new(batch_norm::FoldBatchNorm),
         Box::new(batch_norm::BatchNormToAffine),
+        Box::new(batch_norm::FoldConvAffine),
         Box::new(hard_swish::FuseHardSwish),
         Box::new(fully_connected::MatMulToFc),
         Box::new(residual::FuseConvResidual),
