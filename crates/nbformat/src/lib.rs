@@ -1,10 +1,35 @@
 //! The `.nb` file: one optimized model (structure and weights) in one file.
 //!
+//! A fixed little-endian header and section table, a program section (the graph as a
+//! protobuf `Program` from `proto/lithe_nb.proto`) and a weights section holding every
+//! tensor at a 64-byte aligned file offset, each section with a CRC-32. The reader treats
+//! its input as hostile: every count and length is checked against the bytes present before
+//! anything is allocated, references are checked, and the rebuilt graph is validated.
+//!
 //! Layout and compatibility rules: `docs/nb-format.md`.
 #![warn(missing_docs)]
 
+mod error;
+pub mod header;
+mod op_decode;
+mod op_encode;
+mod program;
+mod tensor_map;
+
+/// The protobuf messages of the program section (generated from `proto/lithe_nb.proto`).
+#[allow(missing_docs, clippy::all)]
+pub mod pb {
+    include!(concat!(env!("OUT_DIR"), "/lithe_nb.v1.rs"));
+}
+
+pub use error::NbError;
+pub use header::{FileInfo, SectionEntry, SectionKind};
+
+use header::{FORMAT_MINOR, SectionKind as Kind};
 use lithe_ir::Graph;
+use prost::Message;
 use std::path::Path;
+use tensor_map::{WeightsView, WeightsWriter, weights_base};
 
 /// What a `.nb` file says about how it was made.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -19,35 +44,142 @@ pub struct ModelMeta {
     pub valid_targets: Vec<String>,
 }
 
-/// Errors reading or writing a `.nb` file.
-#[derive(Debug, thiserror::Error)]
-pub enum NbError {
-    /// Placeholder until the reader lands.
-    #[error("not implemented")]
-    Todo,
-}
-
 /// Encode a graph and its metadata as `.nb` bytes.
-pub fn write(_graph: &Graph, _meta: &ModelMeta) -> Result<Vec<u8>, NbError> {
-    Err(NbError::Todo)
+///
+/// Layout: header, section table (weights then program), zero padding to 64 bytes, the
+/// weights section, then the program section.
+pub fn write(graph: &Graph, meta: &ModelMeta) -> Result<Vec<u8>, NbError> {
+    let table_end = header::table_end(2);
+    let base = weights_base(table_end);
+    let mut weights = WeightsWriter::new(base);
+    let program = program::encode(graph, meta, &mut weights)?.encode_to_vec();
+    let weights = weights.into_bytes();
+    let program_at = base + weights.len() as u64;
+    let sections = [
+        SectionEntry {
+            kind: Kind::Weights,
+            crc32: crc32fast::hash(&weights),
+            offset: base,
+            length: weights.len() as u64,
+        },
+        SectionEntry {
+            kind: Kind::Program,
+            crc32: crc32fast::hash(&program),
+            offset: program_at,
+            length: program.len() as u64,
+        },
+    ];
+    let mut out = header::encode(0, &sections)?;
+    out.reserve(base as usize - out.len() + weights.len() + program.len());
+    out.resize(base as usize, 0);
+    out.extend_from_slice(&weights);
+    out.extend_from_slice(&program);
+    tracing::debug!(
+        graph = %graph.name,
+        nodes = graph.len(),
+        weights = weights.len(),
+        program = program.len(),
+        total = out.len(),
+        "encoded .nb"
+    );
+    Ok(out)
 }
 
-/// Decode `.nb` bytes.
-pub fn read(_bytes: &[u8]) -> Result<(Graph, ModelMeta), NbError> {
-    Err(NbError::Todo)
+/// Parse and check the header and section table (not the sections' contents or CRCs).
+pub fn inspect(bytes: &[u8]) -> Result<FileInfo, NbError> {
+    header::parse(bytes)
 }
 
-/// Read a `.nb` file (memory-mapped).
-pub fn read_file(_path: &Path) -> Result<(Graph, ModelMeta), NbError> {
-    Err(NbError::Todo)
+/// The bytes of a section (bounds were checked by [`header::parse`]).
+fn section_bytes<'a>(bytes: &'a [u8], s: &SectionEntry) -> Result<&'a [u8], NbError> {
+    usize::try_from(s.offset)
+        .ok()
+        .zip(usize::try_from(s.end()).ok())
+        .and_then(|(a, b)| bytes.get(a..b))
+        .ok_or_else(|| NbError::Truncated { what: s.kind.describe(), needed: s.end(), available: bytes.len() as u64 })
 }
 
-/// Write a `.nb` file.
-pub fn write_file(_path: &Path, _graph: &Graph, _meta: &ModelMeta) -> Result<(), NbError> {
-    Err(NbError::Todo)
+/// The single section of a kind, if present; two of the same kind are an error.
+fn unique(info: &FileInfo, kind: Kind) -> Result<Option<&SectionEntry>, NbError> {
+    let mut found = info.sections.iter().filter(|s| s.kind == kind);
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(NbError::SectionTable(format!("more than one {}", kind.describe())));
+    }
+    Ok(first)
+}
+
+/// Decode `.nb` bytes: check the header, every section's CRC, decode the program, read the
+/// tensors, rebuild the graph and validate it.
+pub fn read(bytes: &[u8]) -> Result<(Graph, ModelMeta), NbError> {
+    let info = header::parse(bytes)?;
+    for s in &info.sections {
+        let computed = crc32fast::hash(section_bytes(bytes, s)?);
+        if computed != s.crc32 {
+            return Err(NbError::Checksum { section: s.kind.describe(), stored: s.crc32, computed });
+        }
+        if let Kind::Unknown(code) = s.kind {
+            tracing::debug!(kind = code, length = s.length, "ignoring a section of unknown kind");
+        }
+    }
+    if info.format_minor > FORMAT_MINOR {
+        tracing::debug!(
+            minor = info.format_minor,
+            "file has a newer minor format version; reading what this version knows"
+        );
+    }
+    let program = unique(&info, Kind::Program)?.ok_or(NbError::MissingSection("program"))?;
+    let weights = unique(&info, Kind::Weights)?;
+    if let Some(w) = weights
+        && w.offset % header::ALIGN != 0
+    {
+        return Err(NbError::SectionTable(format!(
+            "weights section starts at {}, not a multiple of {}",
+            w.offset,
+            header::ALIGN
+        )));
+    }
+    let program = pb::Program::decode(section_bytes(bytes, program)?)?;
+    let view = WeightsView { file: bytes, range: weights.map(|w| (w.offset, w.end())) };
+    let (graph, meta) = program::decode(&program, &view)?;
+    tracing::debug!(graph = %graph.name, nodes = graph.len(), bytes = bytes.len(), "read .nb");
+    Ok((graph, meta))
+}
+
+/// Read a `.nb` file (memory-mapped; read into memory if mapping fails).
+pub fn read_file(path: &Path) -> Result<(Graph, ModelMeta), NbError> {
+    let io = |source| NbError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // SAFETY: the map is only read, within this call, and dropped before returning. Mapping
+    // is sound as long as no one truncates or rewrites the file while it is mapped; lithe
+    // never modifies a `.nb` in place (`write_file` writes a new file and renames it over
+    // the old one, which leaves an existing mapping intact). A concurrent external writer
+    // could change the bytes under us; the reader copies everything it keeps and checks
+    // every length against the mapping's length, which never changes.
+    match unsafe { memmap2::Mmap::map(&file) } {
+        Ok(map) => read(&map),
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "memory map failed; reading the file");
+            let bytes = std::fs::read(path).map_err(io)?;
+            read(&bytes)
+        }
+    }
+}
+
+/// Write a `.nb` file: to a temporary file next to `path`, then renamed over it.
+pub fn write_file(path: &Path, graph: &Graph, meta: &ModelMeta) -> Result<(), NbError> {
+    let bytes = write(graph, meta)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, &bytes).map_err(|source| NbError::Io { path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        NbError::Io { path: path.to_path_buf(), source }
+    })
 }
 
 /// True when `bytes` start with the `.nb` magic (a cheap check to tell `.nb` from ONNX).
-pub fn has_magic(_bytes: &[u8]) -> bool {
-    false
+pub fn has_magic(bytes: &[u8]) -> bool {
+    bytes.starts_with(&header::MAGIC)
 }
