@@ -2,11 +2,51 @@
 
 use lithe_ir::{DType, IrError, TypeInfo};
 use lithe_kernels::KernelError;
+use lithe_nbformat::NbError;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Errors raised while building or running a [`Predictor`](crate::Predictor).
-#[derive(Debug, Error, Clone, PartialEq)]
+#[derive(Debug, Error, Clone)]
 pub enum RuntimeError {
+    /// A `.nb` model could not be read.
+    #[error("cannot load the model {}: {source}", origin(.path.as_deref()))]
+    Load {
+        /// The file, or `None` when loading from bytes.
+        path: Option<PathBuf>,
+        /// What the `.nb` reader reported.
+        #[source]
+        source: Arc<NbError>,
+    },
+    /// The options name a target that does not exist.
+    #[error(transparent)]
+    UnknownTarget(Arc<crate::UnknownTarget>),
+    /// The model uses operators the requested target has no kernel for.
+    #[error("target {target} has no kernel for {ops} used by the model")]
+    UnsupportedOps {
+        /// The target.
+        target: crate::Target,
+        /// The operators, comma-separated.
+        ops: String,
+    },
+    /// The predictor's thread pool could not be created.
+    #[error("cannot create a thread pool of {threads} threads: {message}")]
+    ThreadPool {
+        /// The requested number of threads.
+        threads: usize,
+        /// Why it failed.
+        message: String,
+    },
+    /// A graph input has symbolic or unknown dims where concrete shapes are needed (planning
+    /// memory without running).
+    #[error("input '{name}' has type {ty}: memory can only be planned for known input shapes")]
+    UnknownInputShape {
+        /// The input's name.
+        name: String,
+        /// Its declared type.
+        ty: TypeInfo,
+    },
     /// The graph failed validation when the predictor was built.
     #[error("invalid graph: {0}")]
     Graph(#[source] IrError),
@@ -101,6 +141,11 @@ pub enum RuntimeError {
     /// A broken invariant of the predictor itself (a bug, not a problem with the model).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// `'path'` or `from memory`, for messages.
+fn origin(path: Option<&Path>) -> String {
+    path.map_or_else(|| "from memory".to_string(), |p| format!("'{}'", p.display()))
 }
 
 impl RuntimeError {

@@ -8,13 +8,26 @@
 //! let y = p.output(0);
 //! # let _ = y; Ok(()) }
 //! ```
+//!
+//! A `.nb` model (made by `lite-cli opt`) loads with [`Predictor::from_file`] or
+//! [`Predictor::from_bytes`]; [`plan_memory`] reports the arena a graph with known input
+//! shapes needs.
 #![warn(missing_docs)]
 
 mod bind;
 mod error;
+mod load;
+mod memory;
+mod options;
 mod plan;
 mod predictor;
 mod resolve;
 
 pub use error::RuntimeError;
+pub use lithe_nbformat::ModelMeta;
+pub use memory::{ARENA_ALIGN, MemoryReport, PlannedValue, Storage, plan_memory};
+pub use options::PredictorOptions;
 pub use predictor::Predictor;
+
+mod target;
+pub use target::{OpSupport, Target, UnknownTarget, supported_ops, supports};

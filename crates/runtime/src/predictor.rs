@@ -1,19 +1,26 @@
 //! The predictor: runs a graph on input tensors with the reference kernels.
 
-use crate::RuntimeError;
 use crate::bind::check_inputs;
-use crate::plan::{Plan, Source};
+use crate::memory::MemoryPlan;
+use crate::memory::arena::Arena;
+use crate::plan::{Plan, Source, Step};
 use crate::resolve::{Resolved, resolve};
-use lithe_ir::{Dim, Graph, NodeId, Outlet, Tensor, TypeInfo};
+use crate::{MemoryReport, PredictorOptions, RuntimeError, Target};
+use lithe_ir::{Dim, Graph, NodeId, Op, Outlet, QuantParams, Tensor, TypeInfo};
 use lithe_kernels::reference;
-use std::collections::HashMap;
+use lithe_nbformat::ModelMeta;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Runs one graph: set the inputs, [`run`](Predictor::run), read the outputs.
 ///
-/// Built once per graph: validation, the schedule and the value lifetimes are computed in
-/// [`Predictor::new`]. Intermediate values are dropped as soon as their last reader ran.
-/// Inputs with symbolic dims accept any size for them; the value types for the actual input
-/// shapes are re-inferred when the shapes change and cached otherwise.
+/// Built once per graph: validation and the schedule are computed when it is built. When the
+/// input shapes change, the value types are re-inferred for them and the memory of every
+/// intermediate value is planned in one arena ([`memory_report`](Predictor::memory_report));
+/// both are cached while the shapes stay the same. The arena is allocated once and grows only
+/// when a new plan needs more. Runs execute inside the predictor's own thread pool
+/// ([`PredictorOptions::threads`]), created by the first run like the arena, so building a
+/// predictor only decodes and plans.
 #[derive(Debug)]
 pub struct Predictor {
     graph: Graph,
@@ -24,13 +31,34 @@ pub struct Predictor {
     inputs: Vec<Option<Tensor>>,
     outputs: Vec<Option<Tensor>>,
     resolved: Option<Resolved>,
-    peak_live_bytes: usize,
+    memory: Option<MemoryPlan>,
+    arena: Arena,
+    meta: ModelMeta,
+    options: PredictorOptions,
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl Predictor {
-    /// Validate `graph` and plan its execution.
+    /// Validate `graph` and plan its execution, with the default options.
     pub fn new(graph: Graph) -> Result<Predictor, RuntimeError> {
+        Predictor::with_options(graph, PredictorOptions::default())
+    }
+
+    /// Validate `graph` and plan its execution with `options`.
+    pub fn with_options(graph: Graph, options: PredictorOptions) -> Result<Predictor, RuntimeError> {
         graph.validate().map_err(RuntimeError::Graph)?;
+        Predictor::with_meta(graph, ModelMeta::default(), options)
+    }
+
+    /// Plan the execution of `graph` (described by `meta`, already validated) with `options`.
+    pub(crate) fn with_meta(
+        graph: Graph,
+        meta: ModelMeta,
+        options: PredictorOptions,
+    ) -> Result<Predictor, RuntimeError> {
+        if let Some(name) = &options.target {
+            check_target(&graph, &meta, name)?;
+        }
         let plan = Plan::new(&graph)?;
         let (input_names, input_types) = graph
             .inputs()
@@ -52,8 +80,33 @@ impl Predictor {
             inputs: (0..n_in).map(|_| None).collect(),
             outputs: (0..n_out).map(|_| None).collect(),
             resolved: None,
-            peak_live_bytes: 0,
+            memory: None,
+            arena: Arena::default(),
+            meta,
+            options,
+            pool: None,
         })
+    }
+
+    /// What the `.nb` file says about the model (passes applied, targets checked); empty for
+    /// a predictor built from a graph.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// The options the predictor was built with.
+    pub fn options(&self) -> &PredictorOptions {
+        &self.options
+    }
+
+    /// Worker threads of the predictor's thread pool (`threads` of the options, or the
+    /// number of CPU cores when that is 0).
+    pub fn threads(&self) -> usize {
+        match (&self.pool, self.options.threads) {
+            (Some(pool), _) => pool.current_num_threads(),
+            (None, 0) => std::thread::available_parallelism().map_or(1, usize::from),
+            (None, n) => n,
+        }
     }
 
     /// The graph being run.
@@ -121,10 +174,23 @@ impl Predictor {
         self.outputs.iter_mut().filter_map(Option::take).collect()
     }
 
-    /// Peak bytes of intermediate values (tensors produced by nodes, including outputs
-    /// kept to the end) held at once during the last run; inputs and constants are not counted.
+    /// Peak bytes of intermediate values (tensors produced by nodes, including outputs kept
+    /// to the end) live at one step for the input shapes of the last run, a value computed in
+    /// place of its input counted once; inputs, constants and values computed from the shapes
+    /// alone are not counted. 0 before the first run.
     pub fn peak_live_bytes(&self) -> usize {
-        self.peak_live_bytes
+        self.memory.as_ref().map_or(0, |m| m.report.peak_live_bytes)
+    }
+
+    /// The memory plan for the input shapes of the last run (once one has passed the input
+    /// checks): the arena size and where every intermediate value lives.
+    pub fn memory_report(&self) -> Option<&MemoryReport> {
+        self.memory.as_ref().map(|m| &m.report)
+    }
+
+    /// Bytes currently allocated for the arena (at least the last plan's arena size).
+    pub fn arena_capacity(&self) -> usize {
+        self.arena.len()
     }
 
     /// The input shapes of the last run, once one has passed the input checks.
@@ -156,74 +222,98 @@ impl Predictor {
         for o in &mut self.outputs {
             *o = None;
         }
+        if self.pool.is_none() {
+            let threads = self.options.threads;
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("lithe-predictor-{i}"))
+                .build()
+                .map_err(|e| RuntimeError::ThreadPool { threads, message: e.to_string() })?;
+            self.pool = Some(pool);
+        }
         let shapes = check_inputs(&self.input_names, &self.input_types, &self.inputs)?;
-        let resolved = match self.resolved.take() {
-            Some(r) if r.input_shapes == shapes => r,
+        let (resolved, memory) = match (self.resolved.take(), self.memory.take()) {
+            (Some(r), Some(m)) if r.input_shapes == shapes => (r, m),
             _ => {
-                tracing::debug!(?shapes, "resolving value types for new input shapes");
-                resolve(&self.graph, &self.plan, &shapes)?
+                tracing::debug!(?shapes, "resolving value types and planning memory for new input shapes");
+                let r = resolve(&self.graph, &self.plan, &shapes)?;
+                let m = MemoryPlan::new(&self.graph, &self.plan, &r)?;
+                (r, m)
             }
         };
-        let result = self.execute(&resolved);
+        self.arena.reserve_len(memory.report.arena_bytes);
+        let run =
+            Run { graph: &self.graph, plan: &self.plan, resolved: &resolved, memory: &memory, inputs: &self.inputs };
+        let arena = &mut self.arena;
+        let result = match &self.pool {
+            Some(pool) => pool.install(|| run.execute(arena)),
+            None => Err(RuntimeError::Internal("the thread pool was not created".to_string())),
+        };
         self.resolved = Some(resolved);
-        let (outputs, peak) = result?;
-        self.peak_live_bytes = peak;
-        for (o, t) in self.outputs.iter_mut().zip(outputs) {
+        self.memory = Some(memory);
+        for (o, t) in self.outputs.iter_mut().zip(result?) {
             *o = Some(t);
         }
         Ok(())
     }
+}
 
-    /// Run every step; returns the outputs and the peak live bytes.
-    fn execute(&self, resolved: &Resolved) -> Result<(Vec<Tensor>, usize), RuntimeError> {
-        let mut values: Vec<Option<Tensor>> = (0..self.plan.value_outlets.len()).map(|_| None).collect();
-        let mut live = 0usize;
-        let mut peak = 0usize;
-        for step in &self.plan.steps {
-            let node = self.graph.node(step.node);
-            let span = tracing::debug_span!("node", name = %node.name, op = node.op.name());
-            let _enter = span.enter();
-            let results = {
-                let mut ins = Vec::with_capacity(step.inputs.len());
-                for s in &step.inputs {
-                    ins.push(match s {
-                        None => None,
-                        Some(s) => Some(self.lookup(*s, &values).ok_or_else(|| {
-                            RuntimeError::Internal(format!("node '{}': input {s:?} is not available", node.name))
-                        })?),
-                    });
-                }
-                reference::eval(&node.op, &ins, node.outputs.len()).map_err(|source| RuntimeError::Node {
-                    node: node.name.clone(),
-                    op: node.op.name(),
-                    source,
-                })?
-            };
-            if results.len() != node.outputs.len() {
-                return Err(RuntimeError::KernelOutput {
-                    node: node.name.clone(),
-                    op: node.op.name(),
-                    detail: format!("count is {}, expected {}", results.len(), node.outputs.len()),
-                });
+/// Refuse a graph using operators `target` has no kernel for; warn when the model was checked
+/// for other targets only.
+fn check_target(graph: &Graph, meta: &ModelMeta, name: &str) -> Result<(), RuntimeError> {
+    let target: Target = name.parse().map_err(|e| RuntimeError::UnknownTarget(Arc::new(e)))?;
+    let missing: BTreeSet<&'static str> = graph
+        .node_ids()
+        .into_iter()
+        .map(|id| &graph.node(id).op)
+        .filter(|op| !matches!(op, Op::Input | Op::Const(_)))
+        .map(Op::name)
+        .filter(|op| !crate::supports(target, op))
+        .collect();
+    if !missing.is_empty() {
+        return Err(RuntimeError::UnsupportedOps { target, ops: missing.into_iter().collect::<Vec<_>>().join(", ") });
+    }
+    if !meta.valid_targets.is_empty()
+        && !meta.valid_targets.iter().any(|t| t.parse::<Target>().is_ok_and(|t| t == target))
+    {
+        tracing::warn!(
+            %target,
+            valid_targets = %meta.valid_targets.join(", "),
+            "the model was not optimized for this target"
+        );
+    }
+    Ok(())
+}
+
+/// One run: everything [`Run::execute`] reads.
+struct Run<'a> {
+    graph: &'a Graph,
+    plan: &'a Plan,
+    resolved: &'a Resolved,
+    memory: &'a MemoryPlan,
+    inputs: &'a [Option<Tensor>],
+}
+
+impl Run<'_> {
+    /// Run every step that was not computed while resolving, keeping planned values in
+    /// `arena`; returns the graph outputs.
+    ///
+    /// The reference kernels return owned tensors: each result is copied into its arena slot
+    /// and each arena input is rebuilt from its slot for the kernel. Kernels reading and
+    /// writing the arena directly come with the fast kernels.
+    fn execute(&self, arena: &mut Arena) -> Result<Vec<Tensor>, RuntimeError> {
+        let n_values = self.plan.value_outlets.len();
+        // Values outside the arena (shapes known only once computed) and quantization
+        // parameters of arena values (the arena holds elements only).
+        let mut dynamic: Vec<Option<Tensor>> = (0..n_values).map(|_| None).collect();
+        let mut quant: Vec<Option<QuantParams>> = vec![None; n_values];
+        for (si, step) in self.plan.steps.iter().enumerate() {
+            if !self.resolved.step_is_resolved(self.plan, si) {
+                self.run_step(step, arena, &mut dynamic, &mut quant)?;
             }
-            for ((t, &v), info) in results.into_iter().zip(&step.outputs).zip(&node.outputs) {
-                let expected = resolved.slot_types.get(v).unwrap_or(&info.ty);
-                if let Some(detail) = type_mismatch(&t, info.ty.dtype, expected) {
-                    return Err(RuntimeError::KernelOutput {
-                        node: node.name.clone(),
-                        op: node.op.name(),
-                        detail: format!("'{}' {detail}", info.name),
-                    });
-                }
-                live += t.size_bytes();
-                if let Some(slot) = values.get_mut(v) {
-                    *slot = Some(t);
-                }
-            }
-            peak = peak.max(live);
             for &v in &step.frees {
-                if let Some(t) = values.get_mut(v).and_then(Option::take) {
-                    live -= t.size_bytes();
+                if let Some(slot) = dynamic.get_mut(v) {
+                    *slot = None;
                 }
             }
         }
@@ -231,20 +321,110 @@ impl Predictor {
         for (i, &src) in self.plan.outputs.iter().enumerate() {
             let reused_later = self.plan.outputs.get(i + 1..).is_some_and(|rest| rest.contains(&src));
             let t = match src {
-                Source::Value(v) if !reused_later => values.get_mut(v).and_then(Option::take),
-                _ => self.lookup(src, &values).cloned(),
+                Source::Value(v) if self.memory.arena_slot(v).is_some() => Some(self.load(v, arena, &quant)?),
+                Source::Value(v) if !reused_later && dynamic.get(v).is_some_and(Option::is_some) => {
+                    dynamic.get_mut(v).and_then(Option::take)
+                }
+                _ => self.lookup(src, None, &dynamic).cloned(),
             };
-            let name = self.output_names.get(i).map_or("", String::as_str);
+            let name = self.graph.outputs().get(i).map_or("", |&o| self.graph.value(o).name.as_str());
             outputs.push(t.ok_or_else(|| RuntimeError::Internal(format!("output '{name}' was not computed")))?);
         }
-        Ok((outputs, peak))
+        Ok(outputs)
     }
 
-    fn lookup<'a>(&'a self, s: Source, values: &'a [Option<Tensor>]) -> Option<&'a Tensor> {
+    /// Run `step` and store its outputs.
+    fn run_step(
+        &self,
+        step: &Step,
+        arena: &mut Arena,
+        dynamic: &mut [Option<Tensor>],
+        quant: &mut [Option<QuantParams>],
+    ) -> Result<(), RuntimeError> {
+        let node = self.graph.node(step.node);
+        let span = tracing::debug_span!("node", name = %node.name, op = node.op.name());
+        let _enter = span.enter();
+        let mut loaded: Vec<Option<Tensor>> = Vec::with_capacity(step.inputs.len());
+        for s in &step.inputs {
+            loaded.push(match s {
+                Some(Source::Value(v)) if self.memory.arena_slot(*v).is_some() => Some(self.load(*v, arena, quant)?),
+                _ => None,
+            });
+        }
+        let results = {
+            let mut ins = Vec::with_capacity(step.inputs.len());
+            for (s, l) in step.inputs.iter().zip(&loaded) {
+                ins.push(match s {
+                    None => None,
+                    Some(s) => Some(self.lookup(*s, l.as_ref(), dynamic).ok_or_else(|| {
+                        RuntimeError::Internal(format!("node '{}': input {s:?} is not available", node.name))
+                    })?),
+                });
+            }
+            reference::eval(&node.op, &ins, node.outputs.len()).map_err(|source| RuntimeError::Node {
+                node: node.name.clone(),
+                op: node.op.name(),
+                source,
+            })?
+        };
+        drop(loaded);
+        if results.len() != node.outputs.len() {
+            return Err(RuntimeError::KernelOutput {
+                node: node.name.clone(),
+                op: node.op.name(),
+                detail: format!("count is {}, expected {}", results.len(), node.outputs.len()),
+            });
+        }
+        for ((t, &v), info) in results.into_iter().zip(&step.outputs).zip(&node.outputs) {
+            let expected = self.resolved.slot_types.get(v).unwrap_or(&info.ty);
+            if let Some(detail) = type_mismatch(&t, info.ty.dtype, expected) {
+                return Err(RuntimeError::KernelOutput {
+                    node: node.name.clone(),
+                    op: node.op.name(),
+                    detail: format!("'{}' {detail}", info.name),
+                });
+            }
+            if let Some((offset, bytes)) = self.memory.arena_slot(v) {
+                arena.write(offset, bytes, &t)?;
+                if let Some(q) = quant.get_mut(v) {
+                    *q = t.quant;
+                }
+            } else if let Some(slot) = dynamic.get_mut(v) {
+                *slot = Some(t);
+            }
+        }
+        Ok(())
+    }
+
+    /// The tensor of arena value `v`.
+    fn load(&self, v: usize, arena: &Arena, quant: &[Option<QuantParams>]) -> Result<Tensor, RuntimeError> {
+        let (offset, _) = self
+            .memory
+            .arena_slot(v)
+            .ok_or_else(|| RuntimeError::Internal(format!("value {v} is not in the arena")))?;
+        let ty = self.resolved.slot_types.get(v);
+        let shape = ty.and_then(|t| t.shape.as_ref()?.as_known());
+        let (Some(ty), Some(shape)) = (ty, shape) else {
+            return Err(RuntimeError::Internal(format!("arena value {v} has no known shape")));
+        };
+        let mut t = arena.read(offset, ty.dtype, &shape)?;
+        t.quant = quant.get(v).cloned().flatten();
+        Ok(t)
+    }
+
+    /// A tensor that is not in the arena (or `loaded`, the one rebuilt from it).
+    fn lookup<'a>(
+        &'a self,
+        s: Source,
+        loaded: Option<&'a Tensor>,
+        dynamic: &'a [Option<Tensor>],
+    ) -> Option<&'a Tensor> {
         match s {
             Source::Input(i) => self.inputs.get(i).and_then(Option::as_ref),
             Source::Const(id) => self.graph.const_value(Outlet::new(id, 0)),
-            Source::Value(v) => values.get(v).and_then(Option::as_ref),
+            Source::Value(v) => loaded
+                .or_else(|| self.resolved.slot_values.get(v).and_then(Option::as_ref))
+                .or_else(|| dynamic.get(v).and_then(Option::as_ref)),
         }
     }
 }

@@ -1,5 +1,8 @@
 //! Golden tests: every case directory in `testdata/golden/` (made by `cargo xtask golden`) is
-//! imported, run through the Lithe predictor, and compared with the onnxruntime outputs.
+//! imported, run through the Lithe predictor, and compared with the onnxruntime outputs; then
+//! again after the default optimization pipeline and a round trip through `.nb` bytes (which
+//! must also leave no BatchNormalization, no fusable activation after a conv and no Pad before
+//! a conv).
 //!
 //! Tolerance: a float output element passes when `|lithe - ort| <= 1e-4 + 1e-4 * |ort|`
 //! (NaN only matches NaN); integer and bool outputs must be exactly equal; output shapes and
@@ -126,8 +129,40 @@ fn compare(index: usize, name: &str, got: &Tensor, want: &Tensor) -> Result<f64,
     Ok(max_err)
 }
 
+/// How a case's imported graph becomes a predictor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The imported graph as is.
+    Imported,
+    /// The default pass pipeline, then written to `.nb` bytes and loaded back from them.
+    OptimizedNb,
+}
+
+/// The predictor for `graph` in `mode`. In `OptimizedNb` mode, CNN cases (every conv model)
+/// must also have no missed optimization left.
+fn prepare(graph: lithe_ir::Graph, mode: Mode) -> Result<Predictor, Failure> {
+    match mode {
+        Mode::Imported => Predictor::new(graph).map_err(|e| Failure::setup(format!("Predictor::new: {e}"))),
+        Mode::OptimizedNb => {
+            let mut graph = graph;
+            lithe_passes::PassManager::default_pipeline()
+                .run(&mut graph)
+                .map_err(|e| Failure::setup(format!("optimize: {e}")))?;
+            let missed = lithe_passes::check::missed_optimizations(&graph);
+            if !missed.is_empty() {
+                let list: Vec<String> = missed.iter().map(ToString::to_string).collect();
+                return Err(Failure::setup(format!("missed optimizations: {}", list.join("; "))));
+            }
+            let meta = lithe_nbformat::ModelMeta::default();
+            let bytes = lithe_nbformat::write(&graph, &meta).map_err(|e| Failure::setup(format!("write .nb: {e}")))?;
+            Predictor::from_bytes(&bytes, lithe_runtime::PredictorOptions::default())
+                .map_err(|e| Failure::setup(format!("Predictor::from_bytes: {e}")))
+        }
+    }
+}
+
 /// Run one case; `Ok` holds the max abs error over all outputs.
-fn run_case(dir: &Path) -> Result<f64, Failure> {
+fn run_case(dir: &Path, mode: Mode) -> Result<f64, Failure> {
     let meta_path = dir.join("meta.json");
     let text = std::fs::read_to_string(&meta_path)
         .map_err(|e| Failure::setup(format!("cannot read {}: {e}", meta_path.display())))?;
@@ -164,7 +199,7 @@ fn run_case(dir: &Path) -> Result<f64, Failure> {
         expected.push(read_npy(&path).map_err(|e| Failure::setup(format!("reading output {i}: {e}")))?);
     }
 
-    let mut predictor = Predictor::new(graph).map_err(|e| Failure::setup(format!("Predictor::new: {e}")))?;
+    let mut predictor = prepare(graph, mode)?;
     let got = predictor.run_with(inputs).map_err(|e| Failure::setup(format!("run: {e}")))?;
     if got.len() != expected.len() {
         return Err(Failure::setup(format!("{} outputs, expected {}", got.len(), expected.len())));
@@ -192,6 +227,16 @@ fn run_case(dir: &Path) -> Result<f64, Failure> {
 
 #[test]
 fn golden_cases_match_onnxruntime() {
+    run_all(Mode::Imported);
+}
+
+#[test]
+fn optimized_nb_matches_onnxruntime() {
+    run_all(Mode::OptimizedNb);
+}
+
+/// Run every case in `mode`, printing one line per case, and fail listing every failure.
+fn run_all(mode: Mode) {
     let dirs = case_dirs();
     assert!(
         dirs.len() >= MIN_CASES,
@@ -202,7 +247,7 @@ fn golden_cases_match_onnxruntime() {
     let mut failures = Vec::new();
     for dir in &dirs {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let result = catch_unwind(AssertUnwindSafe(|| run_case(dir))).unwrap_or_else(|panic| {
+        let result = catch_unwind(AssertUnwindSafe(|| run_case(dir, mode))).unwrap_or_else(|panic| {
             let msg = panic
                 .downcast_ref::<String>()
                 .cloned()
@@ -211,10 +256,10 @@ fn golden_cases_match_onnxruntime() {
             Err(Failure::setup(format!("panicked: {msg}")))
         });
         match result {
-            Ok(err) => println!("golden {name:<40} ok    max abs error {err:.3e}"),
+            Ok(err) => println!("golden {mode:?} {name:<40} ok    max abs error {err:.3e}"),
             Err(f) => {
                 let err = f.max_abs_err.map_or("n/a".to_string(), |e| format!("{e:.3e}"));
-                println!("golden {name:<40} FAIL  max abs error {err}: {}", f.message);
+                println!("golden {mode:?} {name:<40} FAIL  max abs error {err}: {}", f.message);
                 failures.push(format!("{name} (max abs error {err}): {}", f.message));
             }
         }

@@ -83,15 +83,13 @@ fn wrong_known_dim() {
 fn symbol_conflict_names_both_inputs() {
     let mut p = Predictor::new(add_graph(&["n", "2"], &["n", "2"], &["n", "2"])).unwrap();
     let e = run_err(&mut p, vec![zeros(&[2, 2]), zeros(&[3, 2])]);
-    assert_eq!(
-        e,
-        RuntimeError::SymbolConflict {
-            symbol: "n".into(),
-            first_input: "a".into(),
-            first_size: 2,
-            second_input: "b".into(),
-            second_size: 3,
-        }
+    assert!(
+        matches!(
+            &e,
+            RuntimeError::SymbolConflict { symbol, first_input, first_size: 2, second_input, second_size: 3 }
+                if symbol == "n" && first_input == "a" && second_input == "b"
+        ),
+        "{e:?}"
     );
     assert_eq!(e.to_string(), "symbolic dimension 'n' is 2 in input 'a' but 3 in input 'b'");
     // Agreeing sizes run.
@@ -125,7 +123,7 @@ fn missing_unknown_and_out_of_range_inputs() {
     let mut p = Predictor::new(add_graph(&["2"], &["2"], &["2"])).unwrap();
     p.set_input(0, zeros(&[2])).unwrap();
     let e = p.run().unwrap_err();
-    assert_eq!(e, RuntimeError::MissingInput { name: "b".into() });
+    assert!(matches!(&e, RuntimeError::MissingInput { name } if name == "b"), "{e:?}");
     assert_eq!(e.to_string(), "input 'b' was not set");
 
     let e = p.set_input_by_name("c", zeros(&[2])).unwrap_err();

@@ -205,8 +205,11 @@ fn unused_second_output_and_dead_nodes() {
     assert!(!sched.contains(&unused.node));
     let outs = p.run_with(vec![Tensor::from_vec(&[3], vec![0.0f32, 2.0, -2.0]).unwrap()]).unwrap();
     assert_close(&outs[0].to_f32_vec(), &[0.5, 0.880_797, 0.119_203]);
-    // Step 1 holds d (12 B) and mask (3 B, dropped at once); step 2 holds d and y (24 B).
-    assert_eq!(p.peak_live_bytes(), 24);
+    // Step 1 holds d (12 B) and mask (3 B, never read); y overwrites d at step 2.
+    assert_eq!(p.peak_live_bytes(), 15);
+    let r = p.memory_report().unwrap();
+    assert_eq!(r.in_place_values, 1);
+    assert_eq!(r.arena_bytes, 64 + 3);
 }
 
 #[test]
