@@ -1,10 +1,9 @@
 //! `lite-cli info`: a model's interface, operators, parameters and FLOPs.
 
-use crate::args::{InputShape, parse_input_shape, shapes_map};
+use crate::args::{InputShape, parse_input_shape};
 use crate::report::{count, table, type_json};
 use anyhow::{Context, Result};
 use lithe_ir::{Graph, NodeId, Op, Outlet};
-use lithe_onnx::ImportOptions;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Arguments of `lite-cli info`.
 #[derive(clap::Args, Debug)]
 pub struct InfoArgs {
-    /// The ONNX model.
+    /// The model (ONNX or .nb).
     pub model: PathBuf,
     /// Fix an input's shape, e.g. `x=1,3,224,224` (repeatable).
     #[arg(long = "input-shape", value_name = "NAME=DIMS", value_parser = parse_input_shape)]
@@ -22,10 +21,9 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
-/// Load `model` with the given fixed input shapes.
+/// Load `model` (ONNX or `.nb`) with the given fixed input shapes.
 pub fn load(model: &Path, shapes: &[InputShape]) -> Result<Graph> {
-    let opts = ImportOptions { input_shapes: shapes_map(shapes)?, ..ImportOptions::default() };
-    lithe_onnx::load_model(model, &opts).context("cannot load model")
+    crate::model::load(model, shapes).map(|(g, _)| g)
 }
 
 /// What `info` reports about one compute node.

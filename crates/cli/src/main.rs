@@ -1,10 +1,12 @@
-//! `lite-cli`: inspect and run ONNX models with Lithe.
+//! `lite-cli`: inspect, optimize and run models (ONNX or `.nb`) with Lithe.
 //!
 //! Errors are printed as one line, `error: <message chain>`, with exit code 1; usage errors
 //! exit with 2 (clap's default).
 
 mod args;
 mod info;
+mod model;
+mod opt;
 mod report;
 mod run;
 mod stats;
@@ -13,7 +15,7 @@ use clap::{ArgAction, Parser, Subcommand};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-/// Inspect and run ONNX models with Lithe.
+/// Inspect, optimize and run models (ONNX or Lithe .nb) with Lithe.
 #[derive(Parser, Debug)]
 #[command(name = "lite-cli", version, about)]
 struct Cli {
@@ -30,6 +32,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Run a model on .npy inputs.
     Run(run::RunArgs),
+    /// Optimize a model and write it as one `.nb` file; list passes and supported operators.
+    Opt(opt::OptArgs),
     /// List the ONNX operator types the importer supports.
     Ops,
 }
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info(a) => info::run(&a, &mut out),
         Command::Run(a) => run::run(&a, &mut out),
+        Command::Opt(a) => opt::run(&a, &mut out),
         Command::Ops => ops(&mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));

@@ -15,7 +15,7 @@ use std::time::Instant;
 /// Arguments of `lite-cli run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The ONNX model.
+    /// The model (ONNX or .nb).
     pub model: PathBuf,
     /// An input as NAME=FILE.npy or INDEX=FILE.npy (just FILE.npy for a single-input model);
     /// repeatable.
