@@ -2,8 +2,13 @@
 
 use crate::{DType, IrError, Shape};
 use half::f16;
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
+
+/// Immutable bytes that tensors can read their elements from in place: a memory-mapped
+/// model file, or a buffer the caller handed over. Must not change while any tensor holds it.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
 /// Quantization parameters of a tensor: `real = scale * (q - zero_point)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,22 +108,119 @@ impl_element!(i64, I64, |x| x as f64, |v| v as i64);
 impl_element!(bool, Bool, |x| if x { 1.0 } else { 0.0 }, |v| v != 0.0);
 
 /// A tensor value: data plus optional quantization parameters.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// The elements are either owned ([`TensorData`]) or read in place from [`SharedBytes`]
+/// (weights of a memory-mapped `.nb`; see [`Tensor::in_place`]). An in-place tensor answers
+/// [`Tensor::view_in_place`] without copying; [`Tensor::data`] and the views built on it copy
+/// its elements once, on first use, and keep the copy.
+#[derive(Clone)]
 pub struct Tensor {
-    data: TensorData,
+    store: Store,
     /// Quantization parameters, when the tensor holds quantized values.
     pub quant: Option<QuantParams>,
 }
 
+#[derive(Clone)]
+enum Store {
+    Owned(TensorData),
+    InPlace(InPlace),
+}
+
+/// Elements of `dtype` and `shape` at `bytes[offset..]`, native byte order, row-major.
+struct InPlace {
+    dtype: DType,
+    shape: Vec<usize>,
+    len: usize,
+    bytes: SharedBytes,
+    offset: usize,
+    /// The owned copy made on the first call to [`Tensor::data`].
+    copy: OnceLock<TensorData>,
+}
+
+impl Clone for InPlace {
+    /// Shares the bytes; the copy (if any) is not duplicated.
+    fn clone(&self) -> Self {
+        InPlace {
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            len: self.len,
+            bytes: Arc::clone(&self.bytes),
+            offset: self.offset,
+            copy: OnceLock::new(),
+        }
+    }
+}
+
+impl InPlace {
+    /// The element bytes (bounds checked by [`Tensor::in_place`]).
+    fn slice(&self) -> &[u8] {
+        let all: &[u8] = (*self.bytes).as_ref();
+        &all[self.offset..self.offset + self.len * self.dtype.size_bytes()]
+    }
+
+    /// The elements as a view of type `T` (the caller checked `T::DTYPE == self.dtype`).
+    fn view<T: Element>(&self) -> ArrayViewD<'_, T> {
+        let bytes = self.slice();
+        debug_assert_eq!(T::DTYPE, self.dtype);
+        debug_assert_eq!(bytes.as_ptr() as usize % std::mem::align_of::<T>(), 0);
+        // SAFETY: `Tensor::in_place` checked that `bytes` holds exactly `len` elements of
+        // `T` (dtype and length), that the start is aligned for `T`, that the host is little
+        // endian like the stored bytes, and that `T` is not bool: every bit pattern is a valid
+        // f32, f16, or integer. `SharedBytes` is immutable and kept alive by `self`, which the
+        // view borrows, so the memory stays valid and unchanged for the view's lifetime.
+        unsafe { ArrayViewD::from_shape_ptr(IxDyn(&self.shape), bytes.as_ptr().cast::<T>()) }
+    }
+
+    /// An owned copy of the elements.
+    fn to_owned_data(&self) -> TensorData {
+        fn own<T: Element>(p: &InPlace) -> TensorData {
+            T::wrap(p.view::<T>().to_owned())
+        }
+        match self.dtype {
+            DType::F32 => own::<f32>(self),
+            DType::F16 => own::<f16>(self),
+            DType::I8 => own::<i8>(self),
+            DType::U8 => own::<u8>(self),
+            DType::I16 => own::<i16>(self),
+            DType::I32 => own::<i32>(self),
+            DType::I64 => own::<i64>(self),
+            // `Tensor::in_place` refuses bool.
+            DType::Bool => TensorData::Bool(ArrayD::from_elem(IxDyn(&self.shape), false)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.store {
+            Store::Owned(d) => f.debug_struct("Tensor").field("data", d).field("quant", &self.quant).finish(),
+            Store::InPlace(p) => f
+                .debug_struct("Tensor")
+                .field("dtype", &p.dtype)
+                .field("shape", &p.shape)
+                .field("in_place_at", &p.offset)
+                .field("quant", &self.quant)
+                .finish(),
+        }
+    }
+}
+
+impl PartialEq for Tensor {
+    /// Same dtype, shape, elements and quantization, however the elements are stored.
+    fn eq(&self, other: &Tensor) -> bool {
+        self.quant == other.quant && self.dtype() == other.dtype() && self.data() == other.data()
+    }
+}
+
 impl<T: Element> From<ArrayD<T>> for Tensor {
     fn from(a: ArrayD<T>) -> Self {
-        Tensor { data: T::wrap(a), quant: None }
+        Tensor { store: Store::Owned(T::wrap(a)), quant: None }
     }
 }
 
 impl From<TensorData> for Tensor {
     fn from(data: TensorData) -> Self {
-        Tensor { data, quant: None }
+        Tensor { store: Store::Owned(data), quant: None }
     }
 }
 
@@ -151,27 +253,88 @@ impl Tensor {
             DType::I64 => z::<i64>(shape),
             DType::Bool => z::<bool>(shape),
         };
-        Tensor { data, quant: None }
+        Tensor::from(data)
     }
 
-    /// The storage.
+    /// A tensor reading `shape` elements of `dtype` in place from `bytes[offset..]`
+    /// (little-endian, row-major), without copying them.
+    ///
+    /// Errors when the elements do not fit in `bytes`, when their start is not aligned for
+    /// the element type, for bool (whose bytes would need checking), or on a big-endian host;
+    /// the caller can then copy the elements instead.
+    pub fn in_place(dtype: DType, shape: &[usize], bytes: SharedBytes, offset: usize) -> Result<Tensor, IrError> {
+        let err = |m: String| IrError::InvalidTensor(format!("{dtype} tensor {shape:?} at byte {offset}: {m}"));
+        if cfg!(target_endian = "big") {
+            return Err(err("in-place tensors need a little-endian host".into()));
+        }
+        if dtype == DType::Bool {
+            return Err(err("bool tensors are not read in place".into()));
+        }
+        let len =
+            shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| err("too many elements".into()))?;
+        let size = len.checked_mul(dtype.size_bytes()).ok_or_else(|| err("too many bytes".into()))?;
+        let all: &[u8] = (*bytes).as_ref();
+        let end = offset.checked_add(size).filter(|&e| e <= all.len());
+        if end.is_none() {
+            return Err(err(format!("needs {size} bytes, the buffer has {}", all.len())));
+        }
+        let addr = all.as_ptr() as usize + offset;
+        if addr % dtype.size_bytes() != 0 {
+            return Err(err(format!("address {addr:#x} is not aligned to {} bytes", dtype.size_bytes())));
+        }
+        let store = Store::InPlace(InPlace { dtype, shape: shape.to_vec(), len, bytes, offset, copy: OnceLock::new() });
+        Ok(Tensor { store, quant: None })
+    }
+
+    /// True when the elements are read in place from shared bytes (not yet copied).
+    pub fn is_in_place(&self) -> bool {
+        matches!(&self.store, Store::InPlace(p) if p.copy.get().is_none())
+    }
+
+    /// The elements as `T` without copying, wherever they are stored; `None` for another dtype.
+    pub fn view_in_place<T: Element>(&self) -> Option<ArrayViewD<'_, T>> {
+        match &self.store {
+            Store::Owned(d) => T::view(d).map(|a| a.view()),
+            Store::InPlace(p) if p.dtype == T::DTYPE => Some(p.view::<T>()),
+            Store::InPlace(_) => None,
+        }
+    }
+
+    /// The storage. An in-place tensor copies its elements on the first call.
     pub fn data(&self) -> &TensorData {
-        &self.data
+        match &self.store {
+            Store::Owned(d) => d,
+            Store::InPlace(p) => p.copy.get_or_init(|| p.to_owned_data()),
+        }
     }
 
-    /// The storage, mutably.
+    /// The storage, mutably (an in-place tensor becomes owned).
     pub fn data_mut(&mut self) -> &mut TensorData {
-        &mut self.data
+        if let Store::InPlace(p) = &mut self.store {
+            let d = p.copy.take().unwrap_or_else(|| p.to_owned_data());
+            self.store = Store::Owned(d);
+        }
+        match &mut self.store {
+            Store::Owned(d) => d,
+            Store::InPlace(_) => unreachable!("made owned above"),
+        }
     }
 
     /// Consume into the storage.
     pub fn into_data(self) -> TensorData {
-        self.data
+        match self.store {
+            Store::Owned(d) => d,
+            Store::InPlace(mut p) => p.copy.take().unwrap_or_else(|| p.to_owned_data()),
+        }
     }
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        match &self.data {
+        let data = match &self.store {
+            Store::Owned(d) => d,
+            Store::InPlace(p) => return p.dtype,
+        };
+        match data {
             TensorData::F32(_) => DType::F32,
             TensorData::F16(_) => DType::F16,
             TensorData::I8(_) => DType::I8,
@@ -185,7 +348,10 @@ impl Tensor {
 
     /// The dimensions.
     pub fn shape(&self) -> &[usize] {
-        dispatch_tensor!(&self.data, a => a.shape())
+        match &self.store {
+            Store::Owned(d) => dispatch_tensor!(d, a => a.shape()),
+            Store::InPlace(p) => &p.shape,
+        }
     }
 
     /// The shape as an IR [`Shape`].
@@ -195,7 +361,10 @@ impl Tensor {
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        dispatch_tensor!(&self.data, a => a.len())
+        match &self.store {
+            Store::Owned(d) => dispatch_tensor!(d, a => a.len()),
+            Store::InPlace(p) => p.len,
+        }
     }
 
     /// True when the tensor has no elements.
@@ -210,12 +379,12 @@ impl Tensor {
 
     /// Borrow the array if the element type is `T`.
     pub fn view<T: Element>(&self) -> Option<&ArrayD<T>> {
-        T::view(&self.data)
+        T::view(self.data())
     }
 
     /// Borrow the array as `T`, or a dtype error naming `what`.
     pub fn expect<T: Element>(&self, what: &str) -> Result<&ArrayD<T>, IrError> {
-        T::view(&self.data).ok_or_else(|| IrError::DType {
+        T::view(self.data()).ok_or_else(|| IrError::DType {
             what: what.to_string(),
             expected: T::DTYPE,
             found: self.dtype(),
@@ -229,10 +398,10 @@ impl Tensor {
 
     /// Convert every element to `T` (floats to ints truncate toward zero, like ONNX Cast).
     pub fn to_array<T: Element>(&self) -> ArrayD<T> {
-        if let Some(a) = T::view(&self.data) {
+        if let Some(a) = T::view(self.data()) {
             return a.clone();
         }
-        dispatch_tensor!(&self.data, a => a.mapv(|x| T::from_f64(x.to_f64())))
+        dispatch_tensor!(self.data(), a => a.mapv(|x| T::from_f64(x.to_f64())))
     }
 
     /// A copy converted to `dtype`.
@@ -250,12 +419,12 @@ impl Tensor {
             DType::I64 => TensorData::I64(self.to_array()),
             DType::Bool => TensorData::Bool(self.to_array()),
         };
-        Tensor { data, quant: None }
+        Tensor::from(data)
     }
 
     /// The elements as i64 in row-major order (integers and bools; floats truncate).
     pub fn to_i64_vec(&self) -> Vec<i64> {
-        match &self.data {
+        match self.data() {
             TensorData::I64(a) => a.iter().copied().collect(),
             _ => self.to_array::<i64>().iter().copied().collect(),
         }
@@ -277,10 +446,10 @@ impl Tensor {
                 shape
             )));
         }
-        let data = dispatch_tensor!(&self.data, a => {
+        let data = dispatch_tensor!(self.data(), a => {
             let v: Vec<_> = a.iter().copied().collect();
             Element::wrap(ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| IrError::InvalidTensor(e.to_string()))?)
         });
-        Ok(Tensor { data, quant: self.quant.clone() })
+        Ok(Tensor { store: Store::Owned(data), quant: self.quant.clone() })
     }
 }
