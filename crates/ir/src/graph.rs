@@ -14,7 +14,7 @@ use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashSet};
 use std::fmt;
 
 /// Identifies a node of a [`Graph`]; stable across removals of other nodes.
@@ -92,6 +92,12 @@ impl Graph {
     /// An empty graph.
     pub fn new(name: impl Into<String>) -> Self {
         Graph { name: name.into(), ..Default::default() }
+    }
+
+    /// Make room for `nodes` more nodes and `edges` more edges (a hint, saves regrowing).
+    pub fn reserve(&mut self, nodes: usize, edges: usize) {
+        self.g.reserve_nodes(nodes);
+        self.g.reserve_edges(edges);
     }
 
     /// Add a graph input named `name`.
@@ -353,29 +359,31 @@ impl Graph {
 
     /// Nodes in a topological order, deterministic: among ready nodes the lowest id goes first.
     pub fn topo_order(&self) -> Result<Vec<NodeId>, IrError> {
-        let mut indeg: HashMap<NodeIndex<u32>, usize> = HashMap::new();
+        // In-degree per node index; `usize::MAX` marks an index without a node.
+        let mut indeg = vec![usize::MAX; petgraph::visit::NodeIndexable::node_bound(&self.g)];
+        let mut count = 0;
         for n in self.g.node_indices() {
-            indeg.insert(n, self.g.edges_directed(n, Direction::Incoming).count());
+            indeg[n.index()] = self.g.edges_directed(n, Direction::Incoming).count();
+            count += 1;
         }
         let mut ready: BinaryHeap<Reverse<NodeIndex<u32>>> =
-            indeg.iter().filter(|(_, d)| **d == 0).map(|(n, _)| Reverse(*n)).collect();
-        let mut order = Vec::with_capacity(indeg.len());
+            self.g.node_indices().filter(|n| indeg[n.index()] == 0).map(Reverse).collect();
+        let mut order = Vec::with_capacity(count);
         while let Some(Reverse(n)) = ready.pop() {
             order.push(NodeId(n));
             for e in self.g.edges_directed(n, Direction::Outgoing) {
-                let d = indeg.get_mut(&e.target()).expect("edge target is a node");
+                let d = &mut indeg[e.target().index()];
                 *d -= 1;
                 if *d == 0 {
                     ready.push(Reverse(e.target()));
                 }
             }
         }
-        if order.len() != indeg.len() {
-            let stuck = indeg
-                .iter()
-                .filter(|(_, d)| **d > 0)
-                .map(|(n, _)| *n)
-                .min()
+        if order.len() != count {
+            let stuck = self
+                .g
+                .node_indices()
+                .find(|n| indeg[n.index()] > 0)
                 .map(|n| self.g[n].name.clone())
                 .unwrap_or_default();
             return Err(IrError::Cycle(stuck));
@@ -439,10 +447,14 @@ impl Graph {
                 )));
             }
         }
+        let mut seen = Vec::new();
         for id in self.node_ids() {
-            let mut seen = HashSet::new();
+            seen.clear();
+            seen.resize(self.node(id).num_inputs, false);
             for e in self.g.edges_directed(id.0, Direction::Incoming) {
-                if !seen.insert(e.weight().to_slot) {
+                // Slots beyond `num_inputs` were reported above.
+                let Some(taken) = seen.get_mut(e.weight().to_slot) else { continue };
+                if std::mem::replace(taken, true) {
                     errs.push(IrError::Dangling(format!(
                         "node '{}' has two edges into input slot {}",
                         self.node(id).name,

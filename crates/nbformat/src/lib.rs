@@ -24,11 +24,14 @@ pub mod pb {
 
 pub use error::NbError;
 pub use header::{FileInfo, SectionEntry, SectionKind};
+pub use tensor_map::MAX_INLINE_BYTES;
 
+use header::ALIGN;
 use header::{FORMAT_MINOR, SectionKind as Kind};
-use lithe_ir::Graph;
+use lithe_ir::{Graph, SharedBytes};
 use prost::Message;
 use std::path::Path;
+use std::sync::Arc;
 use tensor_map::{WeightsView, WeightsWriter, weights_base};
 
 /// What a `.nb` file says about how it was made.
@@ -109,11 +112,66 @@ fn unique(info: &FileInfo, kind: Kind) -> Result<Option<&SectionEntry>, NbError>
     Ok(first)
 }
 
-/// Decode `.nb` bytes: check the header, every section's CRC, decode the program, read the
-/// tensors, rebuild the graph and validate it.
+/// How a `.nb` is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Check the weights section's CRC-32. The header, section table and program section are
+    /// always checked, and every tensor's bytes are bounds-checked whatever this says; the
+    /// weights CRC only detects weights changed after writing (which give wrong numbers, not
+    /// memory errors). Checking it reads every weight byte, which an in-place load of a
+    /// memory-mapped file otherwise avoids.
+    pub verify_weights: bool,
+}
+
+impl Default for ReadOptions {
+    /// Every checksum verified.
+    fn default() -> Self {
+        ReadOptions { verify_weights: true }
+    }
+}
+
+/// Decode `.nb` bytes, copying every tensor: check the header, every section's CRC, decode
+/// the program, read the tensors, rebuild the graph and validate it.
 pub fn read(bytes: &[u8]) -> Result<(Graph, ModelMeta), NbError> {
+    read_impl(bytes, None, &ReadOptions::default())
+}
+
+/// Decode `.nb` bytes held in `bytes`; weight tensors read their elements in place from
+/// `bytes` (no copy) wherever the host allows it (little endian, aligned, not bool), and keep
+/// `bytes` alive.
+pub fn read_shared(bytes: SharedBytes, options: &ReadOptions) -> Result<(Graph, ModelMeta), NbError> {
+    let view: &[u8] = (*bytes).as_ref();
+    read_impl(view, Some(&bytes), options)
+}
+
+/// A copy of `bytes` starting at a 64-byte aligned address, for [`read_shared`] (so the
+/// 64-byte aligned weights of a `.nb` are aligned in memory too).
+pub fn shared_copy(bytes: &[u8]) -> SharedBytes {
+    let mut buf = vec![0u8; bytes.len() + ALIGN as usize];
+    let start = (ALIGN as usize - buf.as_ptr() as usize % ALIGN as usize) % ALIGN as usize;
+    buf[start..start + bytes.len()].copy_from_slice(bytes);
+    Arc::new(AlignedBytes { buf, start, len: bytes.len() })
+}
+
+/// A window of a `Vec` that starts at an aligned address.
+struct AlignedBytes {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for AlignedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+fn read_impl(bytes: &[u8], shared: Option<&SharedBytes>, options: &ReadOptions) -> Result<(Graph, ModelMeta), NbError> {
     let info = header::parse(bytes)?;
     for s in &info.sections {
+        if s.kind == Kind::Weights && !options.verify_weights {
+            continue;
+        }
         let computed = crc32fast::hash(section_bytes(bytes, s)?);
         if computed != s.crc32 {
             return Err(NbError::Checksum { section: s.kind.describe(), stored: s.crc32, computed });
@@ -140,30 +198,39 @@ pub fn read(bytes: &[u8]) -> Result<(Graph, ModelMeta), NbError> {
         )));
     }
     let program = pb::Program::decode(section_bytes(bytes, program)?)?;
-    let view = WeightsView { file: bytes, range: weights.map(|w| (w.offset, w.end())) };
+    let view = WeightsView { file: bytes, range: weights.map(|w| (w.offset, w.end())), shared };
     let (graph, meta) = program::decode(&program, &view)?;
     tracing::debug!(graph = %graph.name, nodes = graph.len(), bytes = bytes.len(), "read .nb");
     Ok((graph, meta))
 }
 
-/// Read a `.nb` file (memory-mapped; read into memory if mapping fails).
+/// Read a `.nb` file with every checksum verified; see [`read_file_with`].
 pub fn read_file(path: &Path) -> Result<(Graph, ModelMeta), NbError> {
+    read_file_with(path, &ReadOptions::default())
+}
+
+/// Read a `.nb` file memory-mapped, its weights read in place from the mapping (which the
+/// graph's tensors keep alive). If mapping fails the file is read into an aligned buffer.
+///
+/// The file must not be modified or truncated while the graph (or a predictor built from
+/// it) is alive; lithe's own writer never does that ([`write_file`] writes a new file and
+/// renames it over the old one, which leaves an existing mapping intact).
+pub fn read_file_with(path: &Path, options: &ReadOptions) -> Result<(Graph, ModelMeta), NbError> {
     let io = |source| NbError::Io { path: path.to_path_buf(), source };
     let file = std::fs::File::open(path).map_err(io)?;
-    // SAFETY: the map is only read, within this call, and dropped before returning. Mapping
-    // is sound as long as no one truncates or rewrites the file while it is mapped; lithe
-    // never modifies a `.nb` in place (`write_file` writes a new file and renames it over
-    // the old one, which leaves an existing mapping intact). A concurrent external writer
-    // could change the bytes under us; the reader copies everything it keeps and checks
-    // every length against the mapping's length, which never changes.
-    match unsafe { memmap2::Mmap::map(&file) } {
-        Ok(map) => read(&map),
+    // SAFETY: the mapping is read-only and lives in an `Arc` held by every tensor that reads
+    // from it, so it outlives every borrow of its bytes. Mapping is sound as long as no
+    // process modifies or truncates the file while it is mapped, which is this function's
+    // documented requirement (the same one every memory-mapped model loader has); every
+    // length read from the file is checked against the mapping's length, which never changes.
+    let shared: SharedBytes = match unsafe { memmap2::Mmap::map(&file) } {
+        Ok(map) => Arc::new(map),
         Err(e) => {
             tracing::debug!(path = %path.display(), error = %e, "memory map failed; reading the file");
-            let bytes = std::fs::read(path).map_err(io)?;
-            read(&bytes)
+            shared_copy(&std::fs::read(path).map_err(io)?)
         }
-    }
+    };
+    read_shared(shared, options)
 }
 
 /// Write a `.nb` file: to a temporary file next to `path`, then renamed over it.

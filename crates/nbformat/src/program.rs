@@ -156,6 +156,8 @@ pub fn decode(p: &pb::Program, weights: &WeightsView<'_>) -> Result<(Graph, Mode
     check_weight_refs(nodes, weights)?;
     let is_input = graph_input_flags(p)?;
     let mut g = Graph::new(p.graph_name.clone());
+    // Capacity hints only; the file's counts are bounded by its size (prost decoded them).
+    g.reserve(nodes.len(), nodes.iter().map(|n| n.inputs.len()).sum());
     let mut ids: Vec<NodeId> = Vec::with_capacity(nodes.len());
     let mut forward = Vec::new();
     for (i, n) in nodes.iter().enumerate() {

@@ -3,7 +3,7 @@
 use crate::header::{ALIGN, align_up};
 use crate::{NbError, pb};
 use half::f16;
-use lithe_ir::{DType, Dim, Element, QuantParams, Shape, Tensor, TensorData, TypeInfo};
+use lithe_ir::{DType, Dim, Element, QuantParams, Shape, SharedBytes, Tensor, TensorData, TypeInfo};
 use ndarray::{ArrayD, IxDyn};
 
 /// The protobuf code of a dtype.
@@ -175,12 +175,14 @@ pub fn tensor_to_pb(t: &Tensor, weights: &mut WeightsWriter, inline: bool) -> pb
 }
 
 /// The weights section of a file being read.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct WeightsView<'a> {
     /// The whole file.
     pub file: &'a [u8],
     /// The section's byte range in the file, if the file has one.
     pub range: Option<(u64, u64)>,
+    /// The same bytes as `file`, shared: tensors then read their elements in place.
+    pub shared: Option<&'a SharedBytes>,
 }
 
 impl<'a> WeightsView<'a> {
@@ -247,7 +249,19 @@ pub fn tensor_from_pb(
         .checked_mul(dtype.size_bytes())
         .ok_or_else(|| bad(format!("shape {shape:?} of {dtype} has more bytes than fit in memory")))?;
     let bytes: &[u8] = match &t.data {
-        Some(pb::tensor::Data::Weights(w)) => weights.bytes(w, context)?,
+        Some(pb::tensor::Data::Weights(w)) => {
+            let bytes = weights.bytes(w, context)?;
+            if let Some(shared) = weights.shared
+                && bytes.len() == size
+                && let Ok(mut t_in_place) = usize::try_from(w.offset)
+                    .map_err(|e| e.to_string())
+                    .and_then(|at| Tensor::in_place(dtype, &shape, shared.clone(), at).map_err(|e| e.to_string()))
+            {
+                t_in_place.quant = quant_from_pb(t, context)?;
+                return Ok(t_in_place);
+            }
+            bytes
+        }
         Some(pb::tensor::Data::Inline(b)) => b,
         None => return Err(NbError::MissingField { context: context(), field: "tensor data" }),
     };
@@ -270,17 +284,21 @@ pub fn tensor_from_pb(
         }
     }
     .map_err(|e| bad(format!("shape {shape:?}: {e}")))?;
-    let quant = match &t.quant {
+    let mut out = Tensor::from(data);
+    out.quant = quant_from_pb(t, context)?;
+    Ok(out)
+}
+
+/// The quantization parameters of a protobuf tensor.
+fn quant_from_pb(t: &pb::Tensor, context: &dyn Fn() -> String) -> Result<Option<QuantParams>, NbError> {
+    Ok(match &t.quant {
         None => None,
         Some(q) => Some(QuantParams {
             scale: q.scale.clone(),
             zero_point: q.zero_point.clone(),
             axis: q.axis.map(|a| to_usize(a, context, "quant axis")).transpose()?,
         }),
-    };
-    let mut out = Tensor::from(data);
-    out.quant = quant;
-    Ok(out)
+    })
 }
 
 /// Where the weights section of a file with `table_end` header-and-table bytes starts.

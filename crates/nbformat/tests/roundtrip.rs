@@ -4,6 +4,7 @@ mod common;
 
 use common::{all_ops_graph, assert_same_graph, every_dtype_tensors, golden_models, load_golden, meta, op_names};
 use lithe_ir::{DType, Graph, Op, Outlet, Tensor, TypeInfo};
+use lithe_nbformat::ReadOptions;
 
 fn round_trip(g: &Graph) -> Graph {
     let bytes = lithe_nbformat::write(g, &meta()).unwrap();
@@ -13,7 +14,39 @@ fn round_trip(g: &Graph) -> Graph {
     assert_same_graph(g, &back);
     // Writing the read graph gives the same bytes.
     assert_eq!(lithe_nbformat::write(&back, &meta()).unwrap(), bytes);
+    // Read in place from shared bytes: the same graph, and every weight (not bool) is a
+    // view of the shared bytes rather than a copy.
+    let (shared, m) =
+        lithe_nbformat::read_shared(lithe_nbformat::shared_copy(&bytes), &ReadOptions::default()).unwrap();
+    assert_eq!(m, meta());
+    for id in shared.node_ids() {
+        if let Op::Const(t) = &shared.node(id).op
+            && t.dtype() != DType::Bool
+            && t.size_bytes() > lithe_nbformat::MAX_INLINE_BYTES
+        {
+            assert!(t.is_in_place(), "constant {} was copied", shared.node(id).name);
+        }
+    }
+    assert_same_graph(g, &shared);
     back
+}
+
+#[test]
+fn weights_checksum_is_verified_unless_turned_off() {
+    let g = load_golden(&golden_models()[0].1);
+    let mut bytes = lithe_nbformat::write(&g, &meta()).unwrap();
+    let info = lithe_nbformat::inspect(&bytes).unwrap();
+    let w = info.sections.iter().find(|s| s.kind == lithe_nbformat::SectionKind::Weights).unwrap();
+    // Flip a byte inside the weights section.
+    bytes[(w.offset + w.length / 2) as usize] ^= 0x10;
+    let verified = ReadOptions { verify_weights: true };
+    let e = lithe_nbformat::read_shared(lithe_nbformat::shared_copy(&bytes), &verified).unwrap_err();
+    assert!(e.to_string().contains("checksum"), "{e}");
+    assert!(lithe_nbformat::read(&bytes).is_err());
+    // Not verified: the structure is intact, so it loads (with one changed weight).
+    let unverified = ReadOptions { verify_weights: false };
+    let (h, _) = lithe_nbformat::read_shared(lithe_nbformat::shared_copy(&bytes), &unverified).unwrap();
+    assert_eq!(h.len(), g.len());
 }
 
 #[test]

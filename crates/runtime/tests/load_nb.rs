@@ -63,6 +63,45 @@ fn nb_bytes_and_file_run_like_the_graph() {
 }
 
 #[test]
+fn file_weights_stay_in_place_and_checksums_are_optional() {
+    // Weights large enough to go to the weights section (not inline).
+    let mut b = GraphBuilder::new("wide");
+    let x = b.input("x", DType::F32, &[Dim::Known(1), Dim::Known(64)]);
+    let w = Tensor::from_vec(&[64, 64], (0..4096).map(|i| (i % 7) as f32 - 3.0).collect()).unwrap();
+    let y = b.linear(x, w, None).unwrap();
+    b.output(y);
+    let g = b.finish().unwrap();
+    let input = Tensor::from_vec(&[1, 64], (0..64).map(|i| i as f32 / 64.0).collect()).unwrap();
+    let want = Predictor::new(g.clone()).unwrap().run_with(vec![input.clone()]).unwrap();
+    let mut bytes = lithe_nbformat::write(&g, &meta()).unwrap();
+    let path = tmp("wide.nb");
+    std::fs::write(&path, &bytes).unwrap();
+    let p = Predictor::from_file(&path, PredictorOptions::default()).unwrap();
+    let weights: Vec<&Tensor> = p
+        .graph()
+        .node_ids()
+        .into_iter()
+        .filter_map(|id| match &p.graph().node(id).op {
+            lithe_ir::Op::Const(t) if t.len() == 4096 => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(weights.len(), 1);
+    assert!(weights[0].is_in_place(), "the weights were copied at load");
+    let mut p = p;
+    assert_eq!(p.run_with(vec![input.clone()]).unwrap(), want);
+    std::fs::remove_file(&path).unwrap();
+
+    // A flipped weight byte: caught with verify_weights, loaded (one changed value) without.
+    let info = lithe_nbformat::inspect(&bytes).unwrap();
+    let s = info.sections.iter().find(|s| s.kind == lithe_nbformat::SectionKind::Weights).unwrap();
+    bytes[s.offset as usize + 8] ^= 0x01;
+    let e = Predictor::from_bytes(&bytes, PredictorOptions::default().with_verify_weights(true)).unwrap_err();
+    assert!(e.to_string().contains("checksum"), "{e}");
+    assert!(Predictor::from_bytes(&bytes, PredictorOptions::default()).is_ok());
+}
+
+#[test]
 fn missing_and_broken_models_are_load_errors() {
     let path = tmp("does-not-exist.nb");
     let e = Predictor::from_file(&path, PredictorOptions::default()).unwrap_err();
@@ -106,7 +145,7 @@ fn target_option_is_checked() {
 
 #[test]
 fn default_options_use_one_thread_and_zero_means_every_core() {
-    assert_eq!(PredictorOptions::default(), PredictorOptions { threads: 1, target: None });
+    assert_eq!(PredictorOptions::default(), PredictorOptions { threads: 1, target: None, verify_weights: false });
     assert_eq!(Predictor::new(mlp()).unwrap().threads(), 1);
     let mut p = Predictor::with_options(mlp(), PredictorOptions::default().with_threads(0)).unwrap();
     let before = p.threads();
