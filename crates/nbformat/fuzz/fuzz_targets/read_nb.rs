@@ -1,8 +1,10 @@
-//! Fuzz the `.nb` reader: `read` must return Ok or Err, never panic, on any bytes.
+//! Fuzz the `.nb` reader: `read` and `read_shared` must return Ok or Err, never panic, on
+//! any bytes.
 //!
-//! Each input is read twice: as is, and with every CRC recomputed (header and sections,
-//! following docs/nb-format.md), so that mutations reach the program decoder and the graph
-//! rebuild instead of stopping at the first checksum.
+//! Each input is read as is, and with every CRC recomputed (header and sections, following
+//! docs/nb-format.md), so that mutations reach the program decoder and the graph rebuild
+//! instead of stopping at the first checksum. The fixed bytes are also read in place without
+//! the weights CRC (the predictor's default), and every in-place tensor is read back.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -44,5 +46,14 @@ fuzz_target!(|data: &[u8]| {
     let mut fixed = data.to_vec();
     if fix_checksums(&mut fixed).is_some() {
         let _ = lithe_nbformat::read(&fixed);
+    }
+    let options = lithe_nbformat::ReadOptions { verify_weights: false };
+    if let Ok((g, _)) = lithe_nbformat::read_shared(lithe_nbformat::shared_copy(&fixed), &options) {
+        for id in g.node_ids() {
+            if let lithe_ir::Op::Const(t) = &g.node(id).op {
+                let _ = t.view_in_place::<f32>().map(|v| v.sum());
+                let _ = t.data();
+            }
+        }
     }
 });
