@@ -3,8 +3,9 @@
 //!
 //! Models: the largest golden CNN in `testdata/golden` and, when `cargo xtask models` has
 //! fetched them, the PP-OCR detection models in `target/lithe-cache/models/ppocr_det`. The
-//! `.nb` is written here from the imported graph (no optimization passes: the comparison is
-//! about loading, not about a smaller graph). Before the criterion groups, a short median
+//! `.nb` is written here twice: from the imported graph (no passes: the same graph, so the
+//! comparison is about the format alone) and from the graph `lite-cli opt` would write (the
+//! default pass pipeline: what a user loads). Before the criterion groups, a short median
 //! timing of each way prints the speedup of `.nb` over ONNX.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -24,6 +25,8 @@ struct Model {
     onnx_path: PathBuf,
     nb_path: PathBuf,
     nb_bytes: Vec<u8>,
+    /// The `.nb` of the optimized graph.
+    opt_path: PathBuf,
 }
 
 fn workspace() -> PathBuf {
@@ -70,7 +73,11 @@ fn prepare(name: &str, onnx_path: &Path) -> Result<Model, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let nb_path = dir.join(format!("{}.nb", name.replace('/', "_")));
     std::fs::write(&nb_path, &nb_bytes).map_err(|e| format!("{}: {e}", nb_path.display()))?;
-    Ok(Model { name: name.to_string(), onnx_path: onnx_path.to_path_buf(), nb_path, nb_bytes })
+    let mut optimized = graph;
+    lithe_passes::PassManager::default_pipeline().run(&mut optimized).map_err(|e| format!("passes: {e}"))?;
+    let opt_path = dir.join(format!("{}.opt.nb", name.replace('/', "_")));
+    lithe_nbformat::write_file(&opt_path, &optimized, &meta).map_err(|e| format!("write .nb: {e}"))?;
+    Ok(Model { name: name.to_string(), onnx_path: onnx_path.to_path_buf(), nb_path, nb_bytes, opt_path })
 }
 
 fn from_onnx(path: &Path) -> Predictor {
@@ -112,14 +119,16 @@ fn bench_load(c: &mut Criterion) {
         let onnx = median(|| drop(black_box(from_onnx(&model.onnx_path))));
         let file = median(|| drop(black_box(from_nb_file(&model.nb_path))));
         let bytes = median(|| drop(black_box(from_nb_bytes(&model.nb_bytes))));
+        let opt = median(|| drop(black_box(from_nb_file(&model.opt_path))));
         let ratio = |t: Duration| onnx.as_secs_f64() / t.as_secs_f64().max(1e-12);
         println!(
-            "load {}: onnx import + Predictor::new {onnx:?}; .nb from_file {file:?} ({:.1}x faster); \
-             from_bytes {bytes:?} ({:.1}x faster); .nb size {} B",
+            "load {}: onnx import + Predictor::new {onnx:?}; same graph .nb from_file {file:?} ({:.1}x faster), \
+             from_bytes {bytes:?} ({:.1}x faster), {} B; optimized .nb from_file {opt:?} ({:.1}x faster)",
             model.name,
             ratio(file),
             ratio(bytes),
-            model.nb_bytes.len()
+            model.nb_bytes.len(),
+            ratio(opt)
         );
 
         let mut group = c.benchmark_group(format!("load/{}", model.name));
@@ -127,8 +136,10 @@ fn bench_load(c: &mut Criterion) {
         group.bench_function("onnx_import_and_new", |b| b.iter(|| from_onnx(black_box(&model.onnx_path))));
         group.bench_function("nb_from_file", |b| b.iter(|| from_nb_file(black_box(&model.nb_path))));
         group.bench_function("nb_from_bytes", |b| b.iter(|| from_nb_bytes(black_box(&model.nb_bytes))));
+        group.bench_function("optimized_nb_from_file", |b| b.iter(|| from_nb_file(black_box(&model.opt_path))));
         group.finish();
         let _ = std::fs::remove_file(&model.nb_path);
+        let _ = std::fs::remove_file(&model.opt_path);
     }
 }
 
