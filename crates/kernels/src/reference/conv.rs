@@ -8,7 +8,7 @@ use crate::KernelError;
 use lithe_ir::Tensor;
 use lithe_ir::op::{AxisWindow, ConvAttrs};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
+use ndarray::{ArrayBase, ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn};
 use std::borrow::Cow;
 
 const OP: &str = "Conv";
@@ -56,8 +56,8 @@ pub fn conv(a: &ConvAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result
     let rows = cg * kernel_size;
     super::checked_num_elements(OP, &[rows, out_size])?;
 
-    let x_data = contiguous(xa);
-    let w_data = contiguous(wa);
+    let x_data = contiguous(&xa);
+    let w_data = contiguous(&wa);
     // Per spatial axis, per kernel offset: the input index read by each output position.
     let taps: Vec<Vec<Vec<Option<usize>>>> = windows.iter().map(conv_taps).collect();
     let in_strides = row_major_strides(&in_spatial);
@@ -105,7 +105,7 @@ fn conv_taps(w: &AxisWindow) -> Vec<Vec<Option<usize>>> {
 /// The bias of a conv-like op as a vector of `c_out` values, or an error naming `op`.
 pub(crate) fn bias_values(op: &'static str, b: Option<&Tensor>, c_out: usize) -> Result<Option<Vec<f32>>, KernelError> {
     let Some(t) = b else { return Ok(None) };
-    let ba = t.as_f32().ok_or_else(|| KernelError::Unsupported {
+    let ba = t.view_in_place::<f32>().ok_or_else(|| KernelError::Unsupported {
         op,
         detail: format!("bias B has dtype {}, only f32 is supported", t.dtype()),
     })?;
@@ -163,15 +163,20 @@ fn gather_row(dst: &mut [f32], src: &[f32], base: usize, taps: &[&[Option<usize>
 }
 
 /// The elements of `a` in row-major order, borrowed when already contiguous.
-pub(crate) fn contiguous<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
+pub(crate) fn contiguous<S>(a: &ArrayBase<S, IxDyn>) -> Cow<'_, [S::Elem]>
+where
+    S: ndarray::Data,
+    S::Elem: Clone,
+{
     match a.as_slice() {
         Some(s) => Cow::Borrowed(s),
         None => Cow::Owned(a.iter().cloned().collect()),
     }
 }
 
-fn f32_arg<'a>(t: &'a Tensor, what: &str) -> Result<&'a ArrayD<f32>, KernelError> {
-    t.as_f32().ok_or_else(|| KernelError::Unsupported {
+/// The f32 elements of `t` without copying (weights of a mapped `.nb` stay in place).
+fn f32_arg<'a>(t: &'a Tensor, what: &str) -> Result<ArrayViewD<'a, f32>, KernelError> {
+    t.view_in_place::<f32>().ok_or_else(|| KernelError::Unsupported {
         op: OP,
         detail: format!("{what} has dtype {}, only f32 is supported", t.dtype()),
     })

@@ -11,7 +11,7 @@ use crate::KernelError;
 use lithe_ir::Tensor;
 use lithe_ir::op::{ConvTransposeAttrs, TransposeAxis};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
+use ndarray::{ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn};
 
 const OP: &str = "ConvTranspose";
 
@@ -69,8 +69,8 @@ pub fn conv_transpose(
     let rows = mg * kernel_size;
     super::checked_num_elements(OP, &[rows, in_size])?;
 
-    let x_data = contiguous(xa);
-    let w_data = contiguous(wa);
+    let x_data = contiguous(&xa);
+    let w_data = contiguous(&wa);
     // Per spatial axis, per kernel offset: the output index each input position adds into.
     let taps: Vec<Vec<Vec<Option<usize>>>> = axes.iter().map(transpose_taps).collect();
     let out_strides = row_major_strides(&out_spatial);
@@ -139,8 +139,9 @@ fn scatter_row(src: &[f32], dst: &mut [f32], base: usize, taps: &[&[Option<usize
     }
 }
 
-fn f32_arg<'a>(t: &'a Tensor, what: &str) -> Result<&'a ArrayD<f32>, KernelError> {
-    t.as_f32().ok_or_else(|| KernelError::Unsupported {
+/// The f32 elements of `t` without copying (weights of a mapped `.nb` stay in place).
+fn f32_arg<'a>(t: &'a Tensor, what: &str) -> Result<ArrayViewD<'a, f32>, KernelError> {
+    t.view_in_place::<f32>().ok_or_else(|| KernelError::Unsupported {
         op: OP,
         detail: format!("{what} has dtype {}, only f32 is supported", t.dtype()),
     })

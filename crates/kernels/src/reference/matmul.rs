@@ -6,27 +6,26 @@
 use super::conv::contiguous;
 use crate::KernelError;
 use half::f16;
+use lithe_ir::Tensor;
 use lithe_ir::op::GemmAttrs;
-use lithe_ir::{Tensor, TensorData};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Ix2, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Ix2, IxDyn};
 
 /// `alpha * A' * B' + beta * C`, where `A'` is `A` (`M x K`, or `K x M` with `trans_a`), `B'`
 /// is `B` (`K x N`, or `N x K` with `trans_b`) and `C` broadcasts to `M x N`. With `beta == 0`
 /// C is not read. f32 only.
 pub fn gemm(attrs: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> Result<Tensor, KernelError> {
     const OP: &str = "Gemm";
-    fn f32_of<'t>(t: &'t Tensor, what: &str) -> Result<&'t ArrayD<f32>, KernelError> {
-        t.as_f32().ok_or_else(|| KernelError::Unsupported {
+    fn f32_of<'t>(t: &'t Tensor, what: &str) -> Result<ArrayViewD<'t, f32>, KernelError> {
+        t.view_in_place::<f32>().ok_or_else(|| KernelError::Unsupported {
             op: OP,
             detail: format!("{what} has dtype {}, only f32 is supported", t.dtype()),
         })
     }
-    fn two_d<'t>(t: &'t ArrayD<f32>, what: &str) -> Result<ArrayView2<'t, f32>, KernelError> {
-        t.view().into_dimensionality::<Ix2>().map_err(|_| KernelError::Invalid {
-            op: OP,
-            detail: format!("{what} must be 2-D, got shape {:?}", t.shape()),
-        })
+    fn two_d<'t>(t: ArrayViewD<'t, f32>, what: &str) -> Result<ArrayView2<'t, f32>, KernelError> {
+        let shape = t.shape().to_vec();
+        t.into_dimensionality::<Ix2>()
+            .map_err(|_| KernelError::Invalid { op: OP, detail: format!("{what} must be 2-D, got shape {shape:?}") })
     }
     let a2 = two_d(f32_of(a, "A")?, "A")?;
     let b2 = two_d(f32_of(b, "B")?, "B")?;
@@ -65,17 +64,22 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, KernelError> {
     if a.dtype() != b.dtype() {
         return Err(invalid(format!("A has dtype {} but B has dtype {}", a.dtype(), b.dtype())));
     }
-    match (a.data(), b.data()) {
-        (TensorData::F32(x), TensorData::F32(y)) => Ok(Tensor::from(batched(x, y, float_kernel)?)),
-        (TensorData::F16(x), TensorData::F16(y)) => {
-            let up = |t: &ArrayD<f16>| t.mapv(f32::from);
-            let r = batched(&up(x), &up(y), float_kernel)?;
-            Ok(Tensor::from(r.mapv(f16::from_f32)))
-        }
-        (TensorData::I32(x), TensorData::I32(y)) => Ok(Tensor::from(batched(x, y, int_kernel)?)),
-        (TensorData::I64(x), TensorData::I64(y)) => Ok(Tensor::from(batched(x, y, int_kernel)?)),
-        _ => Err(KernelError::Unsupported { op: "MatMul", detail: format!("dtype {}", a.dtype()) }),
+    // Read in place: the weights of a mapped `.nb` are not copied.
+    if let (Some(x), Some(y)) = (a.view_in_place::<f32>(), b.view_in_place::<f32>()) {
+        return Ok(Tensor::from(batched(&x, &y, float_kernel)?));
     }
+    if let (Some(x), Some(y)) = (a.view_in_place::<i32>(), b.view_in_place::<i32>()) {
+        return Ok(Tensor::from(batched(&x, &y, int_kernel)?));
+    }
+    if let (Some(x), Some(y)) = (a.view_in_place::<i64>(), b.view_in_place::<i64>()) {
+        return Ok(Tensor::from(batched(&x, &y, int_kernel)?));
+    }
+    if let (Some(x), Some(y)) = (a.view_in_place::<f16>(), b.view_in_place::<f16>()) {
+        let (x, y) = (x.mapv(f32::from), y.mapv(f32::from));
+        let r = batched(&x.view(), &y.view(), float_kernel)?;
+        return Ok(Tensor::from(r.mapv(f16::from_f32)));
+    }
+    Err(KernelError::Unsupported { op: "MatMul", detail: format!("dtype {}", a.dtype()) })
 }
 
 /// A kernel computing `out = a (m x k) * b (k x n)` on row-major slices.
@@ -140,7 +144,11 @@ fn int_kernel<T: WrappingInt>(
 }
 
 /// Numpy matmul of `a` and `b` with `kernel` doing each 2-D product.
-fn batched<T: lithe_ir::Element>(a: &ArrayD<T>, b: &ArrayD<T>, kernel: Kernel<T>) -> Result<ArrayD<T>, KernelError> {
+fn batched<T: lithe_ir::Element>(
+    a: &ArrayViewD<'_, T>,
+    b: &ArrayViewD<'_, T>,
+    kernel: Kernel<T>,
+) -> Result<ArrayD<T>, KernelError> {
     let (ash, bsh) = (a.shape(), b.shape());
     if ash.is_empty() || bsh.is_empty() {
         return Err(invalid(format!("operands must have rank >= 1, got shapes {ash:?} and {bsh:?}")));
