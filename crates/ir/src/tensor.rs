@@ -123,7 +123,8 @@ pub struct Tensor {
 #[derive(Clone)]
 enum Store {
     Owned(TensorData),
-    InPlace(InPlace),
+    /// Boxed: keeps `Tensor` (and so every `Op`) as small as an owned tensor.
+    InPlace(Box<InPlace>),
 }
 
 /// Elements of `dtype` and `shape` at `bytes[offset..]`, native byte order, row-major.
@@ -282,7 +283,14 @@ impl Tensor {
         if addr % dtype.size_bytes() != 0 {
             return Err(err(format!("address {addr:#x} is not aligned to {} bytes", dtype.size_bytes())));
         }
-        let store = Store::InPlace(InPlace { dtype, shape: shape.to_vec(), len, bytes, offset, copy: OnceLock::new() });
+        let store = Store::InPlace(Box::new(InPlace {
+            dtype,
+            shape: shape.to_vec(),
+            len,
+            bytes,
+            offset,
+            copy: OnceLock::new(),
+        }));
         Ok(Tensor { store, quant: None })
     }
 
