@@ -2,10 +2,11 @@
 //! keeps the graph output names, and keeps the outputs (checked by evaluating the graph with
 //! the reference kernels before and after).
 
+mod common;
+
 use lithe_ir::builder::GraphBuilder;
 use lithe_ir::op::{Activation, ConvAttrs, ConvTransposeAttrs, Epilogue, FcAttrs, GemmAttrs};
 use lithe_ir::{DType, Dim, Graph, Op, Outlet, Tensor};
-use lithe_kernels::reference;
 use lithe_passes::activation::FuseActivation;
 use lithe_passes::batch_norm::{BatchNormToAffine, FoldBatchNorm, FoldConvAffine};
 use lithe_passes::fully_connected::MatMulToFc;
@@ -68,26 +69,11 @@ fn random_inputs(g: &Graph, seed: u64) -> HashMap<String, Tensor> {
         .collect()
 }
 
-/// Evaluate every node in topological order with the reference kernels; returns the graph
-/// outputs as `(name, value)`.
+/// The graph outputs as `(name, value)` for inputs given by name.
 fn eval_graph(g: &Graph, inputs: &HashMap<String, Tensor>) -> Vec<(String, Tensor)> {
-    let mut values: HashMap<Outlet, Tensor> = HashMap::new();
-    for id in g.topo_order().unwrap() {
-        let node = g.node(id);
-        let outs = match &node.op {
-            Op::Input => vec![inputs[&node.outputs[0].name].clone()],
-            op => {
-                let ins = g.node_inputs(id);
-                let args: Vec<Option<&Tensor>> = ins.iter().map(|o| o.map(|o| &values[&o])).collect();
-                reference::eval(op, &args, node.outputs.len())
-                    .unwrap_or_else(|e| panic!("node '{}' ({}): {e}", node.name, op.name()))
-            }
-        };
-        for (slot, t) in outs.into_iter().enumerate() {
-            values.insert(Outlet::new(id, slot), t);
-        }
-    }
-    g.outputs().iter().map(|o| (g.value(*o).name.clone(), values[o].clone())).collect()
+    let ordered: Vec<Tensor> = g.inputs().iter().map(|&id| inputs[&g.node(id).outputs[0].name].clone()).collect();
+    let names = g.outputs().iter().map(|o| g.value(*o).name.clone());
+    names.zip(common::eval(g, &ordered)).collect()
 }
 
 /// Assert two output lists have the same names and values within `1e-4 + 1e-4 |b|`.

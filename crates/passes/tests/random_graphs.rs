@@ -4,13 +4,15 @@
 //! fully connected heads) compute the same outputs, under the same names, before and after
 //! `PassManager::default_pipeline()`.
 
+mod common;
+
+use common::eval;
+
 use lithe_ir::builder::GraphBuilder;
 use lithe_ir::op::{AvgPoolAttrs, ConvAttrs, GemmAttrs, PadMode, PoolAttrs};
 use lithe_ir::{DType, Dim, Graph, IrError, Op, Outlet, Tensor, TypeInfo};
-use lithe_kernels::reference;
 use lithe_passes::PassManager;
 use proptest::prelude::*;
-use std::collections::HashMap;
 
 /// Deterministic data (xorshift).
 struct Rng(u64);
@@ -46,29 +48,6 @@ impl Rng {
         let v: Vec<f32> = (0..n).map(|_| lo + self.unit() * (hi - lo)).collect();
         Tensor::from_vec(shape, v).unwrap()
     }
-}
-
-/// Evaluate `g` node by node in topological order with the reference kernels.
-fn eval(g: &Graph, inputs: &[Tensor]) -> Vec<Tensor> {
-    let mut values: HashMap<Outlet, Tensor> = HashMap::new();
-    for (&id, t) in g.inputs().iter().zip(inputs) {
-        values.insert(Outlet::new(id, 0), t.clone());
-    }
-    for id in g.topo_order().unwrap() {
-        let node = g.node(id);
-        if matches!(node.op, Op::Input) {
-            continue;
-        }
-        let outs = {
-            let ins: Vec<Option<&Tensor>> = g.node_inputs(id).into_iter().map(|o| o.map(|o| &values[&o])).collect();
-            reference::eval(&node.op, &ins, node.outputs.len())
-                .unwrap_or_else(|e| panic!("node '{}' ({}): {e}", node.name, node.op.name()))
-        };
-        for (slot, t) in outs.into_iter().enumerate() {
-            values.insert(Outlet::new(id, slot), t);
-        }
-    }
-    g.outputs().iter().map(|o| values[o].clone()).collect()
 }
 
 /// Builds a random graph block by block, tracking the current NCHW feature map.

@@ -3,17 +3,19 @@
 //! must not, keeps the graph output names, and keeps the outputs (the graph is evaluated node by
 //! node with the reference kernels before and after).
 
+mod common;
+
+use common::eval;
+
 use lithe_ir::builder::GraphBuilder;
 use lithe_ir::op::{AutoPad, AvgPoolAttrs, ConvAttrs, PadMode, PoolAttrs};
 use lithe_ir::{DType, Dim, Graph, Op, Outlet, Tensor};
-use lithe_kernels::reference;
 use lithe_passes::cancel_pairs::CancelTransposeReshape;
 use lithe_passes::dead_code::DeadCode;
 use lithe_passes::fold_pad::FoldPad;
 use lithe_passes::identity::RemoveIdentity;
 use lithe_passes::reshape_chain::CanonicalizeShapes;
 use lithe_passes::{Pass, op_histogram};
-use std::collections::HashMap;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -33,30 +35,6 @@ impl Rng {
         let n = shape.iter().product();
         Tensor::from_vec(shape, (0..n).map(|_| self.next()).collect::<Vec<f32>>()).unwrap()
     }
-}
-
-/// Evaluate `g` node by node in topological order with the reference kernels.
-fn eval(g: &Graph, inputs: &[Tensor]) -> Vec<Tensor> {
-    assert_eq!(g.inputs().len(), inputs.len(), "one value per graph input");
-    let mut values: HashMap<Outlet, Tensor> = HashMap::new();
-    for (&id, t) in g.inputs().iter().zip(inputs) {
-        values.insert(Outlet::new(id, 0), t.clone());
-    }
-    for id in g.topo_order().unwrap() {
-        let node = g.node(id);
-        if matches!(node.op, Op::Input) {
-            continue;
-        }
-        let outs = {
-            let ins: Vec<Option<&Tensor>> = g.node_inputs(id).into_iter().map(|o| o.map(|o| &values[&o])).collect();
-            reference::eval(&node.op, &ins, node.outputs.len())
-                .unwrap_or_else(|e| panic!("node '{}' ({}): {e}", node.name, node.op.name()))
-        };
-        for (slot, t) in outs.into_iter().enumerate() {
-            values.insert(Outlet::new(id, slot), t);
-        }
-    }
-    g.outputs().iter().map(|o| values[o].clone()).collect()
 }
 
 fn assert_close(before: &[Tensor], after: &[Tensor]) {

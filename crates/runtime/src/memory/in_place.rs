@@ -13,23 +13,12 @@ pub(crate) fn in_place_inputs(op: &Op, output: usize, num_inputs: usize) -> Vec<
     if output != 0 {
         return Vec::new();
     }
+    if op.is_unary_elementwise() {
+        return vec![0];
+    }
     match op {
-        // Unary elementwise ops and activations (extra inputs are scalars or per-channel).
-        Op::Relu
-        | Op::Clip
-        | Op::LeakyRelu { .. }
-        | Op::PRelu
-        | Op::Sigmoid
-        | Op::HardSigmoid { .. }
-        | Op::HardSwish
-        | Op::Tanh
-        | Op::Sqrt
-        | Op::Erf
-        | Op::Exp
-        | Op::Log
-        | Op::Neg
-        | Op::Abs
-        | Op::BatchNormalization { .. } => vec![0],
+        // Activations and normalization with extra scalar or per-channel inputs.
+        Op::Clip | Op::PRelu | Op::BatchNormalization { .. } => vec![0],
         // Views of the data.
         Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze | Op::Identity | Op::Dropout => vec![0],
         // A conv adding a residual adds it elementwise to its result.
