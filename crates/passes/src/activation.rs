@@ -115,12 +115,6 @@ impl Pass for FuseActivation {
         "fuse Relu, Clip, LeakyRelu, PRelu, HardSwish, HardSigmoid, Sigmoid, Tanh into the preceding Conv or FullyConnected"
     }
     fn run(&self, graph: &mut Graph) -> Result<usize, PassError> {
-        let mut n = 0;
-        for id in graph.topo_order().map_err(|e| PassError::graph(self.name(), e))? {
-            if Self::try_fuse(graph, id).map_err(|e| PassError::graph(self.name(), e))? {
-                n += 1;
-            }
-        }
-        Ok(n)
+        crate::manager::rewrite_each_node(self.name(), graph, Self::try_fuse)
     }
 }

@@ -301,13 +301,7 @@ impl Pass for FoldBatchNorm {
         "fold BatchNormalization into the preceding Conv, ConvTranspose, Gemm or FullyConnected"
     }
     fn run(&self, graph: &mut Graph) -> Result<usize, PassError> {
-        let mut n = 0;
-        for id in graph.topo_order().map_err(|e| PassError::graph(self.name(), e))? {
-            if Self::try_fold(graph, id).map_err(|e| PassError::graph(self.name(), e))? {
-                n += 1;
-            }
-        }
-        Ok(n)
+        crate::manager::rewrite_each_node(self.name(), graph, Self::try_fold)
     }
 }
 
@@ -360,13 +354,7 @@ impl Pass for BatchNormToAffine {
         "turn a remaining BatchNormalization into a per-channel multiply-add"
     }
     fn run(&self, graph: &mut Graph) -> Result<usize, PassError> {
-        let mut n = 0;
-        for id in graph.topo_order().map_err(|e| PassError::graph(self.name(), e))? {
-            if Self::try_lower(graph, id).map_err(|e| PassError::graph(self.name(), e))? {
-                n += 1;
-            }
-        }
-        Ok(n)
+        crate::manager::rewrite_each_node(self.name(), graph, Self::try_lower)
     }
 }
 
@@ -429,12 +417,6 @@ impl Pass for FoldConvAffine {
         "fold a constant per-channel Mul/Add/Sub/Div after a Conv, ConvTranspose, Gemm or FC into its weights"
     }
     fn run(&self, graph: &mut Graph) -> Result<usize, PassError> {
-        let mut n = 0;
-        for id in graph.topo_order().map_err(|e| PassError::graph(self.name(), e))? {
-            if Self::try_fold(graph, id).map_err(|e| PassError::graph(self.name(), e))? {
-                n += 1;
-            }
-        }
-        Ok(n)
+        crate::manager::rewrite_each_node(self.name(), graph, Self::try_fold)
     }
 }

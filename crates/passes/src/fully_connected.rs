@@ -174,12 +174,6 @@ impl Pass for MatMulToFc {
         "turn MatMul/Gemm with a constant weight (and a following bias Add) into FullyConnected"
     }
     fn run(&self, graph: &mut Graph) -> Result<usize, PassError> {
-        let mut n = 0;
-        for id in graph.topo_order().map_err(|e| PassError::graph(self.name(), e))? {
-            if Self::try_convert(graph, id).map_err(|e| PassError::graph(self.name(), e))? {
-                n += 1;
-            }
-        }
-        Ok(n)
+        crate::manager::rewrite_each_node(self.name(), graph, Self::try_convert)
     }
 }

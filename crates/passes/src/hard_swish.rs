@@ -175,12 +175,6 @@ impl Pass for FuseHardSwish {
         "fuse x * HardSigmoid(x) (and x * Clip(x + 3, 0, 6) / 6) into HardSwish"
     }
     fn run(&self, graph: &mut Graph) -> Result<usize, PassError> {
-        let mut n = 0;
-        for id in graph.topo_order().map_err(|e| PassError::graph(self.name(), e))? {
-            if Self::try_fuse(graph, id).map_err(|e| PassError::graph(self.name(), e))? {
-                n += 1;
-            }
-        }
-        Ok(n)
+        crate::manager::rewrite_each_node(self.name(), graph, Self::try_fuse)
     }
 }

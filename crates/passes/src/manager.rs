@@ -2,8 +2,24 @@
 //! until a round changes nothing.
 
 use crate::PassError;
-use lithe_ir::{Graph, Op};
+use lithe_ir::{Graph, IrError, NodeId, Op};
 use std::collections::BTreeMap;
+
+/// Run `rewrite` on every node in one topological order (taken before any rewrite) and count
+/// the nodes it rewrote; the loop most passes share. Errors are reported as pass `name`'s.
+pub(crate) fn rewrite_each_node(
+    name: &'static str,
+    graph: &mut Graph,
+    mut rewrite: impl FnMut(&mut Graph, NodeId) -> Result<bool, IrError>,
+) -> Result<usize, PassError> {
+    let mut n = 0;
+    for id in graph.topo_order().map_err(|e| PassError::graph(name, e))? {
+        if rewrite(graph, id).map_err(|e| PassError::graph(name, e))? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
 
 /// A graph rewrite.
 pub trait Pass: Send + Sync {
