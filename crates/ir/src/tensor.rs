@@ -10,6 +10,29 @@ use std::sync::{Arc, OnceLock};
 /// model file, or a buffer the caller handed over. Must not change while any tensor holds it.
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
+/// A copy of `bytes` as [`SharedBytes`] starting at a 64-byte aligned address, so that data
+/// aligned within `bytes` is aligned in memory too (for [`Tensor::in_place`]).
+pub fn shared_aligned_copy(bytes: &[u8]) -> SharedBytes {
+    const ALIGN: usize = 64;
+    let mut buf = vec![0u8; bytes.len() + ALIGN];
+    let start = (ALIGN - buf.as_ptr() as usize % ALIGN) % ALIGN;
+    buf[start..start + bytes.len()].copy_from_slice(bytes);
+    Arc::new(AlignedBytes { buf, start, len: bytes.len() })
+}
+
+/// A window of a `Vec` that starts at an aligned address.
+struct AlignedBytes {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for AlignedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
 /// Quantization parameters of a tensor: `real = scale * (q - zero_point)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuantParams {

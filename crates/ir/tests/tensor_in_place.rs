@@ -2,30 +2,16 @@
 //! tensor, and every unsafe precondition of the in-place view is checked up front.
 
 use half::f16;
-use lithe_ir::{DType, Element, SharedBytes, Tensor};
+use lithe_ir::{DType, Element, SharedBytes, Tensor, shared_aligned_copy};
 use proptest::prelude::*;
-use std::sync::Arc;
-
-/// Bytes whose first byte sits at a 64-byte aligned address (a window into a larger `Vec`).
-struct Aligned {
-    buf: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AsRef<[u8]> for Aligned {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
-    }
-}
 
 /// A shared buffer with `bytes` at `offset` from a 64-byte aligned start.
 fn shared(bytes: &[u8], offset: usize) -> SharedBytes {
-    let len = offset + bytes.len();
-    let mut buf = vec![0u8; len + 64];
-    let start = (64 - buf.as_ptr() as usize % 64) % 64;
-    buf[start + offset..start + len].copy_from_slice(bytes);
-    Arc::new(Aligned { buf, start, len })
+    let mut padded = vec![0u8; offset];
+    padded.extend_from_slice(bytes);
+    let s = shared_aligned_copy(&padded);
+    assert_eq!((*s).as_ref().as_ptr() as usize % 64, 0);
+    s
 }
 
 fn le_bytes<T: Element>(v: &[T], f: fn(T) -> Vec<u8>) -> Vec<u8> {

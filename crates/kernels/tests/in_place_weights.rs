@@ -3,31 +3,13 @@
 //! uncopied (`Tensor::is_in_place` still true after the kernel ran).
 
 use lithe_ir::op::{Activation, ConvAttrs, ConvTransposeAttrs, FcAttrs, GemmAttrs};
-use lithe_ir::{DType, Op, SharedBytes, Tensor};
+use lithe_ir::{DType, Op, Tensor, shared_aligned_copy};
 use lithe_kernels::reference::eval;
-use std::sync::Arc;
-
-/// Bytes whose first byte sits at a 64-byte aligned address (a window into a larger `Vec`).
-struct Aligned {
-    buf: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AsRef<[u8]> for Aligned {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
-    }
-}
 
 /// `t` (f32) as an in-place tensor over its own aligned little-endian bytes.
 fn in_place(t: &Tensor) -> Tensor {
     let bytes: Vec<u8> = t.to_f32_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
-    let mut buf = vec![0u8; bytes.len() + 64];
-    let start = (64 - buf.as_ptr() as usize % 64) % 64;
-    buf[start..start + bytes.len()].copy_from_slice(&bytes);
-    let shared: SharedBytes = Arc::new(Aligned { buf, start, len: bytes.len() });
-    let out = Tensor::in_place(DType::F32, t.shape(), shared, 0).unwrap();
+    let out = Tensor::in_place(DType::F32, t.shape(), shared_aligned_copy(&bytes), 0).unwrap();
     assert!(out.is_in_place());
     out
 }

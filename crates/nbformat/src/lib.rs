@@ -26,7 +26,6 @@ pub use error::NbError;
 pub use header::{FileInfo, SectionEntry, SectionKind};
 pub use tensor_map::MAX_INLINE_BYTES;
 
-use header::ALIGN;
 use header::{FORMAT_MINOR, SectionKind as Kind};
 use lithe_ir::{Graph, SharedBytes};
 use prost::Message;
@@ -147,23 +146,7 @@ pub fn read_shared(bytes: SharedBytes, options: &ReadOptions) -> Result<(Graph, 
 /// A copy of `bytes` starting at a 64-byte aligned address, for [`read_shared`] (so the
 /// 64-byte aligned weights of a `.nb` are aligned in memory too).
 pub fn shared_copy(bytes: &[u8]) -> SharedBytes {
-    let mut buf = vec![0u8; bytes.len() + ALIGN as usize];
-    let start = (ALIGN as usize - buf.as_ptr() as usize % ALIGN as usize) % ALIGN as usize;
-    buf[start..start + bytes.len()].copy_from_slice(bytes);
-    Arc::new(AlignedBytes { buf, start, len: bytes.len() })
-}
-
-/// A window of a `Vec` that starts at an aligned address.
-struct AlignedBytes {
-    buf: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AsRef<[u8]> for AlignedBytes {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
-    }
+    lithe_ir::shared_aligned_copy(bytes)
 }
 
 fn read_impl(bytes: &[u8], shared: Option<&SharedBytes>, options: &ReadOptions) -> Result<(Graph, ModelMeta), NbError> {
