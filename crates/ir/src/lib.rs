@@ -22,4 +22,4 @@ pub use error::IrError;
 pub use graph::{Graph, Node, NodeId, Outlet, ValueInfo};
 pub use op::Op;
 pub use shape::{Dim, Shape, TypeInfo};
-pub use tensor::{Element, QuantParams, SharedBytes, Tensor, TensorData, shared_aligned_copy};
+pub use tensor::{Element, QuantParams, SharedBytes, Tensor, TensorData, TensorView, shared_aligned_copy};

@@ -82,6 +82,61 @@ macro_rules! dispatch_tensor {
     };
 }
 
+/// A borrowed, zero-copy view of a tensor's elements, one variant per dtype
+/// (see [`Tensor::data_view`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorView<'a> {
+    /// f32 elements.
+    F32(ArrayViewD<'a, f32>),
+    /// f16 elements.
+    F16(ArrayViewD<'a, f16>),
+    /// i8 elements.
+    I8(ArrayViewD<'a, i8>),
+    /// u8 elements.
+    U8(ArrayViewD<'a, u8>),
+    /// i16 elements.
+    I16(ArrayViewD<'a, i16>),
+    /// i32 elements.
+    I32(ArrayViewD<'a, i32>),
+    /// i64 elements.
+    I64(ArrayViewD<'a, i64>),
+    /// bool elements.
+    Bool(ArrayViewD<'a, bool>),
+}
+
+impl TensorData {
+    /// A view of the elements (no copy).
+    pub fn view(&self) -> TensorView<'_> {
+        match self {
+            TensorData::F32(a) => TensorView::F32(a.view()),
+            TensorData::F16(a) => TensorView::F16(a.view()),
+            TensorData::I8(a) => TensorView::I8(a.view()),
+            TensorData::U8(a) => TensorView::U8(a.view()),
+            TensorData::I16(a) => TensorView::I16(a.view()),
+            TensorData::I32(a) => TensorView::I32(a.view()),
+            TensorData::I64(a) => TensorView::I64(a.view()),
+            TensorData::Bool(a) => TensorView::Bool(a.view()),
+        }
+    }
+}
+
+/// Apply an expression to the array view inside a [`TensorView`], whatever its dtype.
+#[macro_export]
+macro_rules! dispatch_view {
+    ($view:expr, $a:ident => $body:expr) => {
+        match $view {
+            $crate::TensorView::F32($a) => $body,
+            $crate::TensorView::F16($a) => $body,
+            $crate::TensorView::I8($a) => $body,
+            $crate::TensorView::U8($a) => $body,
+            $crate::TensorView::I16($a) => $body,
+            $crate::TensorView::I32($a) => $body,
+            $crate::TensorView::I64($a) => $body,
+            $crate::TensorView::Bool($a) => $body,
+        }
+    };
+}
+
 /// Rust element types that map to a [`DType`].
 pub trait Element: Clone + Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     /// The dtype of this element type.
@@ -134,8 +189,9 @@ impl_element!(bool, Bool, |x| if x { 1.0 } else { 0.0 }, |v| v != 0.0);
 ///
 /// The elements are either owned ([`TensorData`]) or read in place from [`SharedBytes`]
 /// (weights of a memory-mapped `.nb`; see [`Tensor::in_place`]). An in-place tensor answers
-/// [`Tensor::view_in_place`] without copying; [`Tensor::data`] and the views built on it copy
-/// its elements once, on first use, and keep the copy.
+/// [`Tensor::view_in_place`], [`Tensor::expect_view`] and [`Tensor::data_view`] without
+/// copying; [`Tensor::data`] and the views built on it copy its elements once, on first use,
+/// and keep the copy.
 #[derive(Clone)]
 pub struct Tensor {
     store: Store,
@@ -331,6 +387,36 @@ impl Tensor {
         }
     }
 
+    /// A view of the elements, whatever their dtype, without copying them however they are
+    /// stored (unlike [`Tensor::data`], an in-place tensor stays in place).
+    pub fn data_view(&self) -> TensorView<'_> {
+        let p = match &self.store {
+            Store::Owned(d) => return d.view(),
+            Store::InPlace(p) => p,
+        };
+        match p.dtype {
+            DType::F32 => TensorView::F32(p.view()),
+            DType::F16 => TensorView::F16(p.view()),
+            DType::I8 => TensorView::I8(p.view()),
+            DType::U8 => TensorView::U8(p.view()),
+            DType::I16 => TensorView::I16(p.view()),
+            DType::I32 => TensorView::I32(p.view()),
+            DType::I64 => TensorView::I64(p.view()),
+            // `Tensor::in_place` refuses bool, so this is never reached; fall back to the copy.
+            DType::Bool => self.data().view(),
+        }
+    }
+
+    /// The elements as `T` without copying (see [`Tensor::view_in_place`]), or a dtype error
+    /// naming `what`.
+    pub fn expect_view<T: Element>(&self, what: &str) -> Result<ArrayViewD<'_, T>, IrError> {
+        self.view_in_place::<T>().ok_or_else(|| IrError::DType {
+            what: what.to_string(),
+            expected: T::DTYPE,
+            found: self.dtype(),
+        })
+    }
+
     /// The storage. An in-place tensor copies its elements on the first call.
     pub fn data(&self) -> &TensorData {
         match &self.store {
@@ -429,10 +515,10 @@ impl Tensor {
 
     /// Convert every element to `T` (floats to ints truncate toward zero, like ONNX Cast).
     pub fn to_array<T: Element>(&self) -> ArrayD<T> {
-        if let Some(a) = T::view(self.data()) {
-            return a.clone();
+        if let Some(a) = self.view_in_place::<T>() {
+            return a.to_owned();
         }
-        dispatch_tensor!(self.data(), a => a.mapv(|x| T::from_f64(x.to_f64())))
+        dispatch_view!(self.data_view(), a => a.mapv(|x| T::from_f64(x.to_f64())))
     }
 
     /// A copy converted to `dtype`.
@@ -455,8 +541,8 @@ impl Tensor {
 
     /// The elements as i64 in row-major order (integers and bools; floats truncate).
     pub fn to_i64_vec(&self) -> Vec<i64> {
-        match self.data() {
-            TensorData::I64(a) => a.iter().copied().collect(),
+        match self.data_view() {
+            TensorView::I64(a) => a.iter().copied().collect(),
             _ => self.to_array::<i64>().iter().copied().collect(),
         }
     }
@@ -477,7 +563,7 @@ impl Tensor {
                 shape
             )));
         }
-        let data = dispatch_tensor!(self.data(), a => {
+        let data = dispatch_view!(self.data_view(), a => {
             let v: Vec<_> = a.iter().copied().collect();
             Element::wrap(ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| IrError::InvalidTensor(e.to_string()))?)
         });

@@ -85,3 +85,25 @@ proptest! {
         check(ints.clone(), |x| x.to_le_bytes().to_vec(), &dims, offset);
     }
 }
+
+#[test]
+fn data_view_and_expect_view_do_not_copy() {
+    let v: Vec<i32> = (0..6).map(|i| i * 7 - 20).collect();
+    let owned = Tensor::from_vec(&[2, 3], v.clone()).unwrap();
+    let t = Tensor::in_place(DType::I32, &[2, 3], shared(&le_bytes(&v, |x| x.to_le_bytes().to_vec()), 0), 0).unwrap();
+    assert_eq!(t.data_view(), owned.data_view());
+    assert_eq!(t.data_view(), owned.data().view());
+    assert!(matches!(t.data_view(), lithe_ir::TensorView::I32(a) if a.shape() == [2, 3]));
+    let n = lithe_ir::dispatch_view!(t.data_view(), a => a.len());
+    assert_eq!(n, 6);
+    assert_eq!(t.expect_view::<i32>("x").unwrap(), owned.view::<i32>().unwrap().view());
+    let e = t.expect_view::<f32>("weight").unwrap_err().to_string();
+    assert!(e.contains("weight"), "{e}");
+    assert_eq!(t.to_i64_vec(), owned.to_i64_vec());
+    assert_eq!(t.to_f32_vec(), owned.to_f32_vec());
+    assert_eq!(t.reshaped(&[3, 2]).unwrap(), owned.reshaped(&[3, 2]).unwrap());
+    assert!(t.is_in_place(), "views and conversions must not copy");
+    // Bool tensors are always owned and view as such.
+    let b = Tensor::from_vec(&[2], vec![true, false]).unwrap();
+    assert!(matches!(b.data_view(), lithe_ir::TensorView::Bool(a) if a.iter().copied().eq([true, false])));
+}

@@ -8,11 +8,11 @@ use super::num::{Float, Num};
 use super::util::invalid;
 use crate::KernelError;
 use lithe_ir::Tensor;
-use ndarray::ArrayD;
+use ndarray::ArrayViewD;
 
 /// Apply `f` in f32 to every element of a float tensor.
 pub(crate) fn map_f32(op: &'static str, x: &Tensor, f: impl Fn(f32) -> f32) -> Result<Tensor, KernelError> {
-    fn go<T: Float>(a: &ArrayD<T>, f: &dyn Fn(f32) -> f32) -> Tensor {
+    fn go<T: Float>(a: &ArrayViewD<'_, T>, f: &dyn Fn(f32) -> f32) -> Tensor {
         Tensor::from(a.mapv(|v| T::from_f32(f(v.to_f32()))))
     }
     float!(x, op, a => Ok(go(a, &f)))
@@ -25,7 +25,7 @@ fn clamp01(v: f32) -> f32 {
 
 /// `max(x, 0)` for any numeric dtype.
 pub fn relu(x: &Tensor) -> Result<Tensor, KernelError> {
-    fn go<T: Num>(a: &ArrayD<T>) -> Tensor {
+    fn go<T: Num>(a: &ArrayViewD<'_, T>) -> Tensor {
         Tensor::from(a.mapv(|v| if v < T::zero() { T::zero() } else { v }))
     }
     numeric!(x, "Relu", a => Ok(go(a)))
@@ -83,10 +83,14 @@ pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Te
     numeric!(x, "Clip", a => clip_typed(a, min, max))
 }
 
-fn clip_typed<T: Num>(a: &ArrayD<T>, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Tensor, KernelError> {
+fn clip_typed<T: Num>(
+    a: &ArrayViewD<'_, T>,
+    min: Option<&Tensor>,
+    max: Option<&Tensor>,
+) -> Result<Tensor, KernelError> {
     let bound = |t: Option<&Tensor>, what: &str| -> Result<Option<T>, KernelError> {
         let Some(t) = t else { return Ok(None) };
-        let v = t.view::<T>().ok_or_else(|| {
+        let v = t.view_in_place::<T>().ok_or_else(|| {
             invalid("Clip", format!("{what} must have the input's dtype {}, found {}", T::DTYPE, t.dtype()))
         })?;
         if v.len() != 1 {

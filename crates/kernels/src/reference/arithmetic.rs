@@ -10,7 +10,7 @@ use super::num::Num;
 use super::util::invalid;
 use crate::KernelError;
 use lithe_ir::Tensor;
-use ndarray::ArrayD;
+use ndarray::ArrayViewD;
 
 /// Elementwise `a + b`.
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor, KernelError> {
@@ -43,11 +43,11 @@ pub fn pow(base: &Tensor, exponent: &Tensor) -> Result<Tensor, KernelError> {
     numeric!(base, "Pow", b => pow_base(b, exponent))
 }
 
-fn pow_base<T: Num>(base: &ArrayD<T>, exponent: &Tensor) -> Result<Tensor, KernelError> {
+fn pow_base<T: Num>(base: &ArrayViewD<'_, T>, exponent: &Tensor) -> Result<Tensor, KernelError> {
     numeric!(exponent, "Pow", e => pow_typed(base, e))
 }
 
-fn pow_typed<T: Num, E: Num>(base: &ArrayD<T>, exponent: &ArrayD<E>) -> Result<Tensor, KernelError> {
+fn pow_typed<T: Num, E: Num>(base: &ArrayViewD<'_, T>, exponent: &ArrayViewD<'_, E>) -> Result<Tensor, KernelError> {
     zip2("Pow", base, exponent, |b, e| {
         if E::IS_FLOAT {
             Ok(b.pow_float(e.to_f64()))

@@ -35,7 +35,7 @@ pub fn broadcast_shapes(op: &'static str, shapes: &[&[usize]]) -> Result<Vec<usi
 /// A view of `a` broadcast to `shape` (which must be a broadcast of `a`'s shape).
 pub fn broadcast_to<'a, T>(
     op: &'static str,
-    a: &'a ArrayD<T>,
+    a: &'a ArrayViewD<'_, T>,
     shape: &[usize],
 ) -> Result<ArrayViewD<'a, T>, KernelError> {
     a.broadcast(IxDyn(shape))
@@ -45,8 +45,8 @@ pub fn broadcast_to<'a, T>(
 /// `f(a, b)` elementwise over `a` and `b` broadcast together.
 pub fn zip2<A: Element, B: Element, R: Element>(
     op: &'static str,
-    a: &ArrayD<A>,
-    b: &ArrayD<B>,
+    a: &ArrayViewD<'_, A>,
+    b: &ArrayViewD<'_, B>,
     mut f: impl FnMut(A, B) -> Result<R, KernelError>,
 ) -> Result<ArrayD<R>, KernelError> {
     let shape = broadcast_shapes(op, &[a.shape(), b.shape()])?;
@@ -58,9 +58,9 @@ pub fn zip2<A: Element, B: Element, R: Element>(
 /// `f(a, b, c)` elementwise over `a`, `b` and `c` broadcast together.
 pub fn zip3<A: Element, B: Element, C: Element, R: Element>(
     op: &'static str,
-    a: &ArrayD<A>,
-    b: &ArrayD<B>,
-    c: &ArrayD<C>,
+    a: &ArrayViewD<'_, A>,
+    b: &ArrayViewD<'_, B>,
+    c: &ArrayViewD<'_, C>,
     mut f: impl FnMut(A, B, C) -> R,
 ) -> Result<ArrayD<R>, KernelError> {
     let shape = broadcast_shapes(op, &[a.shape(), b.shape(), c.shape()])?;

@@ -9,7 +9,7 @@
 //! - anything -> bool is `x != 0` (NaN is true); bool -> anything is 0 or 1.
 
 use half::f16;
-use lithe_ir::{DType, Element, Tensor, dispatch_tensor};
+use lithe_ir::{DType, Element, Tensor, dispatch_view};
 
 /// An element value in a lossless intermediate form.
 #[derive(Clone, Copy, Debug)]
@@ -100,7 +100,7 @@ impl FromScalar for bool {
 }
 
 fn convert<U: FromScalar>(t: &Tensor) -> Tensor {
-    dispatch_tensor!(t.data(), a => Tensor::from(a.mapv(|v| U::from_scalar(v.scalar()))))
+    dispatch_view!(&t.data_view(), a => Tensor::from(a.mapv(|v| U::from_scalar(v.scalar()))))
 }
 
 /// `t` converted to `to` (a copy when the dtype already matches).

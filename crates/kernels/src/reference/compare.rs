@@ -5,8 +5,8 @@ use super::dispatch::{any_pair, numeric};
 use super::num::Num;
 use super::util::invalid;
 use crate::KernelError;
-use lithe_ir::{Tensor, TensorData};
-use ndarray::ArrayD;
+use lithe_ir::{Tensor, TensorView};
+use ndarray::ArrayViewD;
 
 /// Elementwise `a == b` for two tensors of one dtype (bool included), as bool.
 /// Floats compare by IEEE rules (NaN is unequal to everything, `-0 == 0`).
@@ -17,7 +17,7 @@ pub fn equal(a: &Tensor, b: &Tensor) -> Result<Tensor, KernelError> {
 /// `condition ? x : y` elementwise, broadcasting all three; `condition` is bool and `x`, `y`
 /// share a dtype.
 pub fn where_(condition: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor, KernelError> {
-    let TensorData::Bool(c) = condition.data() else {
+    let TensorView::Bool(c) = &condition.data_view() else {
         return Err(invalid("Where", format!("condition must be bool, found {}", condition.dtype())));
     };
     any_pair!(x, y, "Where", (a, b) => {
@@ -42,16 +42,16 @@ fn extreme(op: &'static str, inputs: &[&Tensor], take_max: bool) -> Result<Tenso
 
 fn fold_extreme<T: Num>(
     op: &'static str,
-    first: &ArrayD<T>,
+    first: &ArrayViewD<'_, T>,
     rest: &[&Tensor],
     take_max: bool,
 ) -> Result<Tensor, KernelError> {
-    let mut acc = first.clone();
+    let mut acc = first.to_owned();
     for t in rest {
         let b = t
-            .view::<T>()
+            .view_in_place::<T>()
             .ok_or_else(|| invalid(op, format!("inputs must share a dtype, found {} and {}", T::DTYPE, t.dtype())))?;
-        acc = zip2(op, &acc, b, |x, y| Ok(pick(x, y, take_max)))?;
+        acc = zip2(op, &acc.view(), &b, |x, y| Ok(pick(x, y, take_max)))?;
     }
     Ok(Tensor::from(acc))
 }

@@ -2,8 +2,8 @@
 
 use super::util::{axis_index, invalid};
 use crate::KernelError;
-use lithe_ir::{Element, Tensor, dispatch_tensor};
-use ndarray::{ArrayD, ArrayViewD, Axis};
+use lithe_ir::{Element, Tensor, dispatch_view};
+use ndarray::{ArrayViewD, Axis};
 
 /// Concatenate `inputs` (one dtype, one rank, equal sizes except along `axis`) along `axis`
 /// (negative counts from the end). Inputs with size 0 along `axis` contribute nothing.
@@ -19,16 +19,15 @@ pub fn concat(inputs: &[&Tensor], axis: i64) -> Result<Tensor, KernelError> {
             return Err(invalid(OP, format!("input shapes {f:?} and {s:?} differ outside axis {ax}")));
         }
     }
-    dispatch_tensor!(first.data(), a => join(a, inputs, ax))
+    dispatch_view!(&first.data_view(), a => join(a, inputs, ax))
 }
 
-fn join<T: Element>(_first: &ArrayD<T>, inputs: &[&Tensor], ax: usize) -> Result<Tensor, KernelError> {
+fn join<T: Element>(_first: &ArrayViewD<'_, T>, inputs: &[&Tensor], ax: usize) -> Result<Tensor, KernelError> {
     const OP: &str = "Concat";
     let views = inputs
         .iter()
         .map(|t| {
-            t.view::<T>()
-                .map(|a| a.view())
+            t.view_in_place::<T>()
                 .ok_or_else(|| invalid(OP, format!("inputs must share a dtype, found {} and {}", T::DTYPE, t.dtype())))
         })
         .collect::<Result<Vec<ArrayViewD<'_, T>>, _>>()?;

@@ -8,7 +8,7 @@ use crate::KernelError;
 use lithe_ir::Tensor;
 use lithe_ir::op::{AxisWindow, ConvAttrs};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayBase, ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn};
+use ndarray::{ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn};
 use std::borrow::Cow;
 
 const OP: &str = "Conv";
@@ -163,18 +163,13 @@ fn gather_row(dst: &mut [f32], src: &[f32], base: usize, taps: &[&[Option<usize>
 }
 
 /// The elements of `a` in row-major order, borrowed when already contiguous.
-pub(crate) fn contiguous<S>(a: &ArrayBase<S, IxDyn>) -> Cow<'_, [S::Elem]>
-where
-    S: ndarray::Data,
-    S::Elem: Clone,
-{
+pub(crate) fn contiguous<'a, T: Clone>(a: &'a ArrayViewD<'_, T>) -> Cow<'a, [T]> {
     match a.as_slice() {
         Some(s) => Cow::Borrowed(s),
         None => Cow::Owned(a.iter().cloned().collect()),
     }
 }
 
-/// The f32 elements of `t` without copying (weights of a mapped `.nb` stay in place).
 fn f32_arg<'a>(t: &'a Tensor, what: &str) -> Result<ArrayViewD<'a, f32>, KernelError> {
     t.view_in_place::<f32>().ok_or_else(|| KernelError::Unsupported {
         op: OP,

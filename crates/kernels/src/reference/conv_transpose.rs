@@ -139,7 +139,6 @@ fn scatter_row(src: &[f32], dst: &mut [f32], base: usize, taps: &[&[Option<usize
     }
 }
 
-/// The f32 elements of `t` without copying (weights of a mapped `.nb` stay in place).
 fn f32_arg<'a>(t: &'a Tensor, what: &str) -> Result<ArrayViewD<'a, f32>, KernelError> {
     t.view_in_place::<f32>().ok_or_else(|| KernelError::Unsupported {
         op: OP,

@@ -3,7 +3,7 @@
 use super::broadcast::{broadcast_shapes, broadcast_to};
 use super::util::{index_list, invalid, keep_quant};
 use crate::KernelError;
-use lithe_ir::{Tensor, dispatch_tensor};
+use lithe_ir::{Tensor, dispatch_view};
 
 /// Broadcast `data` together with the i64 `shape` tensor: the output shape is the numpy
 /// broadcast of both (so a 1 in `shape` keeps the input's size).
@@ -14,6 +14,6 @@ pub fn expand(data: &Tensor, shape: &Tensor) -> Result<Tensor, KernelError> {
         .map(|d| usize::try_from(d).map_err(|_| invalid(OP, format!("shape value {d} is negative"))))
         .collect::<Result<Vec<usize>, _>>()?;
     let out_shape = broadcast_shapes(OP, &[data.shape(), &dims])?;
-    let out = dispatch_tensor!(data.data(), a => Tensor::from(broadcast_to(OP, a, &out_shape)?.to_owned()));
+    let out = dispatch_view!(&data.data_view(), a => Tensor::from(broadcast_to(OP, a, &out_shape)?.to_owned()));
     Ok(keep_quant(data, out))
 }

@@ -3,8 +3,8 @@
 use super::checked_num_elements;
 use super::util::{array, axis_index, index_values, invalid, keep_quant, row_major};
 use crate::KernelError;
-use lithe_ir::{Element, Tensor, dispatch_tensor};
-use ndarray::ArrayD;
+use lithe_ir::{Element, Tensor, dispatch_view};
+use ndarray::{ArrayD, ArrayViewD};
 
 /// Gather along `axis` (negative counts from the end): the output shape is
 /// `data.shape[..axis] ++ indices.shape ++ data.shape[axis+1..]`. Indices are i32 or i64;
@@ -29,12 +29,12 @@ pub fn gather(data: &Tensor, indices: &Tensor, axis: i64) -> Result<Tensor, Kern
     checked_num_elements(OP, &out_shape)?;
     let outer = checked_num_elements(OP, head)?;
     let inner = checked_num_elements(OP, tail)?;
-    let out = dispatch_tensor!(data.data(), a => Tensor::from(take(a, &idx, outer, dim, inner, &out_shape)?));
+    let out = dispatch_view!(&data.data_view(), a => Tensor::from(take(a, &idx, outer, dim, inner, &out_shape)?));
     Ok(keep_quant(data, out))
 }
 
 fn take<T: Element>(
-    a: &ArrayD<T>,
+    a: &ArrayViewD<'_, T>,
     idx: &[usize],
     outer: usize,
     dim: usize,

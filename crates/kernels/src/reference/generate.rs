@@ -3,7 +3,7 @@
 use super::checked_num_elements;
 use super::util::{array, index_list, invalid, unsupported};
 use crate::KernelError;
-use lithe_ir::{Element, Tensor, TensorData, dispatch_tensor};
+use lithe_ir::{Element, Tensor, TensorView, dispatch_view};
 use ndarray::{ArrayD, IxDyn};
 
 /// A tensor of the shape given by the 1-D i64 `shape` input (empty: a scalar) filled with the
@@ -18,7 +18,7 @@ pub fn constant_of_shape(shape: &Tensor, value: &Tensor) -> Result<Tensor, Kerne
     if value.len() != 1 {
         return Err(invalid(OP, format!("value must have one element, found shape {:?}", value.shape())));
     }
-    dispatch_tensor!(value.data(), a => {
+    dispatch_view!(&value.data_view(), a => {
         let v = a.iter().next().copied().ok_or_else(|| invalid(OP, "value is empty"))?;
         Ok(Tensor::from(ArrayD::from_elem(IxDyn(&dims), v)))
     })
@@ -39,17 +39,17 @@ pub fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor, K
             return Err(invalid(OP, format!("{what} has dtype {}, start has {}", t.dtype(), start.dtype())));
         }
     }
-    match start.data() {
-        TensorData::F32(_) => float_range(start, limit, delta),
-        TensorData::I16(_) => int_range::<i16>(start, limit, delta),
-        TensorData::I32(_) => int_range::<i32>(start, limit, delta),
-        TensorData::I64(_) => int_range::<i64>(start, limit, delta),
+    match start.data_view() {
+        TensorView::F32(_) => float_range(start, limit, delta),
+        TensorView::I16(_) => int_range::<i16>(start, limit, delta),
+        TensorView::I32(_) => int_range::<i32>(start, limit, delta),
+        TensorView::I64(_) => int_range::<i64>(start, limit, delta),
         _ => Err(unsupported(OP, format!("{} inputs (only f32, i16, i32, i64)", start.dtype()))),
     }
 }
 
 fn scalar<T: Element>(t: &Tensor) -> Result<T, KernelError> {
-    t.view::<T>()
+    t.view_in_place::<T>()
         .and_then(|a| a.iter().next().copied())
         .ok_or_else(|| invalid("Range", format!("expected a {} scalar", T::DTYPE)))
 }

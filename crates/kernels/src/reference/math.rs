@@ -6,7 +6,7 @@ use super::num::{Float, Num};
 use super::util::unsupported;
 use crate::KernelError;
 use lithe_ir::Tensor;
-use ndarray::ArrayD;
+use ndarray::ArrayViewD;
 
 /// Square root (negative inputs give NaN).
 pub fn sqrt(x: &Tensor) -> Result<Tensor, KernelError> {
@@ -15,7 +15,7 @@ pub fn sqrt(x: &Tensor) -> Result<Tensor, KernelError> {
 
 /// The Gauss error function, computed in f64 (see [`super::erf::erf`]) and rounded once.
 pub fn erf(x: &Tensor) -> Result<Tensor, KernelError> {
-    fn go<T: Float>(a: &ArrayD<T>) -> Tensor {
+    fn go<T: Float>(a: &ArrayViewD<'_, T>) -> Tensor {
         Tensor::from(a.mapv(|v| T::from_f64(super::erf::erf(v.to_f64()))))
     }
     float!(x, "Erf", a => Ok(go(a)))
@@ -33,7 +33,7 @@ pub fn log(x: &Tensor) -> Result<Tensor, KernelError> {
 
 /// Negation for floats and signed integers (integers wrap: `-MIN = MIN`); u8 is unsupported.
 pub fn neg(x: &Tensor) -> Result<Tensor, KernelError> {
-    fn go<T: Num>(a: &ArrayD<T>) -> Result<Tensor, KernelError> {
+    fn go<T: Num>(a: &ArrayViewD<'_, T>) -> Result<Tensor, KernelError> {
         if !T::SIGNED {
             return Err(unsupported("Neg", format!("unsigned input {}", T::DTYPE)));
         }
@@ -44,7 +44,7 @@ pub fn neg(x: &Tensor) -> Result<Tensor, KernelError> {
 
 /// Absolute value for every numeric dtype (integers wrap: `|MIN| = MIN`).
 pub fn abs(x: &Tensor) -> Result<Tensor, KernelError> {
-    fn go<T: Num>(a: &ArrayD<T>) -> Tensor {
+    fn go<T: Num>(a: &ArrayViewD<'_, T>) -> Tensor {
         Tensor::from(a.mapv(Num::abs))
     }
     numeric!(x, "Abs", a => Ok(go(a)))

@@ -6,8 +6,8 @@
 use super::conv::contiguous;
 use crate::KernelError;
 use half::f16;
-use lithe_ir::Tensor;
 use lithe_ir::op::GemmAttrs;
+use lithe_ir::{Tensor, TensorView};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Ix2, IxDyn};
 
@@ -64,22 +64,17 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, KernelError> {
     if a.dtype() != b.dtype() {
         return Err(invalid(format!("A has dtype {} but B has dtype {}", a.dtype(), b.dtype())));
     }
-    // Read in place: the weights of a mapped `.nb` are not copied.
-    if let (Some(x), Some(y)) = (a.view_in_place::<f32>(), b.view_in_place::<f32>()) {
-        return Ok(Tensor::from(batched(&x, &y, float_kernel)?));
+    match (&a.data_view(), &b.data_view()) {
+        (TensorView::F32(x), TensorView::F32(y)) => Ok(Tensor::from(batched(x, y, float_kernel)?)),
+        (TensorView::F16(x), TensorView::F16(y)) => {
+            let up = |t: &ArrayViewD<'_, f16>| t.mapv(f32::from);
+            let r = batched(&up(x).view(), &up(y).view(), float_kernel)?;
+            Ok(Tensor::from(r.mapv(f16::from_f32)))
+        }
+        (TensorView::I32(x), TensorView::I32(y)) => Ok(Tensor::from(batched(x, y, int_kernel)?)),
+        (TensorView::I64(x), TensorView::I64(y)) => Ok(Tensor::from(batched(x, y, int_kernel)?)),
+        _ => Err(KernelError::Unsupported { op: "MatMul", detail: format!("dtype {}", a.dtype()) }),
     }
-    if let (Some(x), Some(y)) = (a.view_in_place::<i32>(), b.view_in_place::<i32>()) {
-        return Ok(Tensor::from(batched(&x, &y, int_kernel)?));
-    }
-    if let (Some(x), Some(y)) = (a.view_in_place::<i64>(), b.view_in_place::<i64>()) {
-        return Ok(Tensor::from(batched(&x, &y, int_kernel)?));
-    }
-    if let (Some(x), Some(y)) = (a.view_in_place::<f16>(), b.view_in_place::<f16>()) {
-        let (x, y) = (x.mapv(f32::from), y.mapv(f32::from));
-        let r = batched(&x.view(), &y.view(), float_kernel)?;
-        return Ok(Tensor::from(r.mapv(f16::from_f32)));
-    }
-    Err(KernelError::Unsupported { op: "MatMul", detail: format!("dtype {}", a.dtype()) })
 }
 
 /// A kernel computing `out = a (m x k) * b (k x n)` on row-major slices.

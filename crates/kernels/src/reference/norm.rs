@@ -5,7 +5,7 @@ use super::conv::contiguous;
 use crate::KernelError;
 use lithe_ir::Tensor;
 use lithe_ir::op::normalize_axis;
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayViewD, IxDyn};
 
 /// `(x - mean) / sqrt(var + epsilon) * scale + bias` per channel (axis 1) of `x`
 /// (`N x C x ...`, rank >= 2); `scale`, `bias`, `mean`, `var` have shape `[C]`. f32 only.
@@ -48,7 +48,7 @@ pub fn batch_norm(
     );
     let inner: usize = shape[2..].iter().product();
     let eps = f64::from(epsilon);
-    let data = contiguous(xa);
+    let data = contiguous(&xa);
     let mut y = Vec::with_capacity(data.len());
     for (p, plane) in data.chunks(inner.max(1)).enumerate().take(shape[0] * channels) {
         let c = p % channels;
@@ -100,7 +100,7 @@ pub fn layer_norm_with_stats(
         None => vec![0.0; n],
     };
     let eps = f64::from(epsilon);
-    let data = contiguous(xa);
+    let data = contiguous(&xa);
     let mut y = Vec::with_capacity(data.len());
     let mut means = Vec::new();
     let mut inv_stds = Vec::new();
@@ -123,8 +123,8 @@ pub fn layer_norm_with_stats(
     Ok((Tensor::from_vec(shape, y)?, Tensor::from_vec(&stat_shape, means)?, Tensor::from_vec(&stat_shape, inv_stds)?))
 }
 
-fn f32_arg<'a>(op: &'static str, t: &'a Tensor, what: &str) -> Result<&'a ArrayD<f32>, KernelError> {
-    t.as_f32().ok_or_else(|| KernelError::Unsupported {
+fn f32_arg<'a>(op: &'static str, t: &'a Tensor, what: &str) -> Result<ArrayViewD<'a, f32>, KernelError> {
+    t.view_in_place::<f32>().ok_or_else(|| KernelError::Unsupported {
         op,
         detail: format!("{what} has dtype {}, only f32 is supported", t.dtype()),
     })

@@ -8,8 +8,8 @@
 use super::conv::{contiguous, row_major_strides};
 use crate::KernelError;
 use lithe_ir::op::{PadMode, normalize_axis};
-use lithe_ir::{DType, Element, Tensor, dispatch_tensor};
-use ndarray::{ArrayD, Dimension, IxDyn};
+use lithe_ir::{DType, Element, Tensor, dispatch_view};
+use ndarray::{ArrayD, ArrayViewD, Dimension, IxDyn};
 
 const OP: &str = "Pad";
 /// The largest padded tensor (in elements) this kernel will build.
@@ -79,9 +79,9 @@ pub fn pad(
         }
         _ => None,
     };
-    let data = dispatch_tensor!(x.data(), a => {
+    let data = dispatch_view!(&x.data_view(), a => {
         let fill = match value {
-            Some(v) => v.view().and_then(|arr| arr.iter().next().copied()).unwrap_or_default(),
+            Some(v) => v.view_in_place().and_then(|arr| arr.iter().next().copied()).unwrap_or_default(),
             None => Default::default(),
         };
         Element::wrap(gather(a, &maps, fill))
@@ -151,7 +151,7 @@ fn axis_map(mode: PadMode, p: AxisPlan) -> Vec<Option<usize>> {
 
 /// Build the output whose element at index `(j0, j1, ...)` is `x[maps[0][j0], maps[1][j1], ...]`,
 /// or `fill` when any map entry is `None`.
-fn gather<T: Element>(x: &ArrayD<T>, maps: &[Vec<Option<usize>>], fill: T) -> ArrayD<T> {
+fn gather<T: Element>(x: &ArrayViewD<'_, T>, maps: &[Vec<Option<usize>>], fill: T) -> ArrayD<T> {
     let src = contiguous(x);
     let strides = row_major_strides(x.shape());
     let offsets: Vec<Vec<Option<usize>>> =

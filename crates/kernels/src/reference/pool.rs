@@ -8,14 +8,14 @@ use super::conv::{contiguous, row_major_strides};
 use crate::KernelError;
 use lithe_ir::Tensor;
 use lithe_ir::op::{AvgPoolAttrs, AxisWindow, PoolAttrs};
-use ndarray::{ArrayD, Dimension, IxDyn};
+use ndarray::{ArrayViewD, Dimension, IxDyn};
 
 /// Max over each window; NaN propagates. A window with no tap inside the input gives -inf.
 pub fn max_pool(a: &PoolAttrs, x: &Tensor) -> Result<Tensor, KernelError> {
     const OP: &str = "MaxPool";
     let xa = f32_arg(OP, x)?;
     let windows = resolve(OP, a, xa.shape())?;
-    pool(xa, &windows, |src, sel, _| {
+    pool(&xa, &windows, |src, sel, _| {
         let mut m = f32::NEG_INFINITY;
         fold_window(src, 0, sel, &mut |v| m = nan_max(m, v));
         m
@@ -38,7 +38,7 @@ pub fn average_pool(a: &AvgPoolAttrs, x: &Tensor) -> Result<Tensor, KernelError>
             (0..w.output).map(|o| (0..w.kernel).filter(|k| o * w.stride + k * w.dilation < limit).count()).collect()
         })
         .collect();
-    pool(xa, &windows, |src, sel, out_index| {
+    pool(&xa, &windows, |src, sel, out_index| {
         let mut sum = 0f64;
         fold_window(src, 0, sel, &mut |v| sum += f64::from(v));
         let divisor: usize = if a.count_include_pad {
@@ -54,14 +54,14 @@ pub fn average_pool(a: &AvgPoolAttrs, x: &Tensor) -> Result<Tensor, KernelError>
 pub fn global_average_pool(x: &Tensor) -> Result<Tensor, KernelError> {
     const OP: &str = "GlobalAveragePool";
     let xa = f32_arg(OP, x)?;
-    global(OP, xa, |plane| (plane.iter().map(|&v| f64::from(v)).sum::<f64>() / plane.len() as f64) as f32)
+    global(OP, &xa, |plane| (plane.iter().map(|&v| f64::from(v)).sum::<f64>() / plane.len() as f64) as f32)
 }
 
 /// Max over all spatial axes, which are kept with size 1 (`N x C x 1 x ... x 1`). NaN propagates.
 pub fn global_max_pool(x: &Tensor) -> Result<Tensor, KernelError> {
     const OP: &str = "GlobalMaxPool";
     let xa = f32_arg(OP, x)?;
-    global(OP, xa, |plane| plane.iter().fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v)))
+    global(OP, &xa, |plane| plane.iter().fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v)))
 }
 
 /// Validate the input rank, resolve the windows and check the output size.
@@ -83,7 +83,7 @@ fn resolve(op: &'static str, a: &PoolAttrs, shape: &[usize]) -> Result<Vec<AxisW
 /// spatial axis the element offsets (input index times stride) the window covers, and the
 /// output position.
 fn pool(
-    xa: &ArrayD<f32>,
+    xa: &ArrayViewD<'_, f32>,
     windows: &[AxisWindow],
     reduce: impl Fn(&[f32], &[&[usize]], &[usize]) -> f32,
 ) -> Result<Tensor, KernelError> {
@@ -144,7 +144,7 @@ fn nan_max(m: f32, v: f32) -> f32 {
 }
 
 /// Reduce each `N x C` plane over all spatial axes.
-fn global(op: &'static str, xa: &ArrayD<f32>, reduce: impl Fn(&[f32]) -> f32) -> Result<Tensor, KernelError> {
+fn global(op: &'static str, xa: &ArrayViewD<'_, f32>, reduce: impl Fn(&[f32]) -> f32) -> Result<Tensor, KernelError> {
     let shape = xa.shape();
     if shape.len() < 2 {
         return Err(KernelError::Invalid {
@@ -161,8 +161,8 @@ fn global(op: &'static str, xa: &ArrayD<f32>, reduce: impl Fn(&[f32]) -> f32) ->
     Ok(Tensor::from_vec(&out_shape, y)?)
 }
 
-fn f32_arg<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a ArrayD<f32>, KernelError> {
-    t.as_f32().ok_or_else(|| KernelError::Unsupported {
+fn f32_arg<'a>(op: &'static str, t: &'a Tensor) -> Result<ArrayViewD<'a, f32>, KernelError> {
+    t.view_in_place::<f32>().ok_or_else(|| KernelError::Unsupported {
         op,
         detail: format!("input X has dtype {}, only f32 is supported", t.dtype()),
     })

@@ -5,8 +5,8 @@ use super::num::Num;
 use super::util::{array, axes_set, axis_index, index_list, invalid, row_major, strides};
 use crate::KernelError;
 use lithe_ir::op::{ArgAttrs, ReduceAttrs};
-use lithe_ir::{Element, Tensor, TensorData};
-use ndarray::ArrayD;
+use lithe_ir::{Element, Tensor, TensorView};
+use ndarray::{ArrayD, ArrayViewD};
 
 /// Which reduction to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl Reduction {
 /// The output keeps the reduced axes with size 1 when `keepdims`, else drops them.
 fn grouped<T: Element, R: Element>(
     op: &'static str,
-    a: &ArrayD<T>,
+    a: &ArrayViewD<'_, T>,
     axes: &[usize],
     keepdims: bool,
     mut f: impl FnMut(&[T]) -> Result<R, KernelError>,
@@ -95,13 +95,13 @@ pub fn reduce(
         axes_set(op, &spec, rank)?
     };
     let keep = attrs.keepdims;
-    if let (Reduction::Max, TensorData::Bool(a)) = (kind, data.data()) {
+    if let (Reduction::Max, TensorView::Bool(a)) = (kind, &data.data_view()) {
         return grouped(op, a, &axes, keep, |g| Ok(g.iter().any(|&b| b))).map(Tensor::from);
     }
     fn go<T: Num>(
         op: &'static str,
         kind: Reduction,
-        a: &ArrayD<T>,
+        a: &ArrayViewD<'_, T>,
         axes: &[usize],
         keep: bool,
     ) -> Result<Tensor, KernelError> {
@@ -131,7 +131,7 @@ pub fn arg_max(x: &Tensor, attrs: &ArgAttrs) -> Result<Tensor, KernelError> {
     if x.shape().get(ax) == Some(&0) {
         return Err(invalid(OP, format!("axis {ax} of shape {:?} is empty", x.shape())));
     }
-    fn go<T: Num>(a: &ArrayD<T>, ax: usize, attrs: &ArgAttrs) -> Result<Tensor, KernelError> {
+    fn go<T: Num>(a: &ArrayViewD<'_, T>, ax: usize, attrs: &ArgAttrs) -> Result<Tensor, KernelError> {
         grouped(OP, a, &[ax], attrs.keepdims, |g| {
             let mut best: Option<(usize, T)> = None;
             for (i, &v) in g.iter().enumerate() {

@@ -5,7 +5,7 @@
 use super::checked_num_elements;
 use super::util::{array, axes_set, index_list, invalid, keep_quant, row_major};
 use crate::KernelError;
-use lithe_ir::{Tensor, dispatch_tensor};
+use lithe_ir::{Tensor, dispatch_view};
 
 /// `t`'s elements in row-major order with a new `shape` of the same element count.
 pub fn with_shape(op: &'static str, t: &Tensor, shape: &[usize]) -> Result<Tensor, KernelError> {
@@ -16,7 +16,7 @@ pub fn with_shape(op: &'static str, t: &Tensor, shape: &[usize]) -> Result<Tenso
             format!("cannot reshape {:?} ({} elements) to {shape:?} ({n} elements)", t.shape(), t.len()),
         ));
     }
-    let out = dispatch_tensor!(t.data(), a => Tensor::from(array(op, shape, row_major(a))?));
+    let out = dispatch_view!(&t.data_view(), a => Tensor::from(array(op, shape, row_major(a))?));
     Ok(keep_quant(t, out))
 }
 

@@ -9,8 +9,8 @@
 use super::conv::{contiguous, row_major_strides};
 use crate::KernelError;
 use lithe_ir::op::{CoordTransform, NearestMode, ResizeAttrs, ResizeMode};
-use lithe_ir::{Element, Tensor, dispatch_tensor};
-use ndarray::{ArrayD, Dimension, IxDyn};
+use lithe_ir::{Element, Tensor, dispatch_view};
+use ndarray::{ArrayD, ArrayViewD, Dimension, IxDyn};
 
 const OP: &str = "Resize";
 use super::MAX_ELEMENTS;
@@ -63,15 +63,15 @@ pub fn resize(
         .collect();
     match a.mode {
         ResizeMode::Nearest => {
-            let data = dispatch_tensor!(x.data(), arr => Element::wrap(sample_nearest(arr, &taps, &out_shape, a.extrapolation_value)));
+            let data = dispatch_view!(&x.data_view(), arr => Element::wrap(sample_nearest(arr, &taps, &out_shape, a.extrapolation_value)));
             Ok(Tensor::from(data))
         }
         ResizeMode::Linear | ResizeMode::Cubic => {
-            let xa = x.as_f32().ok_or_else(|| KernelError::Unsupported {
+            let xa = x.view_in_place::<f32>().ok_or_else(|| KernelError::Unsupported {
                 op: OP,
                 detail: format!("{:?} mode on dtype {} (only f32)", a.mode, x.dtype()),
             })?;
-            Ok(Tensor::from(interpolate(xa, &taps, &out_shape, a.extrapolation_value)))
+            Ok(Tensor::from(interpolate(&xa, &taps, &out_shape, a.extrapolation_value)))
         }
     }
 }
@@ -238,7 +238,12 @@ fn cubic_weights(t: f64, a: f64) -> [f64; 4] {
 }
 
 /// Nearest-neighbour sampling (every tap list holds one index with weight 1).
-fn sample_nearest<T: Element>(x: &ArrayD<T>, taps: &[Vec<Taps>], out_shape: &[usize], extrapolation: f32) -> ArrayD<T> {
+fn sample_nearest<T: Element>(
+    x: &ArrayViewD<'_, T>,
+    taps: &[Vec<Taps>],
+    out_shape: &[usize],
+    extrapolation: f32,
+) -> ArrayD<T> {
     let src = contiguous(x);
     let strides = row_major_strides(x.shape());
     let offsets: Vec<Vec<Option<usize>>> = taps
@@ -260,7 +265,7 @@ fn sample_nearest<T: Element>(x: &ArrayD<T>, taps: &[Vec<Taps>], out_shape: &[us
 }
 
 /// Weighted sampling for linear and cubic modes.
-fn interpolate(x: &ArrayD<f32>, taps: &[Vec<Taps>], out_shape: &[usize], extrapolation: f32) -> ArrayD<f32> {
+fn interpolate(x: &ArrayViewD<'_, f32>, taps: &[Vec<Taps>], out_shape: &[usize], extrapolation: f32) -> ArrayD<f32> {
     let src = contiguous(x);
     let strides = row_major_strides(x.shape());
     let scaled: Vec<Vec<Taps>> = taps

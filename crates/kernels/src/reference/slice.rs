@@ -4,7 +4,7 @@
 
 use super::util::{axes_set, index_list, invalid, keep_quant, pick_axes};
 use crate::KernelError;
-use lithe_ir::{Tensor, dispatch_tensor};
+use lithe_ir::{Tensor, dispatch_view};
 
 /// The positions a slice `start..end` by `step` takes from an axis of size `dim`, after ONNX
 /// clamping: `(first, count)`, element `k` being `first + k * step`. `step` must not be 0.
@@ -77,6 +77,6 @@ pub fn slice(
             *slot = positions;
         }
     }
-    let out = dispatch_tensor!(data.data(), a => Tensor::from(pick_axes(OP, a, &picks)?));
+    let out = dispatch_view!(&data.data_view(), a => Tensor::from(pick_axes(OP, a, &picks)?));
     Ok(keep_quant(data, out))
 }

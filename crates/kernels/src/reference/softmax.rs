@@ -10,7 +10,7 @@ const OP: &str = "Softmax";
 
 /// Softmax of `x` along `a.axis` (or over `x.shape[axis..]` with `coerce_2d`). f32 only.
 pub fn softmax(a: &SoftmaxAttrs, x: &Tensor) -> Result<Tensor, KernelError> {
-    let xa = x.as_f32().ok_or_else(|| KernelError::Unsupported {
+    let xa = x.view_in_place::<f32>().ok_or_else(|| KernelError::Unsupported {
         op: OP,
         detail: format!("input has dtype {}, only f32 is supported", x.dtype()),
     })?;
@@ -23,7 +23,7 @@ pub fn softmax(a: &SoftmaxAttrs, x: &Tensor) -> Result<Tensor, KernelError> {
     } else {
         (shape[axis], shape[axis + 1..].iter().product())
     };
-    let data = contiguous(xa);
+    let data = contiguous(&xa);
     let mut y = vec![0f32; data.len()];
     let block = len * stride;
     if block > 0 {

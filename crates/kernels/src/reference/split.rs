@@ -2,7 +2,7 @@
 
 use super::util::{axis_index, index_list, invalid, keep_quant};
 use crate::KernelError;
-use lithe_ir::{Tensor, dispatch_tensor};
+use lithe_ir::{Tensor, dispatch_view};
 use ndarray::{Axis, Slice};
 
 /// The piece sizes of a Split: the i64 `split` input (one non-negative size per output, summing
@@ -58,7 +58,7 @@ pub fn split(
     let mut out = Vec::with_capacity(sizes.len());
     for s in sizes {
         let end = start + s;
-        let piece = dispatch_tensor!(input.data(), a => {
+        let piece = dispatch_view!(&input.data_view(), a => {
             Tensor::from(a.slice_axis(Axis(ax), Slice::from(start..end)).to_owned())
         });
         out.push(keep_quant(input, piece));

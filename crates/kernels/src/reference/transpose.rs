@@ -3,7 +3,7 @@
 use super::util::{invalid, keep_quant};
 use crate::KernelError;
 use lithe_ir::op::resolve_perm;
-use lithe_ir::{Tensor, dispatch_tensor};
+use lithe_ir::{Tensor, dispatch_view};
 use ndarray::IxDyn;
 
 /// Permute the axes of `x`: output axis `i` is input axis `perm[i]`; `None` reverses them.
@@ -13,7 +13,7 @@ pub fn transpose(x: &Tensor, perm: Option<&[usize]>) -> Result<Tensor, KernelErr
         lithe_ir::IrError::Attribute(m) => invalid("Transpose", m),
         e => e.into(),
     })?;
-    let out = dispatch_tensor!(x.data(), a => {
+    let out = dispatch_view!(&x.data_view(), a => {
         Tensor::from(a.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned())
     });
     Ok(keep_quant(x, out))

@@ -1,8 +1,8 @@
 //! Small helpers shared by the reference kernels: errors, index inputs, array building.
 
 use crate::KernelError;
-use lithe_ir::{Element, Tensor, TensorData};
-use ndarray::{ArrayD, IxDyn};
+use lithe_ir::{Element, Tensor, TensorView};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 /// A [`KernelError::Invalid`] for `op`.
 pub(crate) fn invalid(op: &'static str, detail: impl Into<String>) -> KernelError {
@@ -16,9 +16,9 @@ pub(crate) fn unsupported(op: &'static str, detail: impl Into<String>) -> Kernel
 
 /// The values of an integer index tensor (`i32` or `i64`) in row-major order.
 pub(crate) fn index_values(op: &'static str, what: &str, t: &Tensor) -> Result<Vec<i64>, KernelError> {
-    match t.data() {
-        TensorData::I64(a) => Ok(a.iter().copied().collect()),
-        TensorData::I32(a) => Ok(a.iter().map(|&v| i64::from(v)).collect()),
+    match t.data_view() {
+        TensorView::I64(a) => Ok(a.iter().copied().collect()),
+        TensorView::I32(a) => Ok(a.iter().map(|&v| i64::from(v)).collect()),
         _ => Err(invalid(op, format!("{what} must be i64 or i32, found {}", t.dtype()))),
     }
 }
@@ -63,7 +63,7 @@ pub(crate) fn array<T: Element>(op: &'static str, shape: &[usize], data: Vec<T>)
 }
 
 /// The elements of `a` in row-major order, whatever its memory layout.
-pub(crate) fn row_major<T: Element>(a: &ArrayD<T>) -> Vec<T> {
+pub(crate) fn row_major<T: Element>(a: &ArrayViewD<'_, T>) -> Vec<T> {
     a.iter().copied().collect()
 }
 
@@ -91,7 +91,7 @@ pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
 /// repeats allowed): `out[i0, i1, ...] = a[picks[0][i0], picks[1][i1], ...]`.
 pub(crate) fn pick_axes<T: Element>(
     op: &'static str,
-    a: &ArrayD<T>,
+    a: &ArrayViewD<'_, T>,
     picks: &[Vec<usize>],
 ) -> Result<ArrayD<T>, KernelError> {
     let shape: Vec<usize> = picks.iter().map(Vec::len).collect();
