@@ -8,7 +8,7 @@
 
 use crate::RuntimeError;
 use half::f16;
-use lithe_ir::{DType, Tensor, TensorData};
+use lithe_ir::{DType, Tensor, TensorView};
 
 /// One growable byte buffer; it only grows, and only when a larger plan needs it.
 #[derive(Debug, Default)]
@@ -39,15 +39,15 @@ impl Arena {
                 t.size_bytes()
             )));
         }
-        match t.data() {
-            TensorData::F32(a) => encode(dst, a.iter(), |v| v.to_ne_bytes()),
-            TensorData::F16(a) => encode(dst, a.iter(), |v| v.to_bits().to_ne_bytes()),
-            TensorData::I8(a) => encode(dst, a.iter(), |v| v.to_ne_bytes()),
-            TensorData::U8(a) => encode(dst, a.iter(), |v| [*v]),
-            TensorData::I16(a) => encode(dst, a.iter(), |v| v.to_ne_bytes()),
-            TensorData::I32(a) => encode(dst, a.iter(), |v| v.to_ne_bytes()),
-            TensorData::I64(a) => encode(dst, a.iter(), |v| v.to_ne_bytes()),
-            TensorData::Bool(a) => encode(dst, a.iter(), |v| [u8::from(*v)]),
+        match t.data_view() {
+            TensorView::F32(a) => encode(dst, a.iter(), |v| v.to_ne_bytes()),
+            TensorView::F16(a) => encode(dst, a.iter(), |v| v.to_bits().to_ne_bytes()),
+            TensorView::I8(a) => encode(dst, a.iter(), |v| v.to_ne_bytes()),
+            TensorView::U8(a) => encode(dst, a.iter(), |v| [*v]),
+            TensorView::I16(a) => encode(dst, a.iter(), |v| v.to_ne_bytes()),
+            TensorView::I32(a) => encode(dst, a.iter(), |v| v.to_ne_bytes()),
+            TensorView::I64(a) => encode(dst, a.iter(), |v| v.to_ne_bytes()),
+            TensorView::Bool(a) => encode(dst, a.iter(), |v| [u8::from(*v)]),
         }
         Ok(())
     }
