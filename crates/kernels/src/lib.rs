@@ -1,8 +1,10 @@
-//! Lithe kernels. This crate holds the reference kernels: plain, obviously correct
-//! implementations of every operator that faster kernels are tested against.
+//! Lithe kernels. This crate holds the reference kernels (plain, obviously correct
+//! implementations of every operator that faster kernels are tested against) and the
+//! portable kernel frames such as the packed f32 [`gemm`].
 #![warn(missing_docs)]
 
 mod error;
+pub mod gemm;
 pub mod reference;
 
 pub use error::KernelError;
