@@ -4,6 +4,8 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod conv2d_gemm;
+pub mod fully_connected_gemm;
 pub mod gemm;
 pub mod reference;
 

@@ -16,6 +16,7 @@
 
 mod bind;
 mod error;
+mod exec;
 mod load;
 mod memory;
 mod options;
@@ -24,6 +25,7 @@ mod predictor;
 mod resolve;
 
 pub use error::RuntimeError;
+pub use exec::{KernelSet, kernel_set};
 pub use lithe_nbformat::ModelMeta;
 pub use memory::{ARENA_ALIGN, MemoryReport, PlannedValue, Storage, plan_memory};
 pub use options::PredictorOptions;

@@ -1,12 +1,14 @@
 //! The predictor: runs a graph on input tensors with the reference kernels.
 
 use crate::bind::check_inputs;
+use crate::exec::{Prepared, kernel_set, prepare_steps};
 use crate::memory::MemoryPlan;
 use crate::memory::arena::Arena;
 use crate::plan::{Plan, Source, Step};
 use crate::resolve::{Resolved, resolve};
 use crate::{MemoryReport, PredictorOptions, RuntimeError, Target};
-use lithe_ir::{Dim, Graph, NodeId, Op, Outlet, QuantParams, Tensor, TypeInfo};
+use lithe_ir::{DType, Dim, Graph, NodeId, Op, Outlet, QuantParams, Tensor, TypeInfo};
+use lithe_kernels::gemm::Residual;
 use lithe_kernels::reference;
 use lithe_nbformat::ModelMeta;
 use std::collections::{BTreeSet, HashMap};
@@ -36,6 +38,10 @@ pub struct Predictor {
     meta: ModelMeta,
     options: PredictorOptions,
     pool: Option<rayon::ThreadPool>,
+    /// Per step: the fast kernel with its packed weights, if one applies.
+    prepared: Vec<Option<Prepared>>,
+    /// Scratch memory of the fast kernels (im2col columns), grown as needed.
+    scratch: Vec<f32>,
 }
 
 impl Predictor {
@@ -60,6 +66,7 @@ impl Predictor {
             check_target(&graph, &meta, name)?;
         }
         let plan = Plan::new(&graph)?;
+        let prepared = prepare_steps(&graph, &plan, kernel_set());
         let (input_names, input_types) = graph
             .inputs()
             .iter()
@@ -85,6 +92,8 @@ impl Predictor {
             meta,
             options,
             pool: None,
+            prepared,
+            scratch: Vec::new(),
         })
     }
 
@@ -118,6 +127,17 @@ impl Predictor {
     /// are not listed).
     pub fn schedule(&self) -> Vec<NodeId> {
         self.plan.steps.iter().map(|s| s.node).collect()
+    }
+
+    /// The kernel each scheduled node runs with, in execution order: a fast kernel's name
+    /// (family and microkernel), or `reference`.
+    pub fn node_kernels(&self) -> Vec<(NodeId, String)> {
+        self.plan
+            .steps
+            .iter()
+            .zip(&self.prepared)
+            .map(|(s, p)| (s.node, p.as_ref().map_or_else(|| "reference".to_string(), Prepared::kernel_name)))
+            .collect()
     }
 
     /// Names of the graph inputs, in order.
@@ -242,11 +262,17 @@ impl Predictor {
             }
         };
         self.arena.reserve_len(memory.report.arena_bytes);
-        let run =
-            Run { graph: &self.graph, plan: &self.plan, resolved: &resolved, memory: &memory, inputs: &self.inputs };
-        let arena = &mut self.arena;
+        let run = Run {
+            graph: &self.graph,
+            plan: &self.plan,
+            resolved: &resolved,
+            memory: &memory,
+            inputs: &self.inputs,
+            prepared: &self.prepared,
+        };
+        let (arena, scratch) = (&mut self.arena, &mut self.scratch);
         let result = match &self.pool {
-            Some(pool) => pool.install(|| run.execute(arena)),
+            Some(pool) => pool.install(|| run.execute(arena, scratch)),
             None => Err(RuntimeError::Internal("the thread pool was not created".to_string())),
         };
         self.resolved = Some(resolved);
@@ -292,16 +318,25 @@ struct Run<'a> {
     resolved: &'a Resolved,
     memory: &'a MemoryPlan,
     inputs: &'a [Option<Tensor>],
+    prepared: &'a [Option<Prepared>],
+}
+
+/// Where a fast kernel reads one operand from.
+enum Operand<'a> {
+    /// Arena slot (offset, bytes) of a value with this shape.
+    Arena((usize, usize), Vec<usize>),
+    /// An f32 tensor outside the arena (graph input, constant, dynamic value).
+    Tensor(&'a [f32], &'a [usize]),
 }
 
 impl Run<'_> {
     /// Run every step that was not computed while resolving, keeping planned values in
     /// `arena`; returns the graph outputs.
     ///
-    /// The reference kernels return owned tensors: each result is copied into its arena slot
-    /// and each arena input is rebuilt from its slot for the kernel. Kernels reading and
-    /// writing the arena directly come with the fast kernels.
-    fn execute(&self, arena: &mut Arena) -> Result<Vec<Tensor>, RuntimeError> {
+    /// Prepared fast kernels read and write the arena in place. The reference kernels return
+    /// owned tensors: each result is copied into its arena slot and each arena input is
+    /// rebuilt from its slot for the kernel.
+    fn execute(&self, arena: &mut Arena, scratch: &mut Vec<f32>) -> Result<Vec<Tensor>, RuntimeError> {
         let n_values = self.plan.value_outlets.len();
         // Values outside the arena (shapes known only once computed) and quantization
         // parameters of arena values (the arena holds elements only).
@@ -309,7 +344,13 @@ impl Run<'_> {
         let mut quant: Vec<Option<QuantParams>> = vec![None; n_values];
         for (si, step) in self.plan.steps.iter().enumerate() {
             if !self.resolved.step_is_resolved(self.plan, si) {
-                self.run_step(step, arena, &mut dynamic, &mut quant)?;
+                let fast = match self.prepared.get(si).and_then(Option::as_ref) {
+                    Some(p) => self.run_prepared(p, step, arena, &dynamic, scratch)?,
+                    None => false,
+                };
+                if !fast {
+                    self.run_step(step, arena, &mut dynamic, &mut quant)?;
+                }
             }
             for &v in &step.frees {
                 if let Some(slot) = dynamic.get_mut(v) {
@@ -394,6 +435,87 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Run `step` with its prepared kernel in place on the arena. `Ok(false)` when this run
+    /// can't (the output is not an f32 arena value, an operand is not f32 or not contiguous):
+    /// the reference kernel runs the step instead.
+    fn run_prepared(
+        &self,
+        p: &Prepared,
+        step: &Step,
+        arena: &mut Arena,
+        dynamic: &[Option<Tensor>],
+        scratch: &mut Vec<f32>,
+    ) -> Result<bool, RuntimeError> {
+        let node = self.graph.node(step.node);
+        let Some(&out) = step.outputs.first() else { return Ok(false) };
+        let (Some(out_slot), Some(out_ty)) = (self.memory.arena_slot(out), self.resolved.slot_types.get(out)) else {
+            return Ok(false);
+        };
+        if out_ty.dtype != DType::F32 {
+            return Ok(false);
+        }
+        let residual = matches!(p, Prepared::Conv(_)) && matches!(&node.op, Op::Conv(a) if a.epilogue.residual);
+        let mut operands = Vec::with_capacity(2);
+        for slot in [Some(0), residual.then_some(3)].into_iter().flatten() {
+            match self.operand(step, slot, dynamic) {
+                Some(o) => operands.push(o),
+                None => return Ok(false),
+            }
+        }
+        // A residual planned in place of the output is already there.
+        let residual_in_output = matches!(operands.get(1), Some(Operand::Arena(slot, _)) if *slot == out_slot);
+        if residual_in_output {
+            operands.truncate(1);
+        }
+        let reads: Vec<(usize, usize)> = operands
+            .iter()
+            .filter_map(|o| match o {
+                Operand::Arena(slot, _) => Some(*slot),
+                Operand::Tensor(..) => None,
+            })
+            .collect();
+        let (arena_reads, y) = arena.f32_slots(&reads, out_slot)?;
+        let mut arena_reads = arena_reads.into_iter();
+        let mut views: Vec<(&[f32], &[usize])> = Vec::with_capacity(operands.len());
+        for o in &operands {
+            views.push(match o {
+                Operand::Arena(_, shape) => (arena_reads.next().unwrap_or_default(), shape.as_slice()),
+                Operand::Tensor(data, shape) => (*data, *shape),
+            });
+        }
+        let threads = rayon::current_num_threads();
+        let (x, x_shape) = views[0];
+        let result = match p {
+            Prepared::Conv(c) => {
+                let r = match views.get(1) {
+                    Some(v) => Residual::Separate(v.0),
+                    None if residual_in_output => Residual::InOutput,
+                    None => Residual::None,
+                };
+                c.run(x, x_shape, r, y, scratch, threads)
+            }
+            Prepared::FullyConnected(f) => f.run(x, x_shape, y, threads),
+        };
+        result.map_err(|source| RuntimeError::Node { node: node.name.clone(), op: node.op.name(), source })?;
+        Ok(true)
+    }
+
+    /// Operand `slot` of `step` for a fast kernel: an f32 arena value or a contiguous f32
+    /// tensor; `None` otherwise.
+    fn operand<'a>(&'a self, step: &Step, slot: usize, dynamic: &'a [Option<Tensor>]) -> Option<Operand<'a>> {
+        let src = step.inputs.get(slot).copied().flatten()?;
+        if let Source::Value(v) = src {
+            if let Some(arena_slot) = self.memory.arena_slot(v) {
+                let ty = self.resolved.slot_types.get(v)?;
+                let shape = ty.shape.as_ref()?.as_known()?;
+                return (ty.dtype == DType::F32).then_some(Operand::Arena(arena_slot, shape));
+            }
+        }
+        let t = self.lookup(src, None, dynamic)?;
+        let data = t.view_in_place::<f32>()?.to_slice()?;
+        Some(Operand::Tensor(data, t.shape()))
     }
 
     /// The tensor of arena value `v`.

@@ -1,33 +1,96 @@
 //! The arena: one byte buffer holding every planned intermediate value of a run.
 //!
-//! The reference kernels return owned tensors, so a result is copied into its slot after the
-//! kernel ran and a reader gets a tensor rebuilt from the slot's bytes (native byte order,
-//! one element after the other, row-major). Kernels that read and write the arena directly
-//! come with the fast kernels; until then the copies make the plan load-bearing: a plan that
-//! let two live values overlap would corrupt results.
+//! Values are stored in native byte order, one element after the other, row-major. The
+//! reference kernels return owned tensors: a result is copied into its slot after the kernel
+//! ran and a reader gets a tensor rebuilt from the slot's bytes. The fast kernels read and
+//! write f32 slots in place ([`Arena::f32_slots`]). Either way the plan is load-bearing: a
+//! plan that let two live values overlap would corrupt results.
 
 use crate::RuntimeError;
 use half::f16;
 use lithe_ir::{DType, Tensor, TensorView};
 
-/// One growable byte buffer; it only grows, and only when a larger plan needs it.
+/// One cache line of arena storage: the buffer is a vector of these, so it is 64-byte aligned.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug)]
+struct Line([u8; LINE]);
+
+const LINE: usize = 64;
+
+/// One growable 64-byte aligned buffer; it only grows, and only when a larger plan needs it.
 #[derive(Debug, Default)]
 pub(crate) struct Arena {
-    bytes: Vec<u8>,
+    lines: Vec<Line>,
 }
 
 impl Arena {
     /// Current size in bytes.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.lines.len() * LINE
     }
 
     /// Make the arena at least `len` bytes (one reallocation when it grows).
     pub fn reserve_len(&mut self, len: usize) {
-        if len > self.bytes.len() {
-            tracing::debug!(from = self.bytes.len(), to = len, "growing the arena");
-            self.bytes = vec![0u8; len];
+        if len > self.len() {
+            tracing::debug!(from = self.len(), to = len, "growing the arena");
+            self.lines = vec![Line([0; LINE]); len.div_ceil(LINE)];
         }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `Line` is `repr(C)` around a byte array (size 64, no padding), so the vector's
+        // lines are `len()` initialized bytes; the slice borrows `self`.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<u8>(), self.len()) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.len();
+        // SAFETY: as in `bytes`, and the slice borrows `self` mutably, so it is unique.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<u8>(), len) }
+    }
+
+    /// In-place f32 access for one kernel call: the slots `reads` (offset, bytes) shared and
+    /// the slot `write` exclusive. Every slot must lie in the arena, start 4-byte aligned and
+    /// hold whole f32s, and `write` must not overlap any read (reads may overlap each other).
+    pub fn f32_slots(
+        &mut self,
+        reads: &[(usize, usize)],
+        write: (usize, usize),
+    ) -> Result<(Vec<&[f32]>, &mut [f32]), RuntimeError> {
+        let len = self.len();
+        let check = |(offset, bytes): (usize, usize)| -> Result<std::ops::Range<usize>, RuntimeError> {
+            let end = offset.checked_add(bytes).filter(|&e| e <= len).ok_or_else(|| out_of_arena(offset, bytes, len))?;
+            if offset % 4 != 0 || bytes % 4 != 0 {
+                return Err(RuntimeError::Internal(format!("arena slot {offset}+{bytes} B is not an f32 slot")));
+            }
+            Ok(offset..end)
+        };
+        let w = check(write)?;
+        let mut read_ranges = Vec::with_capacity(reads.len());
+        for &r in reads {
+            let r = check(r)?;
+            if r.start < w.end && w.start < r.end && !w.is_empty() && !r.is_empty() {
+                return Err(RuntimeError::Internal(format!(
+                    "arena slot {}..{} is read and written by the same kernel ({}..{})",
+                    r.start, r.end, w.start, w.end
+                )));
+            }
+            read_ranges.push(r);
+        }
+        let base = self.lines.as_mut_ptr().cast::<u8>();
+        let reads = read_ranges
+            .into_iter()
+            .map(|r| {
+                // SAFETY: `r` lies inside the buffer (checked), starts 4-byte aligned within a
+                // 64-byte aligned buffer, and every bit pattern is a valid f32. It does not
+                // overlap the written slot, the only mutable borrow handed out, and all slices
+                // borrow `self` mutably so nothing else touches the buffer meanwhile.
+                unsafe { std::slice::from_raw_parts(base.add(r.start).cast::<f32>(), r.len() / 4) }
+            })
+            .collect();
+        // SAFETY: as above; this is the only mutable slice and no read overlaps it.
+        let out = unsafe { std::slice::from_raw_parts_mut(base.add(w.start).cast::<f32>(), w.len() / 4) };
+        Ok((reads, out))
     }
 
     /// Copy `t`'s elements to `offset`; the slot must be exactly `t.size_bytes()` long.
@@ -73,18 +136,18 @@ impl Arena {
     }
 
     fn slot(&self, offset: usize, bytes: usize) -> Result<&[u8], RuntimeError> {
-        let len = self.bytes.len();
+        let len = self.len();
         offset
             .checked_add(bytes)
-            .and_then(|end| self.bytes.get(offset..end))
+            .and_then(|end| self.bytes().get(offset..end))
             .ok_or_else(|| out_of_arena(offset, bytes, len))
     }
 
     fn slot_mut(&mut self, offset: usize, bytes: usize) -> Result<&mut [u8], RuntimeError> {
-        let len = self.bytes.len();
+        let len = self.len();
         offset
             .checked_add(bytes)
-            .and_then(|end| self.bytes.get_mut(offset..end))
+            .and_then(|end| self.bytes_mut().get_mut(offset..end))
             .ok_or_else(|| out_of_arena(offset, bytes, len))
     }
 }
@@ -142,10 +205,32 @@ mod tests {
     fn slots_outside_the_arena_are_errors() {
         let mut arena = Arena::default();
         arena.reserve_len(16);
+        assert_eq!(arena.len(), 64, "whole cache lines");
         let t = Tensor::from_vec(&[8], vec![0f32; 8]).unwrap();
-        assert!(arena.write(0, 32, &t).is_err());
+        assert!(arena.write(48, 32, &t).is_err());
         assert!(arena.write(0, 16, &t).is_err());
         assert!(arena.read(usize::MAX, DType::F32, &[1]).is_err());
         assert!(arena.read(0, DType::I64, &[usize::MAX, 2]).is_err());
+    }
+
+    #[test]
+    fn f32_slots_are_in_place_and_refuse_overlap() {
+        let mut arena = Arena::default();
+        arena.reserve_len(256);
+        let t = Tensor::from_vec(&[4], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap();
+        arena.write(64, 16, &t).unwrap();
+        {
+            let (reads, out) = arena.f32_slots(&[(64, 16), (64, 8)], (128, 16)).unwrap();
+            assert_eq!(reads[0], &[1.0, 2.0, 3.0, 4.0]);
+            assert_eq!(reads[1], &[1.0, 2.0]);
+            for (o, i) in out.iter_mut().zip(reads[0]) {
+                *o = i * 10.0;
+            }
+        }
+        assert_eq!(arena.read(128, DType::F32, &[4]).unwrap().to_f32_vec(), vec![10.0, 20.0, 30.0, 40.0]);
+        assert!(arena.f32_slots(&[(64, 16)], (72, 16)).is_err(), "overlap");
+        assert!(arena.f32_slots(&[], (250, 16)).is_err(), "outside");
+        assert!(arena.f32_slots(&[(2, 4)], (128, 16)).is_err(), "misaligned");
+        assert_eq!(arena.bytes().as_ptr() as usize % 64, 0);
     }
 }

@@ -1,0 +1,285 @@
+//! 2-D convolution over NCHW f32 tensors as packed GEMM.
+//!
+//! Per batch item and group: `Y_g [M x OH*OW] = W_g [M x C_g*KH*KW] · cols [C_g*KH*KW x OH*OW]`,
+//! with bias, residual and activation fused into the GEMM epilogue. The weights are packed
+//! once ([`Conv2dGemm::prepare`]); the input is used directly as `cols` for 1x1 stride-1
+//! unpadded convs and unfolded (im2col) into a scratch buffer otherwise.
+
+use crate::KernelError;
+use crate::gemm::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, PerAxis, Residual, sgemm};
+use lithe_ir::Tensor;
+use lithe_ir::op::{Activation, AxisWindow, ConvAttrs};
+
+const OP: &str = "Conv";
+
+/// A Conv node prepared for [`Conv2dGemm::run`]: weights packed for one microkernel.
+pub struct Conv2dGemm {
+    kernel: &'static dyn F32GemmMicrokernel,
+    attrs: ConvAttrs,
+    /// One packed weight matrix per group.
+    packed: Vec<PackedA>,
+    bias: Option<Vec<f32>>,
+    /// The PReLU slope per output channel, when the activation is PReLU.
+    slope: Option<Vec<f32>>,
+    c_in: usize,
+    c_out: usize,
+    kernel_hw: [usize; 2],
+}
+
+impl std::fmt::Debug for Conv2dGemm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conv2dGemm")
+            .field("kernel", &self.kernel.name())
+            .field("c_in", &self.c_in)
+            .field("c_out", &self.c_out)
+            .field("kernel_hw", &self.kernel_hw)
+            .field("group", &self.attrs.group)
+            .finish()
+    }
+}
+
+/// The per-run geometry of one conv: input and output sizes and the two spatial windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dShape {
+    /// Batch size.
+    pub batch: usize,
+    /// Input height and width.
+    pub input_hw: [usize; 2],
+    /// Output height and width.
+    pub output_hw: [usize; 2],
+    /// The windows along H and W.
+    pub windows: [AxisWindow; 2],
+}
+
+impl Conv2dGemm {
+    /// Pack `w` (`C_out x C_in/group x KH x KW`) for `kernel`. `b` is the optional bias
+    /// (`C_out`), `slope` the PReLU slope when the epilogue's activation is PReLU (one value,
+    /// or one per output channel shaped `[C_out, 1, 1]` or `[1, C_out, 1, 1]`).
+    pub fn prepare(
+        kernel: &'static dyn F32GemmMicrokernel,
+        attrs: &ConvAttrs,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        slope: Option<&Tensor>,
+    ) -> Result<Self, KernelError> {
+        let wv = w.view_in_place::<f32>().ok_or_else(|| unsupported(format!("weight has dtype {}", w.dtype())))?;
+        let ws = wv.shape().to_vec();
+        if ws.len() != 4 {
+            return Err(unsupported(format!("weight shape {ws:?} is not 2-D (rank 4)")));
+        }
+        let group = attrs.group;
+        let (c_out, cg) = (ws[0], ws[1]);
+        if group == 0 || c_out % group != 0 {
+            return Err(invalid(format!("{c_out} output channels are not divisible by group {group}")));
+        }
+        if let Some(k) = &attrs.kernel_shape {
+            if k.as_slice() != &ws[2..] {
+                return Err(invalid(format!("kernel_shape {k:?} does not match weight shape {ws:?}")));
+            }
+        }
+        let w_data: Vec<f32> = match wv.as_slice() {
+            Some(s) => s.to_vec(),
+            None => wv.iter().copied().collect(),
+        };
+        let (mg, depth) = (c_out / group, cg * ws[2] * ws[3]);
+        let mut packed = Vec::with_capacity(group);
+        for g in 0..group {
+            let wg = w_data.get(g * mg * depth..(g + 1) * mg * depth).ok_or_else(|| invalid("weight is short".into()))?;
+            packed.push(PackedA::pack(kernel, MatRef::row_major(wg, mg, depth)?)?);
+        }
+        let bias = crate::reference::conv::bias_values(OP, b, c_out)?;
+        let slope = match (&attrs.epilogue.activation, slope) {
+            (Activation::PRelu, Some(s)) => Some(per_channel_slope(s, c_out)?),
+            (Activation::PRelu, None) => return Err(invalid("a fused PRelu needs its slope input".into())),
+            _ => None,
+        };
+        Ok(Conv2dGemm {
+            kernel,
+            attrs: attrs.clone(),
+            packed,
+            bias,
+            slope,
+            c_in: cg * group,
+            c_out,
+            kernel_hw: [ws[2], ws[3]],
+        })
+    }
+
+    /// The microkernel the weights were packed for.
+    pub fn microkernel(&self) -> &'static dyn F32GemmMicrokernel {
+        self.kernel
+    }
+
+    /// The geometry for an input of shape `x_shape` (`N x C_in x H x W`).
+    pub fn shape_for(&self, x_shape: &[usize]) -> Result<Conv2dShape, KernelError> {
+        let &[batch, c, h, w] = x_shape else {
+            return Err(invalid(format!("input shape {x_shape:?} is not N x C x H x W")));
+        };
+        if c != self.c_in {
+            return Err(invalid(format!("input has {c} channels, the weight expects {}", self.c_in)));
+        }
+        let wins = self.attrs.windows(&[h, w], &self.kernel_hw).map_err(|e| invalid(e.to_string()))?;
+        let [wh, ww] = wins.as_slice() else {
+            return Err(invalid(format!("{} windows for a 2-D conv", wins.len())));
+        };
+        Ok(Conv2dShape { batch, input_hw: [h, w], output_hw: [wh.output, ww.output], windows: [*wh, *ww] })
+    }
+
+    /// Elements of the im2col scratch buffer [`run`](Self::run) needs for `shape` (0 when the
+    /// input is used directly).
+    pub fn scratch_len(&self, shape: &Conv2dShape) -> usize {
+        if self.is_pointwise(shape) {
+            0
+        } else {
+            self.depth() * shape.output_hw[0] * shape.output_hw[1]
+        }
+    }
+
+    fn depth(&self) -> usize {
+        self.c_in / self.attrs.group * self.kernel_hw[0] * self.kernel_hw[1]
+    }
+
+    fn is_pointwise(&self, s: &Conv2dShape) -> bool {
+        s.windows.iter().all(|w| w.kernel == 1 && w.stride == 1 && w.pad_begin == 0 && w.output == w.input)
+    }
+
+    /// Convolve `x` (shape `x_shape`) into `y` (`N x C_out x OH x OW`), adding `residual`
+    /// (a separate tensor laid out like `y`, or `y` itself on entry) before the activation
+    /// when the epilogue has one. `scratch` is grown as needed; `threads` splits each GEMM.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        x: &[f32],
+        x_shape: &[usize],
+        residual: Residual<'_>,
+        y: &mut [f32],
+        scratch: &mut Vec<f32>,
+        threads: usize,
+    ) -> Result<(), KernelError> {
+        let s = self.shape_for(x_shape)?;
+        let [h, w] = s.input_hw;
+        let out_size = s.output_hw[0] * s.output_hw[1];
+        let in_len = s.batch * self.c_in * h * w;
+        let out_len = s.batch * self.c_out * out_size;
+        if x.len() != in_len {
+            return Err(invalid(format!("input has {} elements, shape {x_shape:?} needs {in_len}", x.len())));
+        }
+        if y.len() != out_len {
+            return Err(invalid(format!("output has {} elements, expected {out_len}", y.len())));
+        }
+        match (self.attrs.epilogue.residual, residual) {
+            (true, Residual::Separate(r)) if r.len() != out_len => {
+                return Err(invalid(format!("residual has {} elements, expected {out_len}", r.len())));
+            }
+            (true, Residual::Separate(_) | Residual::InOutput) | (false, Residual::None) => {}
+            (true, Residual::None) => return Err(invalid("a fused residual needs input 3".into())),
+            (false, _) => return Err(invalid("input 3 is set but no residual is fused".into())),
+        }
+        let group = self.attrs.group;
+        let (cg, mg, depth) = (self.c_in / group, self.c_out / group, self.depth());
+        let pointwise = self.is_pointwise(&s);
+        if !pointwise {
+            scratch.resize(depth * out_size, 0.0);
+        }
+        for n in 0..s.batch {
+            for g in 0..group {
+                let x_g = &x[(n * self.c_in + g * cg) * h * w..][..cg * h * w];
+                let first = (n * self.c_out + g * mg) * out_size;
+                let y_g = &mut y[first..first + mg * out_size];
+                let cols: &[f32] = if pointwise {
+                    x_g
+                } else {
+                    im2col_nchw(x_g, cg, &s, self.kernel_hw, scratch);
+                    scratch
+                };
+                let ep = GemmEpilogue {
+                    bias: self.bias.as_ref().map(|b| PerAxis::Row(&b[g * mg..(g + 1) * mg])),
+                    residual: match residual {
+                        Residual::Separate(r) => Residual::Separate(&r[first..first + mg * out_size]),
+                        other => other,
+                    },
+                    activation: self.attrs.epilogue.activation,
+                    prelu_slope: self.slope.as_ref().map(|sl| PerAxis::Row(&sl[g * mg..(g + 1) * mg])),
+                };
+                sgemm(
+                    self.kernel,
+                    mg,
+                    out_size,
+                    depth,
+                    GemmInput::Packed(&self.packed[g]),
+                    GemmInput::Strided(MatRef::row_major(cols, depth, out_size)?),
+                    y_g,
+                    out_size,
+                    &ep,
+                    threads,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Unfold one group's input `x` (`C x H x W`) into `cols` (`C*KH*KW x OH*OW`, row-major):
+/// row `(c, ky, kx)` holds, for every output position, the input value that tap reads (zero
+/// in the padding). `cols` must hold exactly that many elements.
+pub fn im2col_nchw(x: &[f32], channels: usize, s: &Conv2dShape, kernel_hw: [usize; 2], cols: &mut [f32]) {
+    let [h, w] = s.input_hw;
+    let [oh, ow] = s.output_hw;
+    let [wh, ww] = s.windows;
+    let mut rows = cols.chunks_exact_mut(oh * ow);
+    for c in 0..channels {
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        for ky in 0..kernel_hw[0] {
+            for kx in 0..kernel_hw[1] {
+                let Some(row) = rows.next() else { return };
+                // Output columns whose tap lands inside the input: ox in [lo, hi).
+                let off_x = kx * ww.dilation;
+                let lo = ww.pad_begin.saturating_sub(off_x).div_ceil(ww.stride);
+                let hi = (w + ww.pad_begin).saturating_sub(off_x).div_ceil(ww.stride).min(ow);
+                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+                    let iy = (oy * wh.stride + ky * wh.dilation).checked_sub(wh.pad_begin).filter(|&i| i < h);
+                    let Some(iy) = iy else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    let src = &plane[iy * w..(iy + 1) * w];
+                    if lo >= hi {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    let first = lo * ww.stride + off_x - ww.pad_begin;
+                    if ww.stride == 1 {
+                        out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                    } else {
+                        for (o, v) in out[lo..hi].iter_mut().zip(src[first..].iter().step_by(ww.stride)) {
+                            *o = *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The PReLU slope as one value per output channel.
+fn per_channel_slope(s: &Tensor, c_out: usize) -> Result<Vec<f32>, KernelError> {
+    let v = s.view_in_place::<f32>().ok_or_else(|| unsupported(format!("PRelu slope has dtype {}", s.dtype())))?;
+    let values: Vec<f32> = v.iter().copied().collect();
+    let shape = v.shape();
+    let channel_shaped = matches!(shape, [c, 1, 1] | [1, c, 1, 1] if *c == c_out);
+    match values.len() {
+        1 => Ok(vec![values[0]; c_out]),
+        n if n == c_out && channel_shaped => Ok(values),
+        _ => Err(unsupported(format!("PRelu slope of shape {shape:?} is not per channel"))),
+    }
+}
+
+fn invalid(detail: String) -> KernelError {
+    KernelError::Invalid { op: OP, detail }
+}
+
+fn unsupported(detail: String) -> KernelError {
+    KernelError::Unsupported { op: OP, detail }
+}

@@ -1,0 +1,9 @@
+//! Fast kernels: chosen once per process from the CPU's features, prepared once per predictor
+//! (weights packed at load), run in place on the arena. Nodes without a prepared kernel run
+//! with the reference kernels.
+
+mod kernels;
+mod prepared;
+
+pub use kernels::{KernelSet, kernel_set};
+pub(crate) use prepared::{Prepared, prepare_steps};
