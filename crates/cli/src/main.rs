@@ -4,6 +4,7 @@
 //! exit with 2 (clap's default).
 
 mod args;
+mod bench;
 mod info;
 mod model;
 mod opt;
@@ -36,6 +37,8 @@ enum Command {
     Opt(opt::OptArgs),
     /// List the ONNX operator types the importer supports.
     Ops,
+    /// Time a model: median/min/max latency, and with --profile a per-node breakdown.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(&a, &mut out),
         Command::Opt(a) => opt::run(&a, &mut out),
         Command::Ops => ops(&mut out),
+        Command::Bench(a) => bench::run(&a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

@@ -137,3 +137,18 @@ fn symbolic_inputs_stay_symbolic_unless_fixed() {
     let r = cli(&[os("run"), os(&fixed), os("--input"), os(&dir.join("input_0.npy"))]);
     assert!(r.status.success(), "{}", text(&r));
 }
+
+#[test]
+fn bench_reports_latency_and_a_profile_naming_the_fast_kernels() {
+    let model = golden("mobilenet_v2").join("model.onnx");
+    let o = cli(&[os("bench"), os(&model), os("--warmup"), os("1"), os("--repeats"), os("3"), os("--profile")]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for want in ["latency ms: median", "per operator type", "10 slowest nodes", "conv2d_gemm/"] {
+        assert!(out.contains(want), "bench output lacks '{want}':\n{out}");
+    }
+    let conv = out.lines().find(|l| l.starts_with("Conv ")).unwrap_or_default();
+    assert!(conv.split_whitespace().nth(1).is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n > 0)), "{out}");
+    let o = cli(&[os("bench"), os(&model), os("--repeats"), os("0")]);
+    assert!(!o.status.success());
+}

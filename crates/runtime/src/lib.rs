@@ -29,7 +29,7 @@ pub use exec::{KernelSet, kernel_set};
 pub use lithe_nbformat::ModelMeta;
 pub use memory::{ARENA_ALIGN, MemoryReport, PlannedValue, Storage, plan_memory};
 pub use options::PredictorOptions;
-pub use predictor::Predictor;
+pub use predictor::{NodeProfile, Predictor};
 
 mod target;
 pub use target::{OpSupport, Target, UnknownTarget, supported_ops, supports};

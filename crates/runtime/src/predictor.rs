@@ -13,6 +13,7 @@ use lithe_kernels::reference;
 use lithe_nbformat::ModelMeta;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Runs one graph: set the inputs, [`run`](Predictor::run), read the outputs.
 ///
@@ -42,6 +43,25 @@ pub struct Predictor {
     prepared: Vec<Option<Prepared>>,
     /// Scratch memory of the fast kernels (im2col columns), grown as needed.
     scratch: Vec<f32>,
+    /// Time of each step in the last run, when profiling is on.
+    step_times: Option<Vec<Duration>>,
+}
+
+/// What one node cost in the last profiled run ([`Predictor::set_profiling`]).
+#[derive(Clone, Debug)]
+pub struct NodeProfile {
+    /// The node.
+    pub node: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Its operator.
+    pub op: &'static str,
+    /// The kernel it ran with (see [`Predictor::node_kernels`]).
+    pub kernel: String,
+    /// Wall time of the node (zero when its value was computed while planning).
+    pub time: Duration,
+    /// Its FLOPs (2 per multiply-add), when the graph's shapes are known.
+    pub flops: Option<u64>,
 }
 
 impl Predictor {
@@ -94,6 +114,7 @@ impl Predictor {
             pool: None,
             prepared,
             scratch: Vec::new(),
+            step_times: None,
         })
     }
 
@@ -138,6 +159,37 @@ impl Predictor {
             .zip(&self.prepared)
             .map(|(s, p)| (s.node, p.as_ref().map_or_else(|| "reference".to_string(), Prepared::kernel_name)))
             .collect()
+    }
+
+    /// Time every node of the following runs (a clock read per node; off by default).
+    pub fn set_profiling(&mut self, on: bool) {
+        self.step_times = on.then(Vec::new);
+    }
+
+    /// Per node, in execution order, what it cost in the last run, when profiling is on and
+    /// a run succeeded.
+    pub fn profile(&self) -> Option<Vec<NodeProfile>> {
+        let times = self.step_times.as_ref().filter(|t| t.len() == self.plan.steps.len())?;
+        let kernels = self.node_kernels();
+        Some(
+            self.plan
+                .steps
+                .iter()
+                .zip(times)
+                .zip(kernels)
+                .map(|((step, &time), (_, kernel))| {
+                    let node = self.graph.node(step.node);
+                    NodeProfile {
+                        node: step.node,
+                        name: node.name.clone(),
+                        op: node.op.name(),
+                        kernel,
+                        time,
+                        flops: self.graph.node_flops(step.node),
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// Names of the graph inputs, in order.
@@ -271,8 +323,12 @@ impl Predictor {
             prepared: &self.prepared,
         };
         let (arena, scratch) = (&mut self.arena, &mut self.scratch);
+        let mut times = self.step_times.as_mut();
+        if let Some(t) = times.as_deref_mut() {
+            t.clear();
+        }
         let result = match &self.pool {
-            Some(pool) => pool.install(|| run.execute(arena, scratch)),
+            Some(pool) => pool.install(|| run.execute(arena, scratch, times)),
             None => Err(RuntimeError::Internal("the thread pool was not created".to_string())),
         };
         self.resolved = Some(resolved);
@@ -336,13 +392,20 @@ impl Run<'_> {
     /// Prepared fast kernels read and write the arena in place. The reference kernels return
     /// owned tensors: each result is copied into its arena slot and each arena input is
     /// rebuilt from its slot for the kernel.
-    fn execute(&self, arena: &mut Arena, scratch: &mut Vec<f32>) -> Result<Vec<Tensor>, RuntimeError> {
+    /// With `times`, the wall time of every step is pushed to it.
+    fn execute(
+        &self,
+        arena: &mut Arena,
+        scratch: &mut Vec<f32>,
+        mut times: Option<&mut Vec<Duration>>,
+    ) -> Result<Vec<Tensor>, RuntimeError> {
         let n_values = self.plan.value_outlets.len();
         // Values outside the arena (shapes known only once computed) and quantization
         // parameters of arena values (the arena holds elements only).
         let mut dynamic: Vec<Option<Tensor>> = (0..n_values).map(|_| None).collect();
         let mut quant: Vec<Option<QuantParams>> = vec![None; n_values];
         for (si, step) in self.plan.steps.iter().enumerate() {
+            let start = times.is_some().then(Instant::now);
             if !self.resolved.step_is_resolved(self.plan, si) {
                 let fast = match self.prepared.get(si).and_then(Option::as_ref) {
                     Some(p) => self.run_prepared(p, step, arena, &dynamic, scratch)?,
@@ -351,6 +414,9 @@ impl Run<'_> {
                 if !fast {
                     self.run_step(step, arena, &mut dynamic, &mut quant)?;
                 }
+            }
+            if let (Some(t), Some(start)) = (times.as_deref_mut(), start) {
+                t.push(start.elapsed());
             }
             for &v in &step.frees {
                 if let Some(slot) = dynamic.get_mut(v) {
