@@ -169,14 +169,14 @@ fn print_profile(out: &mut dyn Write, nodes: &[NodeProfile]) -> Result<()> {
         e.2 = e.2.zip(n.flops).map(|(a, b)| a + b);
     }
     let mut ops: Vec<_> = by_op.into_iter().collect();
-    ops.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+    ops.sort_by_key(|o| std::cmp::Reverse(o.1.1));
     writeln!(out, "\nper operator type (median of each node over the runs; total {:.3} ms):", ms(total))?;
     writeln!(out, "{:<22} {:>6} {:>10} {:>7} {:>9}", "op", "nodes", "ms", "%", "GFLOP/s")?;
     for (op, (count, t, flops)) in &ops {
         writeln!(out, "{op:<22} {count:>6} {:>10.3} {:>6.1}% {:>9}", ms(*t), share(*t), gflops(*flops, *t))?;
     }
     let mut slow: Vec<&NodeProfile> = nodes.iter().collect();
-    slow.sort_by(|a, b| b.time.cmp(&a.time));
+    slow.sort_by_key(|n| std::cmp::Reverse(n.time));
     writeln!(out, "\n10 slowest nodes:")?;
     writeln!(out, "{:<32} {:<16} {:<34} {:>9} {:>9}", "node", "op", "kernel", "ms", "GFLOP/s")?;
     for n in slow.iter().take(10) {
