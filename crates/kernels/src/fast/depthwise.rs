@@ -2,11 +2,12 @@
 //! square 3x3 and 5x5 kernels, stride 1 or 2, dilation 1, per-side padding up to `kernel - 1`,
 //! with bias, residual add and activation fused into the pass that writes each output row.
 //!
-//! Each output row is computed in three parts: the left and right border columns (taps checked
-//! one by one), and the interior columns, where every tap is inside the row. For the interior,
-//! each of the `K x K` taps is a slice of exact length (input rows outside the plane are a row
-//! of zeros), so the loop has no bounds checks and LLVM vectorizes it. Stride 2 first splits
-//! each input row into its even and odd columns, which turns every tap into a unit-stride slice.
+//! Each plane is first copied into a scratch plane whose rows carry their left/right padding as
+//! zeros (stride 2 also splits each row into its even and odd columns, so every tap becomes a
+//! unit-stride slice); rows in the top/bottom padding are one row of zeros. Each output row is
+//! then computed in blocks of 16 columns, each of the `K x K` taps a fixed-length slice, which
+//! LLVM turns into one vector FMA per tap and block, with no border cases. Bias, residual and
+//! activation are applied to the row while it is in L1.
 //!
 //! On x86-64 with AVX-512F (and FMA) the same code is compiled a second time with those features
 //! enabled and chosen at run time; the portable build is always present and is used elsewhere,
@@ -330,11 +331,10 @@ struct Epi<'a> {
     act: FastActivation<'static>,
 }
 
-/// Per-thread buffers: a row of zeros (rows in the padding) and the even/odd split rows.
+/// Per-thread buffer: a row of zeros then the padded plane (see [`plane`]).
 #[derive(Default)]
 struct Scratch {
-    zeros: Vec<f32>,
-    split: Vec<f32>,
+    padded: Vec<f32>,
 }
 
 /// Run one plane with the chosen instruction set. `x`, `weights`, `out` and the residual have
@@ -380,7 +380,16 @@ fn madd<const FMA: bool>(acc: f32, a: f32, b: f32) -> f32 {
     if FMA { a.mul_add(b, acc) } else { acc + a * b }
 }
 
+/// Lanes per block of output columns: one AVX-512 register of f32.
+const L: usize = 16;
+
 /// One `K x K` stride-`S` plane (`T == K * K`), every output row written once with its epilogue.
+///
+/// The plane is first copied into `s.padded` with its left and right padding as zeros and
+/// enough zeros after each row that every tap of every block of [`L`] output columns (rounded
+/// up) is inside the row; rows above and below the plane are one shared row of zeros. For
+/// stride 2 each padded row is stored as its even columns then its odd columns, so every tap
+/// reads consecutive elements. Then every output column is "interior": no border cases.
 #[inline(always)]
 fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
     x: &[f32],
@@ -394,68 +403,47 @@ fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
     let (pt, pl) = (g.pads.top, g.pads.left);
     let mut wk = [0f32; T];
     wk.copy_from_slice(&wt[..T]);
-    // Interior columns: every tap `ox * S - pl + kx` lies in `0..w`.
-    let lo = pl.div_ceil(S).min(ow);
-    let hi = if w + pl >= K { ((w + pl - K) / S + 1).min(ow) } else { 0 }.max(lo);
-    let n = hi - lo;
-    s.zeros.clear();
-    s.zeros.resize(w, 0.0);
-    // Stride 2: even and odd columns of each of the K rows from the interior's first column.
-    let (n_even, n_odd) = (n + (K - 1) / 2, n + (K - 3) / 2);
-    if S == 2 {
-        s.split.clear();
-        s.split.resize(K * (n_even + n_odd), 0.0);
+    let ow_pad = ow.div_ceil(L) * L;
+    // Stride 1: a padded row of `rs` elements, tap `kx` of output `ox` at `ox + kx`.
+    // Stride 2: `half` even columns then `half` odd columns; tap `kx` of output `ox` at
+    // `ox + kx / 2` of the even (kx even) or odd (kx odd) half.
+    let half = ow_pad + (K - 1) / 2;
+    let rs = if S == 1 { (ow_pad + K - 1).max(pl + w) } else { 2 * half };
+    s.padded.clear();
+    s.padded.resize((h + 1) * rs, 0.0);
+    let (zero_row, rows_buf) = s.padded.split_at_mut(rs);
+    for (src, dst) in x.chunks_exact(w).zip(rows_buf.chunks_exact_mut(rs)) {
+        if S == 1 {
+            dst[pl..pl + w].copy_from_slice(src);
+        } else {
+            let (even, odd) = dst.split_at_mut(half);
+            // Padded column `pl + i` holds `src[i]`.
+            for (i, &v) in src.iter().enumerate() {
+                let col = pl + i;
+                if col % 2 == 0 {
+                    if let Some(e) = even.get_mut(col / 2) {
+                        *e = v;
+                    }
+                } else if let Some(o) = odd.get_mut(col / 2) {
+                    *o = v;
+                }
+            }
+        }
     }
+    let (zero_row, rows_buf) = (&*zero_row, &*rows_buf);
     for (oy, orow) in out.chunks_exact_mut(ow).take(g.oh).enumerate() {
         let rows: [&[f32]; K] = std::array::from_fn(|ky| {
             match (oy * S + ky).checked_sub(pt).filter(|&iy| iy < h) {
-                Some(iy) => &x[iy * w..(iy + 1) * w],
-                None => &s.zeros[..],
+                Some(iy) => &rows_buf[iy * rs..(iy + 1) * rs],
+                None => zero_row,
             }
         });
-        // Border columns, tap by tap.
-        for ox in (0..lo).chain(hi..ow) {
-            let mut acc = ep.bias;
-            for (ky, row) in rows.iter().enumerate() {
-                for kx in 0..K {
-                    if let Some(&v) = (ox * S + kx).checked_sub(pl).and_then(|ix| row.get(ix)) {
-                        acc = madd::<FMA>(acc, wk[ky * K + kx], v);
-                    }
-                }
-            }
-            orow[ox] = acc;
-        }
-        if n > 0 {
-            let c0 = lo * S - pl;
-            if S == 1 {
-                let taps: [&[f32]; T] = std::array::from_fn(|t| &rows[t / K][c0 + t % K..c0 + t % K + n]);
-                interior::<T, FMA>(&mut orow[lo..hi], &taps, &wk, ep.bias);
-            } else {
-                let (even, odd) = s.split.split_at_mut(K * n_even);
-                for (ky, row) in rows.iter().enumerate() {
-                    let seg = &row[c0..c0 + n_even + n_odd];
-                    let (e, o) = (&mut even[ky * n_even..(ky + 1) * n_even], &mut odd[ky * n_odd..(ky + 1) * n_odd]);
-                    for (pair, (e, o)) in seg.chunks_exact(2).zip(e.iter_mut().zip(o.iter_mut())) {
-                        *e = pair[0];
-                        *o = pair[1];
-                    }
-                    if n_even > n_odd {
-                        e[n_even - 1] = seg[2 * n_even - 2];
-                    }
-                }
-                let (even, odd) = (&*even, &*odd);
-                let taps: [&[f32]; T] = std::array::from_fn(|t| {
-                    let (ky, kx) = (t / K, t % K);
-                    let j = kx / 2;
-                    if kx % 2 == 0 {
-                        &even[ky * n_even + j..ky * n_even + j + n]
-                    } else {
-                        &odd[ky * n_odd + j..ky * n_odd + j + n]
-                    }
-                });
-                interior::<T, FMA>(&mut orow[lo..hi], &taps, &wk, ep.bias);
-            }
-        }
+        let taps: [&[f32]; T] = std::array::from_fn(|t| {
+            let (ky, kx) = (t / K, t % K);
+            let start = if S == 1 { kx } else { (kx % 2) * half + kx / 2 };
+            &rows[ky][start..start + ow_pad]
+        });
+        row_blocks::<T, FMA>(orow, &taps, &wk, ep.bias);
         if let Some(r) = ep.residual {
             let r = &r[oy * ow..(oy + 1) * ow];
             orow.iter_mut().zip(r).for_each(|(o, &r)| *o += r);
@@ -464,17 +452,21 @@ fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
     }
 }
 
-/// `out[i] = bias + sum_t w[t] * taps[t][i]`, every tap slice exactly `out.len()` long.
+/// `out[i] = bias + sum_t w[t] * taps[t][i]` in blocks of [`L`] columns; every tap slice is
+/// `out.len()` rounded up to a multiple of `L` long (the last block computes a few extra lanes
+/// and stores only those inside `out`).
 #[inline(always)]
-fn interior<const T: usize, const FMA: bool>(out: &mut [f32], taps: &[&[f32]; T], w: &[f32; T], bias: f32) {
-    let n = out.len();
-    let taps: [&[f32]; T] = std::array::from_fn(|t| &taps[t][..n]);
-    for (i, o) in out.iter_mut().enumerate() {
-        let mut acc = bias;
+fn row_blocks<const T: usize, const FMA: bool>(out: &mut [f32], taps: &[&[f32]; T], w: &[f32; T], bias: f32) {
+    for (b, o) in out.chunks_mut(L).enumerate() {
+        let j = b * L;
+        let mut acc = [bias; L];
         for t in 0..T {
-            acc = madd::<FMA>(acc, w[t], taps[t][i]);
+            let src = &taps[t][j..j + L];
+            for l in 0..L {
+                acc[l] = madd::<FMA>(acc[l], w[t], src[l]);
+            }
         }
-        *o = acc;
+        o.copy_from_slice(&acc[..o.len()]);
     }
 }
 
