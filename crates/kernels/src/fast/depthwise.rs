@@ -331,10 +331,13 @@ struct Epi<'a> {
     act: FastActivation<'static>,
 }
 
-/// Per-thread buffer: a row of zeros then the padded plane (see [`plane`]).
+/// Per-thread buffers: a row of zeros then the padded plane (see [`plane`]), one padded row
+/// (stride 2), and the geometry they were laid out for.
 #[derive(Default)]
 struct Scratch {
     padded: Vec<f32>,
+    row: Vec<f32>,
+    key: [usize; 6],
 }
 
 /// Run one plane with the chosen instruction set. `x`, `weights`, `out` and the residual have
@@ -409,24 +412,28 @@ fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
     // `ox + kx / 2` of the even (kx even) or odd (kx odd) half.
     let half = ow_pad + (K - 1) / 2;
     let rs = if S == 1 { (ow_pad + K - 1).max(pl + w) } else { 2 * half };
-    s.padded.clear();
-    s.padded.resize((h + 1) * rs, 0.0);
+    // The zeros (padding, tails, the zero row) sit at the same places for every plane of one
+    // geometry: clear the buffer only when the geometry changes, then overwrite the data.
+    let key = [S, K, h, w, pl, rs];
+    if s.key != key {
+        s.key = key;
+        s.padded.clear();
+        s.padded.resize((h + 1) * rs, 0.0);
+        s.row.clear();
+        s.row.resize(rs, 0.0);
+    }
     let (zero_row, rows_buf) = s.padded.split_at_mut(rs);
     for (src, dst) in x.chunks_exact(w).zip(rows_buf.chunks_exact_mut(rs)) {
         if S == 1 {
             dst[pl..pl + w].copy_from_slice(src);
         } else {
+            // Padded row in `s.row` (zeros outside `pl..pl + w`), then its even and odd columns.
+            let padded_w = (pl + w).min(rs);
+            s.row[pl..padded_w].copy_from_slice(&src[..padded_w - pl]);
             let (even, odd) = dst.split_at_mut(half);
-            // Padded column `pl + i` holds `src[i]`.
-            for (i, &v) in src.iter().enumerate() {
-                let col = pl + i;
-                if col % 2 == 0 {
-                    if let Some(e) = even.get_mut(col / 2) {
-                        *e = v;
-                    }
-                } else if let Some(o) = odd.get_mut(col / 2) {
-                    *o = v;
-                }
+            for (pair, (e, o)) in s.row.chunks_exact(2).zip(even.iter_mut().zip(odd.iter_mut())) {
+                *e = pair[0];
+                *o = pair[1];
             }
         }
     }
@@ -443,7 +450,7 @@ fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
             let start = if S == 1 { kx } else { (kx % 2) * half + kx / 2 };
             &rows[ky][start..start + ow_pad]
         });
-        row_blocks::<T, FMA>(orow, &taps, &wk, ep.bias);
+        row_blocks::<K, T, FMA>(orow, &taps, &wk, ep.bias);
         if let Some(r) = ep.residual {
             let r = &r[oy * ow..(oy + 1) * ow];
             orow.iter_mut().zip(r).for_each(|(o, &r)| *o += r);
@@ -456,18 +463,51 @@ fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
 /// `out.len()` rounded up to a multiple of `L` long (the last block computes a few extra lanes
 /// and stores only those inside `out`).
 #[inline(always)]
-fn row_blocks<const T: usize, const FMA: bool>(out: &mut [f32], taps: &[&[f32]; T], w: &[f32; T], bias: f32) {
-    for (b, o) in out.chunks_mut(L).enumerate() {
-        let j = b * L;
-        let mut acc = [bias; L];
-        for t in 0..T {
+fn row_blocks<const K: usize, const T: usize, const FMA: bool>(
+    out: &mut [f32],
+    taps: &[&[f32]; T],
+    w: &[f32; T],
+    bias: f32,
+) {
+    let mut blocks = out.chunks_exact_mut(L);
+    let mut j = 0;
+    for o in &mut blocks {
+        o.copy_from_slice(&block::<K, T, FMA>(taps, w, j, bias));
+        j += L;
+    }
+    let tail = blocks.into_remainder();
+    if !tail.is_empty() {
+        let acc = block::<K, T, FMA>(taps, w, j, bias);
+        tail.iter_mut().zip(acc).for_each(|(o, a)| *o = a);
+    }
+}
+
+/// Columns `j..j + L` of one output row. One partial sum per kernel row keeps the dependency
+/// chains `K` long (the sums are independent, so they overlap in the FMA pipeline).
+#[inline(always)]
+fn block<const K: usize, const T: usize, const FMA: bool>(
+    taps: &[&[f32]; T],
+    w: &[f32; T],
+    j: usize,
+    bias: f32,
+) -> [f32; L] {
+    let mut part = [[0f32; L]; K];
+    for (ky, p) in part.iter_mut().enumerate() {
+        for kx in 0..K {
+            let t = ky * K + kx;
             let src = &taps[t][j..j + L];
             for l in 0..L {
-                acc[l] = madd::<FMA>(acc[l], w[t], src[l]);
+                p[l] = madd::<FMA>(p[l], w[t], src[l]);
             }
         }
-        o.copy_from_slice(&acc[..o.len()]);
     }
+    let mut acc = [bias; L];
+    for p in &part {
+        for l in 0..L {
+            acc[l] += p[l];
+        }
+    }
+    acc
 }
 
 /// The product of `dims`, or an error naming `what` on overflow.
