@@ -136,6 +136,62 @@ pub(crate) fn apply_row_inline(act: &FastActivation<'_>, row: &mut [f32]) {
     }
 }
 
+/// An activation as a type, so a kernel's inner loop is compiled once per activation with no
+/// branch on the variant inside it.
+pub(crate) trait BlockAct: Copy {
+    /// Apply to one value.
+    fn f(self, v: f32) -> f32;
+}
+
+/// Something run with the activation as a type (see [`visit_act`]).
+pub(crate) trait ActVisitor {
+    /// The result.
+    type Out;
+    /// Run with `act`.
+    fn visit<A: BlockAct>(self, act: A) -> Self::Out;
+}
+
+macro_rules! block_act {
+    ($name:ident { $($field:ident),* } |$s:ident, $v:ident| $body:expr) => {
+        #[derive(Clone, Copy)]
+        pub(crate) struct $name { $($field: f32),* }
+        impl BlockAct for $name {
+            #[inline(always)]
+            fn f(self, $v: f32) -> f32 {
+                let $s = self;
+                let _ = $s;
+                $body
+            }
+        }
+    };
+}
+
+block_act!(ActNone {} |s, v| v);
+block_act!(ActRelu {} |s, v| relu(v));
+block_act!(ActClip { min, max } |s, v| clip(v, s.min, s.max));
+block_act!(ActLeaky { alpha } |s, v| leaky(v, s.alpha));
+block_act!(ActHardSwish {} |s, v| hard_swish(v));
+block_act!(ActHardSigmoid { alpha, beta } |s, v| clamp01(s.alpha * v + s.beta));
+block_act!(ActSigmoid {} |s, v| sigmoid(v));
+block_act!(ActTanh {} |s, v| tanh(v));
+
+/// Call `v.visit` with `act` as a [`BlockAct`] type. A `PRelu` uses its first slope value
+/// (callers resolve per-channel slopes with [`FastActivation::channel`] first).
+#[inline(always)]
+pub(crate) fn visit_act<V: ActVisitor>(act: &FastActivation<'_>, v: V) -> V::Out {
+    match *act {
+        FastActivation::None => v.visit(ActNone {}),
+        FastActivation::Relu => v.visit(ActRelu {}),
+        FastActivation::Clip { min, max } => v.visit(ActClip { min, max }),
+        FastActivation::LeakyRelu { alpha } => v.visit(ActLeaky { alpha }),
+        FastActivation::PRelu { slope } => v.visit(ActLeaky { alpha: slope.first().copied().unwrap_or(1.0) }),
+        FastActivation::HardSwish => v.visit(ActHardSwish {}),
+        FastActivation::HardSigmoid { alpha, beta } => v.visit(ActHardSigmoid { alpha, beta }),
+        FastActivation::Sigmoid => v.visit(ActSigmoid {}),
+        FastActivation::Tanh => v.visit(ActTanh {}),
+    }
+}
+
 /// `max(v, 0)`, NaN kept (a select, so it vectorizes to a compare and blend).
 #[inline(always)]
 fn relu(v: f32) -> f32 {

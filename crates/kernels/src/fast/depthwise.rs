@@ -13,7 +13,7 @@
 //! enabled and chosen at run time; the portable build is always present and is used elsewhere,
 //! or when `LITHE_FORCE_GENERIC` is set.
 
-use super::activation::{FastActivation, apply_row_inline};
+use super::activation::{ActVisitor, BlockAct, FastActivation, visit_act};
 use crate::KernelError;
 use lithe_ir::op::AxisWindow;
 use rayon::prelude::*;
@@ -450,35 +450,57 @@ fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
             let start = if S == 1 { kx } else { (kx % 2) * half + kx / 2 };
             &rows[ky][start..start + ow_pad]
         });
-        row_blocks::<K, T, FMA>(orow, &taps, &wk, ep.bias);
-        if let Some(r) = ep.residual {
-            let r = &r[oy * ow..(oy + 1) * ow];
-            orow.iter_mut().zip(r).for_each(|(o, &r)| *o += r);
-        }
-        apply_row_inline(&ep.act, orow);
+        let residual = ep.residual.map(|r| &r[oy * ow..(oy + 1) * ow]);
+        visit_act(&ep.act, Row::<K, T, FMA> { out: orow, taps: &taps, w: &wk, bias: ep.bias, residual });
     }
 }
 
-/// `out[i] = bias + sum_t w[t] * taps[t][i]` in blocks of [`L`] columns; every tap slice is
-/// `out.len()` rounded up to a multiple of `L` long (the last block computes a few extra lanes
-/// and stores only those inside `out`).
-#[inline(always)]
-fn row_blocks<const K: usize, const T: usize, const FMA: bool>(
-    out: &mut [f32],
-    taps: &[&[f32]; T],
-    w: &[f32; T],
+/// One output row to compute, run by [`visit_act`] with its activation as a type.
+struct Row<'a, 'b, const K: usize, const T: usize, const FMA: bool> {
+    out: &'a mut [f32],
+    taps: &'a [&'b [f32]; T],
+    w: &'a [f32; T],
     bias: f32,
-) {
-    let mut blocks = out.chunks_exact_mut(L);
-    let mut j = 0;
-    for o in &mut blocks {
-        o.copy_from_slice(&block::<K, T, FMA>(taps, w, j, bias));
-        j += L;
-    }
-    let tail = blocks.into_remainder();
-    if !tail.is_empty() {
-        let acc = block::<K, T, FMA>(taps, w, j, bias);
-        tail.iter_mut().zip(acc).for_each(|(o, a)| *o = a);
+    residual: Option<&'a [f32]>,
+}
+
+impl<const K: usize, const T: usize, const FMA: bool> ActVisitor for Row<'_, '_, K, T, FMA> {
+    type Out = ();
+
+    /// `out[i] = act(bias + sum_t w[t] * taps[t][i] + residual[i])` in blocks of [`L`]
+    /// columns, the epilogue applied to each block in registers. Every tap slice is
+    /// `out.len()` rounded up to a multiple of `L` long (the last block computes a few extra
+    /// lanes and stores only those inside `out`); `residual` has `out`'s length.
+    #[inline(always)]
+    fn visit<A: BlockAct>(self, act: A) {
+        let Row { out, taps, w, bias, residual } = self;
+        let mut blocks = out.chunks_exact_mut(L);
+        let mut j = 0;
+        for o in &mut blocks {
+            let mut acc = block::<K, T, FMA>(taps, w, j, bias);
+            if let Some(r) = residual {
+                let r = &r[j..j + L];
+                for l in 0..L {
+                    acc[l] += r[l];
+                }
+            }
+            for a in acc.iter_mut() {
+                *a = act.f(*a);
+            }
+            o.copy_from_slice(&acc);
+            j += L;
+        }
+        let tail = blocks.into_remainder();
+        if !tail.is_empty() {
+            let mut acc = block::<K, T, FMA>(taps, w, j, bias);
+            if let Some(r) = residual {
+                acc.iter_mut().zip(&r[j..]).for_each(|(a, &r)| *a += r);
+            }
+            for a in acc.iter_mut() {
+                *a = act.f(*a);
+            }
+            tail.iter_mut().zip(acc).for_each(|(o, a)| *o = a);
+        }
     }
 }
 
