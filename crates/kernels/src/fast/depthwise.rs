@@ -546,3 +546,53 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<(), KernelError> {
 fn invalid(detail: String) -> KernelError {
     KernelError::Invalid { op: OP, detail }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portable build agrees with the one chosen at run time (which the integration tests
+    /// compare with the reference), whatever `LITHE_FORCE_GENERIC` says.
+    #[test]
+    fn generic_matches_detected() {
+        let acts = [
+            FastActivation::None,
+            FastActivation::Relu,
+            FastActivation::Clip { min: -0.2, max: 0.3 },
+            FastActivation::LeakyRelu { alpha: 0.2 },
+            FastActivation::PRelu { slope: &[0.7] },
+            FastActivation::HardSwish,
+            FastActivation::HardSigmoid { alpha: 0.2, beta: 0.5 },
+            FastActivation::Sigmoid,
+            FastActivation::Tanh,
+        ];
+        let mut seed = 1u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for kind in [Kind::K3S1, Kind::K3S2, Kind::K5S1, Kind::K5S2] {
+            let k = kind.kernel();
+            for (i, (h, w)) in [(1, 1), (2, 3), (7, 7), (9, 40)].into_iter().enumerate() {
+                let p = i % k;
+                let pads = DwPads { top: p, left: k - 1 - p, bottom: k - 1, right: p };
+                let params = DwParams { kernel: k, stride: kind.stride(), pads };
+                let Ok((oh, ow)) = params.output_size(h, w) else { continue };
+                let x: Vec<f32> = (0..h * w).map(|_| next()).collect();
+                let wt: Vec<f32> = (0..k * k).map(|_| next()).collect();
+                let res: Vec<f32> = (0..oh * ow).map(|_| next()).collect();
+                let g = Geom { h, w, oh, ow, pads };
+                for act in acts {
+                    let ep = Epi { bias: 0.25, residual: Some(&res), act: act.channel(0) };
+                    let mut a = vec![0.0; oh * ow];
+                    let mut b = vec![0.0; oh * ow];
+                    run_plane(Isa::Generic, kind, &x, &g, &wt, &ep, &mut a, &mut Scratch::default());
+                    run_plane(Isa::detect(), kind, &x, &g, &wt, &ep, &mut b, &mut Scratch::default());
+                    for (u, v) in a.iter().zip(&b) {
+                        assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "{kind:?} {h}x{w} {act:?}: {u} vs {v}");
+                    }
+                }
+            }
+        }
+    }
+}
