@@ -319,7 +319,17 @@ fn errors_are_typed_never_panics() {
     assert!(invalid(f32_dwconv_3x3s1(&x, 6, 6, &[0.0; 9], 0.0, ok.pads, None, &two, &mut o)));
     assert!(invalid(f32_dwconv_3x3s1(&x[1..], 6, 6, &[0.0; 9], 0.0, ok.pads, None, &FastActivation::None, &mut o)));
     assert!(invalid(f32_dwconv_3x3s1(&x, 6, 6, &[0.0; 9], 0.0, ok.pads, Some(&x[1..]), &FastActivation::None, &mut o)));
-    assert!(unsupported(f32_dwconv_3x3s2(&x, 6, 6, &[0.0; 9], 0.0, params(3, 2, [3, 0, 0, 0]).pads, None, &FastActivation::None, &mut o)));
+    assert!(unsupported(f32_dwconv_3x3s2(
+        &x,
+        6,
+        6,
+        &[0.0; 9],
+        0.0,
+        params(3, 2, [3, 0, 0, 0]).pads,
+        None,
+        &FastActivation::None,
+        &mut o
+    )));
     // Empty batch: nothing to do.
     assert_eq!(
         depthwise_conv2d_nchw(&[], 0, 3, 4, 4, &[0.0; 27], None, &ok, None, &FastActivation::None, &mut [], 2),

@@ -128,9 +128,7 @@ pub(crate) fn apply_row_inline(act: &FastActivation<'_>, row: &mut [f32]) {
             }
         },
         FastActivation::HardSwish => row.iter_mut().for_each(|v| *v = hard_swish(*v)),
-        FastActivation::HardSigmoid { alpha, beta } => {
-            row.iter_mut().for_each(|v| *v = clamp01(alpha * *v + beta))
-        }
+        FastActivation::HardSigmoid { alpha, beta } => row.iter_mut().for_each(|v| *v = clamp01(alpha * *v + beta)),
         FastActivation::Sigmoid => row.iter_mut().for_each(|v| *v = sigmoid(*v)),
         FastActivation::Tanh => row.iter_mut().for_each(|v| *v = tanh(*v)),
     }
@@ -166,14 +164,14 @@ macro_rules! block_act {
     };
 }
 
-block_act!(ActNone {} |s, v| v);
-block_act!(ActRelu {} |s, v| relu(v));
-block_act!(ActClip { min, max } |s, v| clip(v, s.min, s.max));
-block_act!(ActLeaky { alpha } |s, v| leaky(v, s.alpha));
-block_act!(ActHardSwish {} |s, v| hard_swish(v));
-block_act!(ActHardSigmoid { alpha, beta } |s, v| clamp01(s.alpha * v + s.beta));
-block_act!(ActSigmoid {} |s, v| sigmoid(v));
-block_act!(ActTanh {} |s, v| tanh(v));
+block_act!(ActNone {} | s, v | v);
+block_act!(ActRelu {} | s, v | relu(v));
+block_act!(ActClip { min, max } | s, v | clip(v, s.min, s.max));
+block_act!(ActLeaky { alpha } | s, v | leaky(v, s.alpha));
+block_act!(ActHardSwish {} | s, v | hard_swish(v));
+block_act!(ActHardSigmoid { alpha, beta } | s, v | clamp01(s.alpha * v + s.beta));
+block_act!(ActSigmoid {} | s, v | sigmoid(v));
+block_act!(ActTanh {} | s, v | tanh(v));
 
 /// Call `v.visit` with `act` as a [`BlockAct`] type. A `PRelu` uses its first slope value
 /// (callers resolve per-channel slopes with [`FastActivation::channel`] first).

@@ -439,11 +439,9 @@ fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
     }
     let (zero_row, rows_buf) = (&*zero_row, &*rows_buf);
     for (oy, orow) in out.chunks_exact_mut(ow).take(g.oh).enumerate() {
-        let rows: [&[f32]; K] = std::array::from_fn(|ky| {
-            match (oy * S + ky).checked_sub(pt).filter(|&iy| iy < h) {
-                Some(iy) => &rows_buf[iy * rs..(iy + 1) * rs],
-                None => zero_row,
-            }
+        let rows: [&[f32]; K] = std::array::from_fn(|ky| match (oy * S + ky).checked_sub(pt).filter(|&iy| iy < h) {
+            Some(iy) => &rows_buf[iy * rs..(iy + 1) * rs],
+            None => zero_row,
         });
         let taps: [&[f32]; T] = std::array::from_fn(|t| {
             let (ky, kx) = (t / K, t % K);
