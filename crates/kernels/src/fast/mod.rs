@@ -6,9 +6,11 @@
 
 pub mod activation;
 pub mod depthwise;
+pub mod pool;
 
 pub use activation::FastActivation;
 pub use depthwise::{
     DwPads, DwParams, depthwise_conv2d_nchw, f32_dwconv_3x3s1, f32_dwconv_3x3s2, f32_dwconv_5x5s1, f32_dwconv_5x5s2,
     supports,
 };
+pub use pool::{PoolParams, f32_avgpool2d, f32_global_avgpool, f32_maxpool2d};
