@@ -1,10 +1,12 @@
 //! Lithe kernels. This crate holds the reference kernels (plain, obviously correct
-//! implementations of every operator that faster kernels are tested against) and the
-//! portable kernel frames such as the packed f32 [`gemm`].
+//! implementations of every operator that faster kernels are tested against), the portable
+//! kernel frames such as the packed f32 [`gemm`], the GEMM-based conv and fully connected
+//! paths, and [`fast`] direct kernels for the hot memory-bound operators.
 #![warn(missing_docs)]
 
 mod error;
 pub mod conv2d_gemm;
+pub mod fast;
 pub mod fully_connected_gemm;
 pub mod gemm;
 pub mod reference;

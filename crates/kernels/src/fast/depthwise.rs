@@ -1,0 +1,596 @@
+//! Direct depthwise convolution, NCHW f32, channel multiplier 1 (`group == C_in == C_out`),
+//! square 3x3 and 5x5 kernels, stride 1 or 2, dilation 1, per-side padding up to `kernel - 1`,
+//! with bias, residual add and activation fused into the pass that writes each output row.
+//!
+//! Each plane is first copied into a scratch plane whose rows carry their left/right padding as
+//! zeros (stride 2 also splits each row into its even and odd columns, so every tap becomes a
+//! unit-stride slice); rows in the top/bottom padding are one row of zeros. Each output row is
+//! then computed in blocks of 16 columns, each of the `K x K` taps a fixed-length slice, which
+//! LLVM turns into one vector FMA per tap and block, with no border cases. Bias, residual and
+//! activation are applied to the row while it is in L1.
+//!
+//! On x86-64 with AVX-512F (and FMA) the same code is compiled a second time with those features
+//! enabled and chosen at run time; the portable build is always present and is used elsewhere,
+//! or when `LITHE_FORCE_GENERIC` is set.
+
+use super::activation::{ActVisitor, BlockAct, FastActivation, visit_act};
+use crate::KernelError;
+use lithe_ir::op::AxisWindow;
+use rayon::prelude::*;
+
+const OP: &str = "DepthwiseConv";
+
+/// Padding of one plane, in input pixels on each side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DwPads {
+    /// Rows of zeros above.
+    pub top: usize,
+    /// Columns of zeros on the left.
+    pub left: usize,
+    /// Rows of zeros below.
+    pub bottom: usize,
+    /// Columns of zeros on the right.
+    pub right: usize,
+}
+
+/// Geometry of a depthwise convolution: a `kernel x kernel` window moving by `stride` in both
+/// axes, dilation 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DwParams {
+    /// Kernel height and width (3 or 5).
+    pub kernel: usize,
+    /// Stride in both axes (1 or 2).
+    pub stride: usize,
+    /// Explicit padding.
+    pub pads: DwPads,
+}
+
+impl DwParams {
+    /// The parameters for two resolved spatial windows (height, width) when a kernel of this
+    /// module applies to them (see [`supports`]), else `None`.
+    pub fn from_windows(windows: &[AxisWindow]) -> Option<DwParams> {
+        let [hw, ww] = windows else { return None };
+        let p = DwParams {
+            kernel: hw.kernel,
+            stride: hw.stride,
+            pads: DwPads { top: hw.pad_begin, left: ww.pad_begin, bottom: hw.pad_end, right: ww.pad_end },
+        };
+        let ok = supports(
+            [hw.kernel, ww.kernel],
+            [hw.stride, ww.stride],
+            [hw.dilation, ww.dilation],
+            [hw.pad_begin, ww.pad_begin, hw.pad_end, ww.pad_end],
+        );
+        ok.then_some(p)
+    }
+
+    /// Output height and width for an `h x w` input, or an error when the padded input is
+    /// smaller than the kernel.
+    pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize), KernelError> {
+        let p = &self.pads;
+        let (ph, pw) = (h + p.top + p.bottom, w + p.left + p.right);
+        if self.stride == 0 || ph < self.kernel || pw < self.kernel {
+            return Err(invalid(format!(
+                "a {k}x{k} window does not fit the {h}x{w} input with pads {p:?} (stride {s})",
+                k = self.kernel,
+                s = self.stride
+            )));
+        }
+        Ok(((ph - self.kernel) / self.stride + 1, (pw - self.kernel) / self.stride + 1))
+    }
+}
+
+/// True when this module has a kernel for the geometry: `kernel` `[kh, kw]` both 3 or both 5,
+/// `stride` `[sh, sw]` both 1 or both 2, `dilation` `[1, 1]`, and each of `pads` (ONNX order:
+/// top, left, bottom, right) at most `kernel - 1`.
+pub fn supports(kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2], pads: [usize; 4]) -> bool {
+    let k = kernel[0];
+    kernel[1] == k
+        && (k == 3 || k == 5)
+        && stride[1] == stride[0]
+        && (stride[0] == 1 || stride[0] == 2)
+        && dilation == [1, 1]
+        && pads.iter().all(|&p| p < k)
+}
+
+/// Depthwise convolution of `x` (`n x c x h x w`) with `weights` (`c x kernel x kernel`), then
+/// `out = activation(conv + bias + residual)`, written to `out` (`n x c x oh x ow`).
+///
+/// `bias` has `c` values; `residual` has the output's length; a `PRelu` slope has 1 or `c`
+/// values. `threads > 1` splits the `n x c` planes over at most that many rayon tasks of the
+/// global pool; `threads <= 1` runs on the calling thread. Wrong lengths or an unsupported
+/// geometry are errors, checked before anything is written.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_nchw(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    params: &DwParams,
+    residual: Option<&[f32]>,
+    activation: &FastActivation<'_>,
+    out: &mut [f32],
+    threads: usize,
+) -> Result<(), KernelError> {
+    let kind = Kind::of(params)?;
+    let k = params.kernel;
+    let (oh, ow) = params.output_size(h, w)?;
+    let planes = checked(&[n, c], "n x c")?;
+    let in_plane = checked(&[h, w], "h x w")?;
+    let out_plane = checked(&[oh, ow], "oh x ow")?;
+    check_len("input x", x.len(), checked(&[planes, in_plane], "input")?)?;
+    check_len("weights", weights.len(), checked(&[c, k, k], "weights")?)?;
+    let out_len = checked(&[planes, out_plane], "output")?;
+    check_len("output", out.len(), out_len)?;
+    if let Some(b) = bias {
+        check_len("bias", b.len(), c)?;
+    }
+    if let Some(r) = residual {
+        check_len("residual", r.len(), out_len)?;
+    }
+    if let FastActivation::PRelu { slope } = activation {
+        if slope.len() != 1 && slope.len() != c {
+            return Err(invalid(format!("PRelu slope has {} values, expected 1 or {c}", slope.len())));
+        }
+    }
+    if planes == 0 || out_plane == 0 {
+        return Ok(());
+    }
+    let geom = Geom { h, w, oh, ow, pads: params.pads };
+    let isa = Isa::detect();
+    // Run planes `first..` into `out_chunk` (whole output planes).
+    let run = |first: usize, out_chunk: &mut [f32]| {
+        let mut scratch = Scratch::default();
+        for (i, o) in out_chunk.chunks_exact_mut(out_plane).enumerate() {
+            let p = first + i;
+            let ch = p % c;
+            let ep = Epi {
+                bias: bias.map_or(0.0, |b| b[ch]),
+                residual: residual.map(|r| &r[p * out_plane..(p + 1) * out_plane]),
+                act: activation.channel(ch),
+            };
+            let xs = &x[p * in_plane..(p + 1) * in_plane];
+            let ws = &weights[ch * k * k..(ch + 1) * k * k];
+            run_plane(isa, kind, xs, &geom, ws, &ep, o, &mut scratch);
+        }
+    };
+    let threads = threads.min(planes);
+    if threads <= 1 {
+        run(0, out);
+    } else {
+        let per_task = planes.div_ceil(threads);
+        out.par_chunks_mut(per_task * out_plane).enumerate().for_each(|(t, chunk)| run(t * per_task, chunk));
+    }
+    Ok(())
+}
+
+macro_rules! plane_kernel {
+    ($(#[$doc:meta])* $name:ident, $kind:expr, $k:literal) => {
+        $(#[$doc])*
+        ///
+        /// One channel plane: `x` is `h x w`, `out` is `oh x ow` (see [`DwParams::output_size`]),
+        /// `residual` has `out`'s length, `activation` is this channel's (a `PRelu` slope must
+        /// have one value). Wrong lengths are errors.
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name(
+            x: &[f32],
+            h: usize,
+            w: usize,
+            weights: &[f32; $k * $k],
+            bias: f32,
+            pads: DwPads,
+            residual: Option<&[f32]>,
+            activation: &FastActivation<'_>,
+            out: &mut [f32],
+        ) -> Result<(), KernelError> {
+            let kind: Kind = $kind;
+            plane_entry(kind, x, h, w, weights, bias, pads, residual, activation, out)
+        }
+    };
+}
+
+plane_kernel!(
+    /// 3x3 depthwise convolution, stride 1, with fused bias, residual and activation.
+    f32_dwconv_3x3s1, Kind::K3S1, 3
+);
+plane_kernel!(
+    /// 3x3 depthwise convolution, stride 2, with fused bias, residual and activation.
+    f32_dwconv_3x3s2, Kind::K3S2, 3
+);
+plane_kernel!(
+    /// 5x5 depthwise convolution, stride 1, with fused bias, residual and activation.
+    f32_dwconv_5x5s1, Kind::K5S1, 5
+);
+plane_kernel!(
+    /// 5x5 depthwise convolution, stride 2, with fused bias, residual and activation.
+    f32_dwconv_5x5s2, Kind::K5S2, 5
+);
+
+/// Validate and run one plane for the public per-plane kernels.
+#[allow(clippy::too_many_arguments)]
+fn plane_entry(
+    kind: Kind,
+    x: &[f32],
+    h: usize,
+    w: usize,
+    weights: &[f32],
+    bias: f32,
+    pads: DwPads,
+    residual: Option<&[f32]>,
+    activation: &FastActivation<'_>,
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    let params = DwParams { kernel: kind.kernel(), stride: kind.stride(), pads };
+    Kind::of(&params)?;
+    let (oh, ow) = params.output_size(h, w)?;
+    check_len("input x", x.len(), checked(&[h, w], "h x w")?)?;
+    let out_plane = checked(&[oh, ow], "oh x ow")?;
+    check_len("output", out.len(), out_plane)?;
+    if let Some(r) = residual {
+        check_len("residual", r.len(), out_plane)?;
+    }
+    if let FastActivation::PRelu { slope } = activation {
+        if slope.len() != 1 {
+            return Err(invalid(format!("a plane's PRelu slope must have 1 value, found {}", slope.len())));
+        }
+    }
+    let geom = Geom { h, w, oh, ow, pads };
+    let ep = Epi { bias, residual, act: activation.channel(0) };
+    run_plane(Isa::detect(), kind, x, &geom, weights, &ep, out, &mut Scratch::default());
+    Ok(())
+}
+
+/// The supported kernel/stride pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    K3S1,
+    K3S2,
+    K5S1,
+    K5S2,
+}
+
+impl Kind {
+    fn of(p: &DwParams) -> Result<Kind, KernelError> {
+        let d = &p.pads;
+        if !supports([p.kernel; 2], [p.stride; 2], [1, 1], [d.top, d.left, d.bottom, d.right]) {
+            return Err(KernelError::Unsupported {
+                op: OP,
+                detail: format!(
+                    "kernel {k}x{k} stride {s} pads {d:?}: only 3x3/5x5, stride 1/2, pads < kernel",
+                    k = p.kernel,
+                    s = p.stride
+                ),
+            });
+        }
+        Ok(match (p.kernel, p.stride) {
+            (3, 1) => Kind::K3S1,
+            (3, _) => Kind::K3S2,
+            (_, 1) => Kind::K5S1,
+            _ => Kind::K5S2,
+        })
+    }
+
+    fn kernel(self) -> usize {
+        match self {
+            Kind::K3S1 | Kind::K3S2 => 3,
+            Kind::K5S1 | Kind::K5S2 => 5,
+        }
+    }
+
+    fn stride(self) -> usize {
+        match self {
+            Kind::K3S1 | Kind::K5S1 => 1,
+            Kind::K3S2 | Kind::K5S2 => 2,
+        }
+    }
+}
+
+/// The instruction set chosen at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Generic,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    fn detect() -> Isa {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| {
+            if std::env::var_os("LITHE_FORCE_GENERIC").is_some() {
+                return Isa::Generic;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx512;
+            }
+            Isa::Generic
+        })
+    }
+}
+
+/// Plane geometry (validated: `oh`, `ow` are the output size for `h`, `w` and `pads`).
+struct Geom {
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    pads: DwPads,
+}
+
+/// The fused epilogue of one plane.
+struct Epi<'a> {
+    bias: f32,
+    residual: Option<&'a [f32]>,
+    act: FastActivation<'static>,
+}
+
+/// Per-thread buffers: a row of zeros then the padded plane (see [`plane`]), one padded row
+/// (stride 2), and the geometry they were laid out for.
+#[derive(Default)]
+struct Scratch {
+    padded: Vec<f32>,
+    row: Vec<f32>,
+    key: [usize; 6],
+}
+
+/// Run one plane with the chosen instruction set. `x`, `weights`, `out` and the residual have
+/// the lengths `g` implies (checked by the callers).
+#[allow(clippy::too_many_arguments)]
+fn run_plane(isa: Isa, kind: Kind, x: &[f32], g: &Geom, wt: &[f32], ep: &Epi<'_>, out: &mut [f32], s: &mut Scratch) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: `Isa::Avx512` is only produced by `Isa::detect` after
+            // `is_x86_feature_detected!` confirmed avx512f, avx2 and fma on this CPU; the function
+            // body is safe code, so enabling the features is the only obligation.
+            unsafe { plane_avx512(kind, x, g, wt, ep, out, s) }
+        }
+        Isa::Generic => match kind {
+            Kind::K3S1 => plane::<3, 1, 9, false>(x, g, wt, ep, out, s),
+            Kind::K3S2 => plane::<3, 2, 9, false>(x, g, wt, ep, out, s),
+            Kind::K5S1 => plane::<5, 1, 25, false>(x, g, wt, ep, out, s),
+            Kind::K5S2 => plane::<5, 2, 25, false>(x, g, wt, ep, out, s),
+        },
+    }
+}
+
+/// [`plane`] compiled with AVX-512F and FMA.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn plane_avx512(kind: Kind, x: &[f32], g: &Geom, wt: &[f32], ep: &Epi<'_>, out: &mut [f32], s: &mut Scratch) {
+    match kind {
+        Kind::K3S1 => plane::<3, 1, 9, true>(x, g, wt, ep, out, s),
+        Kind::K3S2 => plane::<3, 2, 9, true>(x, g, wt, ep, out, s),
+        Kind::K5S1 => plane::<5, 1, 25, true>(x, g, wt, ep, out, s),
+        Kind::K5S2 => plane::<5, 2, 25, true>(x, g, wt, ep, out, s),
+    }
+}
+
+/// `acc + a * b`, fused when the caller is compiled with FMA.
+#[inline(always)]
+fn madd<const FMA: bool>(acc: f32, a: f32, b: f32) -> f32 {
+    if FMA { a.mul_add(b, acc) } else { acc + a * b }
+}
+
+/// Lanes per block of output columns: one AVX-512 register of f32.
+const L: usize = 16;
+
+/// One `K x K` stride-`S` plane (`T == K * K`), every output row written once with its epilogue.
+///
+/// The plane is first copied into `s.padded` with its left and right padding as zeros and
+/// enough zeros after each row that every tap of every block of [`L`] output columns (rounded
+/// up) is inside the row; rows above and below the plane are one shared row of zeros. For
+/// stride 2 each padded row is stored as its even columns then its odd columns, so every tap
+/// reads consecutive elements. Then every output column is "interior": no border cases.
+#[inline(always)]
+fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
+    x: &[f32],
+    g: &Geom,
+    wt: &[f32],
+    ep: &Epi<'_>,
+    out: &mut [f32],
+    s: &mut Scratch,
+) {
+    let (h, w, ow) = (g.h, g.w, g.ow);
+    let (pt, pl) = (g.pads.top, g.pads.left);
+    let mut wk = [0f32; T];
+    wk.copy_from_slice(&wt[..T]);
+    let ow_pad = ow.div_ceil(L) * L;
+    // Stride 1: a padded row of `rs` elements, tap `kx` of output `ox` at `ox + kx`.
+    // Stride 2: `half` even columns then `half` odd columns; tap `kx` of output `ox` at
+    // `ox + kx / 2` of the even (kx even) or odd (kx odd) half.
+    let half = ow_pad + (K - 1) / 2;
+    let rs = if S == 1 { (ow_pad + K - 1).max(pl + w) } else { 2 * half };
+    // The zeros (padding, tails, the zero row) sit at the same places for every plane of one
+    // geometry: clear the buffer only when the geometry changes, then overwrite the data.
+    let key = [S, K, h, w, pl, rs];
+    if s.key != key {
+        s.key = key;
+        s.padded.clear();
+        s.padded.resize((h + 1) * rs, 0.0);
+        s.row.clear();
+        s.row.resize(rs, 0.0);
+    }
+    let (zero_row, rows_buf) = s.padded.split_at_mut(rs);
+    for (src, dst) in x.chunks_exact(w).zip(rows_buf.chunks_exact_mut(rs)) {
+        if S == 1 {
+            dst[pl..pl + w].copy_from_slice(src);
+        } else {
+            // Padded row in `s.row` (zeros outside `pl..pl + w`), then its even and odd columns.
+            let padded_w = (pl + w).min(rs);
+            s.row[pl..padded_w].copy_from_slice(&src[..padded_w - pl]);
+            let (even, odd) = dst.split_at_mut(half);
+            for (pair, (e, o)) in s.row.chunks_exact(2).zip(even.iter_mut().zip(odd.iter_mut())) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+        }
+    }
+    let (zero_row, rows_buf) = (&*zero_row, &*rows_buf);
+    for (oy, orow) in out.chunks_exact_mut(ow).take(g.oh).enumerate() {
+        let rows: [&[f32]; K] = std::array::from_fn(|ky| match (oy * S + ky).checked_sub(pt).filter(|&iy| iy < h) {
+            Some(iy) => &rows_buf[iy * rs..(iy + 1) * rs],
+            None => zero_row,
+        });
+        let taps: [&[f32]; T] = std::array::from_fn(|t| {
+            let (ky, kx) = (t / K, t % K);
+            let start = if S == 1 { kx } else { (kx % 2) * half + kx / 2 };
+            &rows[ky][start..start + ow_pad]
+        });
+        let residual = ep.residual.map(|r| &r[oy * ow..(oy + 1) * ow]);
+        visit_act(&ep.act, Row::<K, T, FMA> { out: orow, taps: &taps, w: &wk, bias: ep.bias, residual });
+    }
+}
+
+/// One output row to compute, run by [`visit_act`] with its activation as a type.
+struct Row<'a, 'b, const K: usize, const T: usize, const FMA: bool> {
+    out: &'a mut [f32],
+    taps: &'a [&'b [f32]; T],
+    w: &'a [f32; T],
+    bias: f32,
+    residual: Option<&'a [f32]>,
+}
+
+impl<const K: usize, const T: usize, const FMA: bool> ActVisitor for Row<'_, '_, K, T, FMA> {
+    type Out = ();
+
+    /// `out[i] = act(bias + sum_t w[t] * taps[t][i] + residual[i])` in blocks of [`L`]
+    /// columns, the epilogue applied to each block in registers. Every tap slice is
+    /// `out.len()` rounded up to a multiple of `L` long (the last block computes a few extra
+    /// lanes and stores only those inside `out`); `residual` has `out`'s length.
+    #[inline(always)]
+    fn visit<A: BlockAct>(self, act: A) {
+        let Row { out, taps, w, bias, residual } = self;
+        let mut blocks = out.chunks_exact_mut(L);
+        let mut j = 0;
+        for o in &mut blocks {
+            let mut acc = block::<K, T, FMA>(taps, w, j, bias);
+            if let Some(r) = residual {
+                let r = &r[j..j + L];
+                for l in 0..L {
+                    acc[l] += r[l];
+                }
+            }
+            for a in acc.iter_mut() {
+                *a = act.f(*a);
+            }
+            o.copy_from_slice(&acc);
+            j += L;
+        }
+        let tail = blocks.into_remainder();
+        if !tail.is_empty() {
+            let mut acc = block::<K, T, FMA>(taps, w, j, bias);
+            if let Some(r) = residual {
+                acc.iter_mut().zip(&r[j..]).for_each(|(a, &r)| *a += r);
+            }
+            for a in acc.iter_mut() {
+                *a = act.f(*a);
+            }
+            tail.iter_mut().zip(acc).for_each(|(o, a)| *o = a);
+        }
+    }
+}
+
+/// Columns `j..j + L` of one output row. One partial sum per kernel row keeps the dependency
+/// chains `K` long (the sums are independent, so they overlap in the FMA pipeline).
+#[inline(always)]
+fn block<const K: usize, const T: usize, const FMA: bool>(
+    taps: &[&[f32]; T],
+    w: &[f32; T],
+    j: usize,
+    bias: f32,
+) -> [f32; L] {
+    let mut part = [[0f32; L]; K];
+    for (ky, p) in part.iter_mut().enumerate() {
+        for kx in 0..K {
+            let t = ky * K + kx;
+            let src = &taps[t][j..j + L];
+            for l in 0..L {
+                p[l] = madd::<FMA>(p[l], w[t], src[l]);
+            }
+        }
+    }
+    let mut acc = [bias; L];
+    for p in &part {
+        for l in 0..L {
+            acc[l] += p[l];
+        }
+    }
+    acc
+}
+
+/// The product of `dims`, or an error naming `what` on overflow.
+fn checked(dims: &[usize], what: &str) -> Result<usize, KernelError> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| invalid(format!("{what} size {dims:?} overflows")))
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> Result<(), KernelError> {
+    if got == want { Ok(()) } else { Err(invalid(format!("{what} has {got} elements, expected {want}"))) }
+}
+
+fn invalid(detail: String) -> KernelError {
+    KernelError::Invalid { op: OP, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portable build agrees with the one chosen at run time (which the integration tests
+    /// compare with the reference), whatever `LITHE_FORCE_GENERIC` says.
+    #[test]
+    fn generic_matches_detected() {
+        let acts = [
+            FastActivation::None,
+            FastActivation::Relu,
+            FastActivation::Clip { min: -0.2, max: 0.3 },
+            FastActivation::LeakyRelu { alpha: 0.2 },
+            FastActivation::PRelu { slope: &[0.7] },
+            FastActivation::HardSwish,
+            FastActivation::HardSigmoid { alpha: 0.2, beta: 0.5 },
+            FastActivation::Sigmoid,
+            FastActivation::Tanh,
+        ];
+        let mut seed = 1u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for kind in [Kind::K3S1, Kind::K3S2, Kind::K5S1, Kind::K5S2] {
+            let k = kind.kernel();
+            for (i, (h, w)) in [(1, 1), (2, 3), (7, 7), (9, 40)].into_iter().enumerate() {
+                let p = i % k;
+                let pads = DwPads { top: p, left: k - 1 - p, bottom: k - 1, right: p };
+                let params = DwParams { kernel: k, stride: kind.stride(), pads };
+                let Ok((oh, ow)) = params.output_size(h, w) else { continue };
+                let x: Vec<f32> = (0..h * w).map(|_| next()).collect();
+                let wt: Vec<f32> = (0..k * k).map(|_| next()).collect();
+                let res: Vec<f32> = (0..oh * ow).map(|_| next()).collect();
+                let g = Geom { h, w, oh, ow, pads };
+                for act in acts {
+                    let ep = Epi { bias: 0.25, residual: Some(&res), act: act.channel(0) };
+                    let mut a = vec![0.0; oh * ow];
+                    let mut b = vec![0.0; oh * ow];
+                    run_plane(Isa::Generic, kind, &x, &g, &wt, &ep, &mut a, &mut Scratch::default());
+                    run_plane(Isa::detect(), kind, &x, &g, &wt, &ep, &mut b, &mut Scratch::default());
+                    for (u, v) in a.iter().zip(&b) {
+                        assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "{kind:?} {h}x{w} {act:?}: {u} vs {v}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Fast kernels: direct implementations of hot operators, checked against [`crate::reference`].
+//!
+//! Each kernel has a portable build that is always compiled, plus variants compiled for wider
+//! instruction sets and chosen once at run time from CPU detection. Setting the environment
+//! variable `LITHE_FORCE_GENERIC` (read once per process) forces the portable build.
+
+pub mod activation;
+pub mod depthwise;
+pub mod pool;
+
+pub use activation::FastActivation;
+pub use depthwise::{
+    DwPads, DwParams, depthwise_conv2d_nchw, f32_dwconv_3x3s1, f32_dwconv_3x3s2, f32_dwconv_5x5s1, f32_dwconv_5x5s2,
+    supports,
+};
+pub use pool::{PoolParams, f32_avgpool2d, f32_global_avgpool, f32_maxpool2d};

@@ -1,0 +1,188 @@
+//! NCHW f32 pooling: max and average over 2x2 and 3x3 windows with stride 2 (floor output size,
+//! dilation 1, per-side padding below the window size), and global average pooling.
+//!
+//! Like the depthwise kernels, each plane is copied into a padded scratch plane (padding is
+//! -inf for max, 0 for average) so every window is read without bounds checks; average
+//! divisors come from per-row and per-column counts of taps inside the input (or the full
+//! window with `count_include_pad`, since floor mode never reaches past the end padding).
+//! Max follows the reference: NaN propagates.
+
+use super::depthwise::DwPads;
+use crate::KernelError;
+
+const OP: &str = "Pool";
+
+/// Geometry of a 2-D pool: `kernel x kernel` window (2 or 3), stride 2, explicit padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolParams {
+    /// Window size (2 or 3).
+    pub kernel: usize,
+    /// Stride (2).
+    pub stride: usize,
+    /// Explicit padding (each side below `kernel`).
+    pub pads: DwPads,
+}
+
+impl PoolParams {
+    /// True when [`f32_maxpool2d`] and [`f32_avgpool2d`] handle this geometry (with floor
+    /// output size, no ceil mode, dilation 1).
+    pub fn supported(&self) -> bool {
+        let p = &self.pads;
+        (self.kernel == 2 || self.kernel == 3)
+            && self.stride == 2
+            && [p.top, p.left, p.bottom, p.right].iter().all(|&v| v < self.kernel)
+    }
+
+    /// Output height and width for an `h x w` input, or an error when the window does not fit.
+    pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize), KernelError> {
+        let p = &self.pads;
+        let (ph, pw) = (h + p.top + p.bottom, w + p.left + p.right);
+        if self.stride == 0 || ph < self.kernel || pw < self.kernel {
+            return Err(invalid(format!(
+                "a {0}x{0} window does not fit the {h}x{w} input with pads {p:?}",
+                self.kernel
+            )));
+        }
+        Ok(((ph - self.kernel) / self.stride + 1, (pw - self.kernel) / self.stride + 1))
+    }
+}
+
+/// Max pooling of `x` (`n x c x h x w`) into `out` (`n x c x oh x ow`). A window entirely in
+/// the padding gives -inf (as the reference).
+pub fn f32_maxpool2d(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    params: &PoolParams,
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    pool2d(x, n, c, h, w, params, out, Mode::Max)
+}
+
+/// Average pooling of `x` (`n x c x h x w`) into `out` (`n x c x oh x ow`). The divisor is the
+/// window size with `count_include_pad`, else the number of taps inside the input.
+#[allow(clippy::too_many_arguments)]
+pub fn f32_avgpool2d(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    params: &PoolParams,
+    count_include_pad: bool,
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    pool2d(x, n, c, h, w, params, out, Mode::Avg { count_include_pad })
+}
+
+/// Mean of each of the `planes` planes of `plane_size` elements of `x` into `out` (`planes`
+/// values). Sums in f32 with 16 independent partial sums.
+pub fn f32_global_avgpool(x: &[f32], planes: usize, plane_size: usize, out: &mut [f32]) -> Result<(), KernelError> {
+    let total = planes.checked_mul(plane_size).ok_or_else(|| invalid("planes x plane size overflows".into()))?;
+    check_len("input x", x.len(), total)?;
+    check_len("output", out.len(), planes)?;
+    if plane_size == 0 {
+        out.fill(f32::NAN);
+        return Ok(());
+    }
+    for (o, plane) in out.iter_mut().zip(x.chunks_exact(plane_size)) {
+        let mut acc = [0f32; 16];
+        let mut chunks = plane.chunks_exact(16);
+        for ch in &mut chunks {
+            for l in 0..16 {
+                acc[l] += ch[l];
+            }
+        }
+        let rest: f32 = chunks.remainder().iter().sum();
+        *o = (acc.iter().sum::<f32>() + rest) / plane_size as f32;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Max,
+    Avg { count_include_pad: bool },
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pool2d(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    params: &PoolParams,
+    out: &mut [f32],
+    mode: Mode,
+) -> Result<(), KernelError> {
+    if !params.supported() {
+        return Err(KernelError::Unsupported {
+            op: OP,
+            detail: format!("{params:?}: only 2x2/3x3 windows, stride 2, pads < window"),
+        });
+    }
+    let (oh, ow) = params.output_size(h, w)?;
+    let overflow = || invalid("sizes overflow".into());
+    let planes = n.checked_mul(c).ok_or_else(overflow)?;
+    let in_plane = h.checked_mul(w).ok_or_else(overflow)?;
+    let out_plane = oh * ow;
+    check_len("input x", x.len(), planes.checked_mul(in_plane).ok_or_else(overflow)?)?;
+    check_len("output", out.len(), planes.checked_mul(out_plane).ok_or_else(overflow)?)?;
+    if planes == 0 {
+        return Ok(());
+    }
+    let (k, p) = (params.kernel, params.pads);
+    let (s, rs) = (2, (2 * ow + k - 1).max(p.left + w));
+    let rows_total = (2 * oh + k - 1).max(p.top + h);
+    let fill = if matches!(mode, Mode::Max) { f32::NEG_INFINITY } else { 0.0 };
+    let mut padded = vec![fill; rows_total * rs];
+    // Taps inside the input per output row / column (for the average without padding).
+    let inside = |o: usize, pad: usize, len: usize| {
+        (0..k).filter(|&t| (o * s + t).checked_sub(pad).is_some_and(|i| i < len)).count()
+    };
+    let row_in: Vec<usize> = (0..oh).map(|o| inside(o, p.top, h)).collect();
+    let col_in: Vec<usize> = (0..ow).map(|o| inside(o, p.left, w)).collect();
+    for (src, dst) in x.chunks_exact(in_plane).zip(out.chunks_exact_mut(out_plane)) {
+        for (r, dr) in src.chunks_exact(w).zip(padded[p.top * rs..].chunks_exact_mut(rs)) {
+            dr[p.left..p.left + w].copy_from_slice(r);
+        }
+        for (oy, orow) in dst.chunks_exact_mut(ow).enumerate() {
+            let rows: Vec<&[f32]> = (0..k).map(|ky| &padded[(oy * s + ky) * rs..(oy * s + ky + 1) * rs]).collect();
+            match mode {
+                Mode::Max => {
+                    for (ox, o) in orow.iter_mut().enumerate() {
+                        let mut m = f32::NEG_INFINITY;
+                        for row in &rows {
+                            for &v in &row[ox * s..ox * s + k] {
+                                m = if m.is_nan() || v <= m { m } else { v };
+                            }
+                        }
+                        *o = m;
+                    }
+                }
+                Mode::Avg { count_include_pad } => {
+                    for (ox, o) in orow.iter_mut().enumerate() {
+                        let mut sum = 0f32;
+                        for row in &rows {
+                            sum += row[ox * s..ox * s + k].iter().sum::<f32>();
+                        }
+                        let div = if count_include_pad { k * k } else { row_in[oy] * col_in[ox] };
+                        *o = if div == 0 { f32::NAN } else { sum / div as f32 };
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> Result<(), KernelError> {
+    if got == want { Ok(()) } else { Err(invalid(format!("{what} has {got} elements, expected {want}"))) }
+}
+
+fn invalid(detail: String) -> KernelError {
+    KernelError::Invalid { op: OP, detail }
+}
