@@ -312,6 +312,9 @@ fn errors_are_typed_never_panics() {
     // Overflowing sizes are errors, not panics.
     let e = depthwise_conv2d_nchw(&[], usize::MAX, 2, 1, 1, &[], None, &ok, None, &FastActivation::None, &mut [], 1);
     assert!(invalid(e), "overflow");
+    let e =
+        depthwise_conv2d_nchw(&[], 1, 1, usize::MAX, 1, &[0.0; 9], None, &ok, None, &FastActivation::None, &mut [], 1);
+    assert!(invalid(e), "padded height overflows");
     // Per-plane kernel: slope must be one value; lengths checked.
     let mut o = vec![0.0; 36];
     let x = vec![0.0; 36];

@@ -68,7 +68,10 @@ impl DwParams {
     /// smaller than the kernel.
     pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize), KernelError> {
         let p = &self.pads;
-        let (ph, pw) = (h + p.top + p.bottom, w + p.left + p.right);
+        let padded = |len: usize, a: usize, b: usize| len.checked_add(a).and_then(|v| v.checked_add(b));
+        let (Some(ph), Some(pw)) = (padded(h, p.top, p.bottom), padded(w, p.left, p.right)) else {
+            return Err(invalid(format!("padded size of the {h}x{w} input overflows")));
+        };
         if self.stride == 0 || ph < self.kernel || pw < self.kernel {
             return Err(invalid(format!(
                 "a {k}x{k} window does not fit the {h}x{w} input with pads {p:?} (stride {s})",
