@@ -9,6 +9,8 @@ pub mod conv2d_gemm;
 pub mod fast;
 pub mod fully_connected_gemm;
 pub mod gemm;
+mod knobs;
 pub mod reference;
 
 pub use error::KernelError;
+pub use knobs::force_generic;

@@ -522,7 +522,7 @@ impl Run<'_> {
         if out_ty.dtype != DType::F32 {
             return Ok(false);
         }
-        let residual = matches!(p, Prepared::Conv(_)) && matches!(&node.op, Op::Conv(a) if a.epilogue.residual);
+        let residual = matches!(&node.op, Op::Conv(a) if a.epilogue.residual);
         let mut operands = Vec::with_capacity(2);
         for slot in [Some(0), residual.then_some(3)].into_iter().flatten() {
             match self.operand(step, slot, dynamic) {
@@ -551,21 +551,14 @@ impl Run<'_> {
                 Operand::Tensor(data, shape) => (*data, *shape),
             });
         }
-        let threads = rayon::current_num_threads();
         let (x, x_shape) = views[0];
-        let result = match p {
-            Prepared::Conv(c) => {
-                let r = match views.get(1) {
-                    Some(v) => Residual::Separate(v.0),
-                    None if residual_in_output => Residual::InOutput,
-                    None => Residual::None,
-                };
-                c.run(x, x_shape, r, y, scratch, threads)
-            }
-            Prepared::FullyConnected(f) => f.run(x, x_shape, y, threads),
+        let r = match views.get(1) {
+            Some(v) => Residual::Separate(v.0),
+            None if residual_in_output => Residual::InOutput,
+            None => Residual::None,
         };
-        result.map_err(|source| RuntimeError::Node { node: node.name.clone(), op: node.op.name(), source })?;
-        Ok(true)
+        let result = p.run(x, x_shape, r, y, scratch, rayon::current_num_threads());
+        result.map_err(|source| RuntimeError::Node { node: node.name.clone(), op: node.op.name(), source })
     }
 
     /// Operand `slot` of `step` for a fast kernel: an f32 arena value or a contiguous f32

@@ -11,7 +11,7 @@
 //!
 //! On x86-64 with AVX-512F (and FMA) the same code is compiled a second time with those features
 //! enabled and chosen at run time; the portable build is always present and is used elsewhere,
-//! or when `LITHE_FORCE_GENERIC` is set.
+//! or when `LITHE_KERNELS=generic` is set ([`crate::force_generic`]).
 
 use super::activation::{ActVisitor, BlockAct, FastActivation, visit_act};
 use crate::KernelError;
@@ -303,7 +303,7 @@ impl Isa {
     fn detect() -> Isa {
         static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
         *ISA.get_or_init(|| {
-            if std::env::var_os("LITHE_FORCE_GENERIC").is_some() {
+            if crate::force_generic() {
                 return Isa::Generic;
             }
             #[cfg(target_arch = "x86_64")]
@@ -553,7 +553,7 @@ mod tests {
     use super::*;
 
     /// The portable build agrees with the one chosen at run time (which the integration tests
-    /// compare with the reference), whatever `LITHE_FORCE_GENERIC` says.
+    /// compare with the reference), whatever `LITHE_KERNELS` says.
     #[test]
     fn generic_matches_detected() {
         let acts = [

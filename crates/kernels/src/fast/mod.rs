@@ -2,7 +2,8 @@
 //!
 //! Each kernel has a portable build that is always compiled, plus variants compiled for wider
 //! instruction sets and chosen once at run time from CPU detection. Setting the environment
-//! variable `LITHE_FORCE_GENERIC` (read once per process) forces the portable build.
+//! variable `LITHE_KERNELS=generic` (read once per process, [`crate::force_generic`]) forces the
+//! portable build.
 
 pub mod activation;
 pub mod depthwise;

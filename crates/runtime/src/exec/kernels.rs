@@ -24,7 +24,7 @@ static GENERIC_F32_GEMM: F32Gemm4x8Generic = F32Gemm4x8Generic;
 pub fn kernel_set() -> KernelSet {
     static SET: OnceLock<KernelSet> = OnceLock::new();
     *SET.get_or_init(|| {
-        let forced_generic = std::env::var("LITHE_KERNELS").is_ok_and(|v| v.eq_ignore_ascii_case("generic"));
+        let forced_generic = lithe_kernels::force_generic();
         let f32_gemm = if forced_generic { None } else { native_f32_gemm() }.unwrap_or(&GENERIC_F32_GEMM);
         let set = KernelSet { f32_gemm };
         tracing::debug!(?set, forced_generic, "kernels chosen");
