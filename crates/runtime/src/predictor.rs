@@ -24,27 +24,45 @@ use std::time::{Duration, Instant};
 /// when a new plan needs more. Runs execute inside the predictor's own thread pool
 /// ([`PredictorOptions::threads`]), created by the first run like the arena, so building a
 /// predictor only decodes and plans.
+///
+/// [`Clone`] gives a predictor sharing this one's loaded model (graph, weights, packed
+/// weights, schedule) with its own inputs, arena and thread pool, so several predictors can
+/// run the same model concurrently on different threads for the memory of one.
 #[derive(Debug)]
 pub struct Predictor {
-    graph: Graph,
-    plan: Plan,
-    input_names: Vec<String>,
-    input_types: Vec<TypeInfo>,
-    output_names: Vec<String>,
+    model: Arc<Model>,
     inputs: Vec<Option<Tensor>>,
     outputs: Vec<Option<Tensor>>,
     resolved: Option<Resolved>,
     memory: Option<MemoryPlan>,
     arena: Arena,
-    meta: ModelMeta,
     options: PredictorOptions,
     pool: Option<rayon::ThreadPool>,
-    /// Per step: the fast kernel with its packed weights, if one applies.
-    prepared: Vec<Option<Prepared>>,
     /// Scratch memory of the fast kernels (im2col columns), grown as needed.
     scratch: Vec<f32>,
     /// Time of each step in the last run, when profiling is on.
     step_times: Option<Vec<Duration>>,
+}
+
+/// What predictors of one model share: read-only after loading.
+#[derive(Debug)]
+struct Model {
+    graph: Graph,
+    plan: Plan,
+    input_names: Vec<String>,
+    input_types: Vec<TypeInfo>,
+    output_names: Vec<String>,
+    meta: ModelMeta,
+    /// Per step: the fast kernel with its packed weights, if one applies.
+    prepared: Vec<Option<Prepared>>,
+}
+
+impl Clone for Predictor {
+    /// A predictor sharing this one's model, with the same options and fresh run state
+    /// (no inputs set, its own arena, scratch and thread pool).
+    fn clone(&self) -> Self {
+        Predictor::from_model(Arc::clone(&self.model), self.options.clone())
+    }
 }
 
 /// What one node cost in the last profiled run ([`Predictor::set_profiling`]).
@@ -96,32 +114,31 @@ impl Predictor {
             })
             .unzip();
         let output_names: Vec<String> = graph.outputs().iter().map(|&o| graph.value(o).name.clone()).collect();
-        let n_in = graph.inputs().len();
-        let n_out = output_names.len();
-        Ok(Predictor {
-            graph,
-            plan,
-            input_names,
-            input_types,
-            output_names,
+        let model = Model { graph, plan, input_names, input_types, output_names, meta, prepared };
+        Ok(Predictor::from_model(Arc::new(model), options))
+    }
+
+    fn from_model(model: Arc<Model>, options: PredictorOptions) -> Predictor {
+        let n_in = model.input_names.len();
+        let n_out = model.output_names.len();
+        Predictor {
+            model,
             inputs: (0..n_in).map(|_| None).collect(),
             outputs: (0..n_out).map(|_| None).collect(),
             resolved: None,
             memory: None,
             arena: Arena::default(),
-            meta,
             options,
             pool: None,
-            prepared,
             scratch: Vec::new(),
             step_times: None,
-        })
+        }
     }
 
     /// What the `.nb` file says about the model (passes applied, targets checked); empty for
     /// a predictor built from a graph.
     pub fn meta(&self) -> &ModelMeta {
-        &self.meta
+        &self.model.meta
     }
 
     /// The options the predictor was built with.
@@ -141,22 +158,22 @@ impl Predictor {
 
     /// The graph being run.
     pub fn graph(&self) -> &Graph {
-        &self.graph
+        &self.model.graph
     }
 
     /// The compute nodes in execution order (inputs, constants and nodes no output depends on
     /// are not listed).
     pub fn schedule(&self) -> Vec<NodeId> {
-        self.plan.steps.iter().map(|s| s.node).collect()
+        self.model.plan.steps.iter().map(|s| s.node).collect()
     }
 
     /// The kernel each scheduled node runs with, in execution order: a fast kernel's name
     /// (family and microkernel), or `reference`.
     pub fn node_kernels(&self) -> Vec<(NodeId, String)> {
-        self.plan
+        self.model.plan
             .steps
             .iter()
-            .zip(&self.prepared)
+            .zip(&self.model.prepared)
             .map(|(s, p)| (s.node, p.as_ref().map_or_else(|| "reference".to_string(), Prepared::kernel_name)))
             .collect()
     }
@@ -169,23 +186,23 @@ impl Predictor {
     /// Per node, in execution order, what it cost in the last run, when profiling is on and
     /// a run succeeded.
     pub fn profile(&self) -> Option<Vec<NodeProfile>> {
-        let times = self.step_times.as_ref().filter(|t| t.len() == self.plan.steps.len())?;
+        let times = self.step_times.as_ref().filter(|t| t.len() == self.model.plan.steps.len())?;
         let kernels = self.node_kernels();
         Some(
-            self.plan
+            self.model.plan
                 .steps
                 .iter()
                 .zip(times)
                 .zip(kernels)
                 .map(|((step, &time), (_, kernel))| {
-                    let node = self.graph.node(step.node);
+                    let node = self.model.graph.node(step.node);
                     NodeProfile {
                         node: step.node,
                         name: node.name.clone(),
                         op: node.op.name(),
                         kernel,
                         time,
-                        flops: self.graph.node_flops(step.node),
+                        flops: self.model.graph.node_flops(step.node),
                     }
                 })
                 .collect(),
@@ -194,22 +211,22 @@ impl Predictor {
 
     /// Names of the graph inputs, in order.
     pub fn input_names(&self) -> &[String] {
-        &self.input_names
+        &self.model.input_names
     }
 
     /// Declared types of the graph inputs, in order.
     pub fn input_types(&self) -> &[TypeInfo] {
-        &self.input_types
+        &self.model.input_types
     }
 
     /// Index of the input named `name`.
     pub fn input_index(&self, name: &str) -> Option<usize> {
-        self.input_names.iter().position(|n| n == name)
+        self.model.input_names.iter().position(|n| n == name)
     }
 
     /// Names of the graph outputs, in order.
     pub fn output_names(&self) -> &[String] {
-        &self.output_names
+        &self.model.output_names
     }
 
     /// Set input `index`. The tensor is checked against the declared type when running.
@@ -224,7 +241,7 @@ impl Predictor {
     pub fn set_input_by_name(&mut self, name: &str, t: Tensor) -> Result<(), RuntimeError> {
         let index = self
             .input_index(name)
-            .ok_or_else(|| RuntimeError::UnknownInput { name: name.to_string(), known: self.input_names.join(", ") })?;
+            .ok_or_else(|| RuntimeError::UnknownInput { name: name.to_string(), known: self.model.input_names.join(", ") })?;
         self.set_input(index, t)
     }
 
@@ -303,24 +320,24 @@ impl Predictor {
                 .map_err(|e| RuntimeError::ThreadPool { threads, message: e.to_string() })?;
             self.pool = Some(pool);
         }
-        let shapes = check_inputs(&self.input_names, &self.input_types, &self.inputs)?;
+        let shapes = check_inputs(&self.model.input_names, &self.model.input_types, &self.inputs)?;
         let (resolved, memory) = match (self.resolved.take(), self.memory.take()) {
             (Some(r), Some(m)) if r.input_shapes == shapes => (r, m),
             _ => {
                 tracing::debug!(?shapes, "resolving value types and planning memory for new input shapes");
-                let r = resolve(&self.graph, &self.plan, &shapes)?;
-                let m = MemoryPlan::new(&self.graph, &self.plan, &r)?;
+                let r = resolve(&self.model.graph, &self.model.plan, &shapes)?;
+                let m = MemoryPlan::new(&self.model.graph, &self.model.plan, &r)?;
                 (r, m)
             }
         };
         self.arena.reserve_len(memory.report.arena_bytes);
         let run = Run {
-            graph: &self.graph,
-            plan: &self.plan,
+            graph: &self.model.graph,
+            plan: &self.model.plan,
             resolved: &resolved,
             memory: &memory,
             inputs: &self.inputs,
-            prepared: &self.prepared,
+            prepared: &self.model.prepared,
         };
         let (arena, scratch) = (&mut self.arena, &mut self.scratch);
         let mut times = self.step_times.as_mut();

@@ -1,0 +1,57 @@
+//! Predictors cloned from one loaded model share its weights and run concurrently, each
+//! giving what a lone predictor gives; threads inside one predictor give the same outputs.
+
+use lithe_ir::npy::read_npy;
+use lithe_ir::{Graph, Tensor};
+use lithe_runtime::{Predictor, PredictorOptions};
+use std::path::Path;
+
+fn optimized(case: &str) -> (Graph, Tensor) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden").join(case);
+    let mut g = lithe_onnx::load_model(&dir.join("model.onnx"), &Default::default()).unwrap();
+    lithe_passes::PassManager::default_pipeline().run(&mut g).unwrap();
+    (g, read_npy(&dir.join("input_0.npy")).unwrap())
+}
+
+fn scaled(t: &Tensor, k: f32) -> Tensor {
+    Tensor::from_vec(t.shape(), t.to_f32_vec().into_iter().map(|v| v * k).collect()).unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    a.to_f32_vec().iter().zip(b.to_f32_vec()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn clones_share_the_model_and_run_concurrently() {
+    let (g, x) = optimized("mobilenet_v2");
+    let mut first = Predictor::new(g).unwrap();
+    let inputs: Vec<Tensor> = (0..3).map(|i| scaled(&x, 1.0 - 0.25 * i as f32)).collect();
+    let alone: Vec<Tensor> = inputs.iter().map(|t| first.run_with(vec![t.clone()]).unwrap().remove(0)).collect();
+    let got: Vec<Tensor> = std::thread::scope(|s| {
+        let handles: Vec<_> = inputs
+            .iter()
+            .map(|t| {
+                let mut p = first.clone();
+                s.spawn(move || p.run_with(vec![t.clone()]).unwrap().remove(0))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (a, b) in alone.iter().zip(&got) {
+        assert_eq!(a.to_f32_vec(), b.to_f32_vec(), "a clone gives exactly what the original gives");
+    }
+    assert!(max_abs_diff(&alone[0], &alone[1]) > 0.0, "different inputs give different outputs");
+}
+
+#[test]
+fn two_threads_match_one() {
+    for case in ["mobilenet_v2", "resnet18_w16", "squeezenet1_1", "shufflenet_v2_x0_5"] {
+        let (g, x) = optimized(case);
+        let mut one = Predictor::with_options(g.clone(), PredictorOptions::default().with_threads(1)).unwrap();
+        let mut two = Predictor::with_options(g, PredictorOptions::default().with_threads(2)).unwrap();
+        let a = one.run_with(vec![x.clone()]).unwrap().remove(0);
+        let b = two.run_with(vec![x]).unwrap().remove(0);
+        let scale = a.to_f32_vec().iter().fold(1f32, |m, v| m.max(v.abs()));
+        assert!(max_abs_diff(&a, &b) <= 1e-4 * scale, "{case}: 2 threads differ from 1");
+    }
+}
