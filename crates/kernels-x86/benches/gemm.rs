@@ -2,9 +2,37 @@
 //! problems, for every available kernel plus the generic one on small sizes.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, sgemm};
+use lithe_kernels::gemm::{
+    Blocking, F32Gemm4x8Generic, F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, TileEpilogue, TileOut,
+    sgemm,
+};
 use lithe_kernels_x86::available_f32_gemm;
 use std::hint::black_box;
+
+/// A kernel with its blocking overridden by `GEMM_KC` / `GEMM_MC` / `GEMM_NC` (for tuning).
+struct Tuned(&'static dyn F32GemmMicrokernel, Blocking);
+
+impl F32GemmMicrokernel for Tuned {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn mr(&self) -> usize {
+        self.0.mr()
+    }
+    fn nr(&self) -> usize {
+        self.0.nr()
+    }
+    fn blocking(&self) -> Blocking {
+        self.1
+    }
+    fn run(&self, k: usize, a: &[f32], b: &[f32], c: &mut TileOut<'_>, ep: &TileEpilogue<'_>) {
+        self.0.run(k, a, b, c, ep)
+    }
+}
+
+fn env(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
 
 fn bench(c: &mut Criterion) {
     let shapes: &[(&str, usize, usize, usize)] = &[
@@ -17,7 +45,14 @@ fn bench(c: &mut Criterion) {
         ("conv_m512_k4608_n49", 512, 49, 4608),
     ];
     let threads: usize = std::env::var("GEMM_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
-    let mut kernels: Vec<&dyn F32GemmMicrokernel> = available_f32_gemm();
+    let tuned: Vec<Tuned> = available_f32_gemm()
+        .into_iter()
+        .map(|k| {
+            let d = k.blocking();
+            Tuned(k, Blocking { mc: env("GEMM_MC").unwrap_or(d.mc), kc: env("GEMM_KC").unwrap_or(d.kc), nc: env("GEMM_NC").unwrap_or(d.nc) })
+        })
+        .collect();
+    let mut kernels: Vec<&dyn F32GemmMicrokernel> = tuned.iter().map(|t| t as &dyn F32GemmMicrokernel).collect();
     kernels.push(&F32Gemm4x8Generic);
     let mut g = c.benchmark_group(format!("sgemm_t{threads}"));
     g.sample_size(10);
