@@ -69,10 +69,10 @@ pub fn detect_f32_gemm() -> Option<&'static dyn F32GemmMicrokernel> {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        if cap == Cap::Any {
-            if let Some(k) = F32Gemm12x32Avx512f::get() {
-                return Some(k);
-            }
+        if cap == Cap::Any
+            && let Some(k) = F32Gemm12x32Avx512f::get()
+        {
+            return Some(k);
         }
         if let Some(k) = F32Gemm6x16Avx2Fma::get() {
             return Some(k);

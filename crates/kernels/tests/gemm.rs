@@ -109,3 +109,31 @@ proptest! {
         prop_assert_eq!(check_case(&K, &case), Ok(()));
     }
 }
+
+/// The generic kernel with one deliberate error in edge tiles: the harness must notice.
+struct BrokenEdges;
+
+impl F32GemmMicrokernel for BrokenEdges {
+    fn name(&self) -> &'static str {
+        "broken_edges"
+    }
+    fn mr(&self) -> usize {
+        K.mr()
+    }
+    fn nr(&self) -> usize {
+        K.nr()
+    }
+    fn run(&self, k: usize, a: &[f32], b: &[f32], c: &mut TileOut<'_>, ep: &TileEpilogue<'_>) {
+        K.run(k, a, b, c, ep);
+        if c.cols() < K.nr() && k > 0 {
+            let v = c.get(0, c.cols() - 1);
+            c.set(0, c.cols() - 1, v + 1e-3);
+        }
+    }
+}
+
+#[test]
+fn harness_catches_a_broken_kernel() {
+    assert!(check_case(&BrokenEdges, &GemmCase::plain(5, 9, 7)).is_err());
+    assert!(check_case(&BrokenEdges, &GemmCase::plain(5, 8, 7)).is_ok());
+}
