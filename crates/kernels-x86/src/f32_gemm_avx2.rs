@@ -38,9 +38,9 @@ impl F32GemmMicrokernel for F32Gemm6x16Avx2Fma {
     }
 
     fn run(&self, k: usize, a_panel: &[f32], b_panel: &[f32], c: &mut TileOut<'_>, ep: &TileEpilogue<'_>) {
-        check_microkernel_args(MR, NR, k, a_panel, b_panel, c);
+        check_microkernel_args(MR, NR, k, a_panel, b_panel, c, ep);
         // SAFETY: a value of this type exists only when AVX2 and FMA were detected; the panels
-        // hold `k * MR` and `k * NR` values and the tile fits MR x NR (checked).
+        // hold `k * MR` and `k * NR` values, the tile fits MR x NR and `ep` fits the tile (checked).
         unsafe { kernel(k, a_panel.as_ptr(), b_panel.as_ptr(), c, ep) }
     }
 }

@@ -39,9 +39,10 @@ macro_rules! avx512_kernel {
             }
 
             fn run(&self, k: usize, a_panel: &[f32], b_panel: &[f32], c: &mut TileOut<'_>, ep: &TileEpilogue<'_>) {
-                check_microkernel_args($mr, NR, k, a_panel, b_panel, c);
+                check_microkernel_args($mr, NR, k, a_panel, b_panel, c, ep);
                 // SAFETY: a value of this type exists only when AVX-512F was detected; the
-                // panels hold `k * MR` and `k * NR` values and the tile fits MR x NR (checked).
+                // panels hold `k * MR` and `k * NR` values, the tile fits MR x NR and `ep` fits the tile
+                // (checked).
                 unsafe { kernel::<$mr>(k, a_panel.as_ptr(), b_panel.as_ptr(), c, ep) }
             }
         }
