@@ -109,3 +109,45 @@ proptest! {
         prop_assert_eq!(check_case(&K, &case), Ok(()));
     }
 }
+
+/// The generic kernel with one deliberate error in edge tiles: the harness must notice.
+struct BrokenEdges;
+
+impl F32GemmMicrokernel for BrokenEdges {
+    fn name(&self) -> &'static str {
+        "broken_edges"
+    }
+    fn mr(&self) -> usize {
+        K.mr()
+    }
+    fn nr(&self) -> usize {
+        K.nr()
+    }
+    fn run(&self, k: usize, a: &[f32], b: &[f32], c: &mut TileOut<'_>, ep: &TileEpilogue<'_>) {
+        K.run(k, a, b, c, ep);
+        if c.cols() < K.nr() && k > 0 {
+            let v = c.get(0, c.cols() - 1);
+            c.set(0, c.cols() - 1, v + 1e-3);
+        }
+    }
+}
+
+#[test]
+fn harness_catches_a_broken_kernel() {
+    assert!(check_case(&BrokenEdges, &GemmCase::plain(5, 9, 7)).is_err());
+    assert!(check_case(&BrokenEdges, &GemmCase::plain(5, 8, 7)).is_ok());
+}
+
+#[test]
+#[should_panic(expected = "different tile")]
+fn microkernel_refuses_an_epilogue_for_a_smaller_tile() {
+    let mut small = vec![0f32; 4];
+    let residual = [1f32; 4];
+    let ep = {
+        let tile = TileOut::new(&mut small, 2, 2, 2).unwrap();
+        TileEpilogue::new(&tile, false, Default::default(), Some(&residual), Default::default()).unwrap()
+    };
+    let mut c = vec![0f32; 32];
+    let mut tile = TileOut::new(&mut c, 8, 4, 8).unwrap();
+    K.run(1, &[0.0; 4], &[0.0; 8], &mut tile, &ep);
+}

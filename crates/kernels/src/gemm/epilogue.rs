@@ -143,9 +143,13 @@ impl FusedActivation {
 /// `c = act(acc + [c] + bias + residual)`, where `c` is read only when `accumulate`.
 ///
 /// Invariant: a `Row` bias has at least `rows` elements, a `Col` bias at least `cols`, and the
-/// residual holds element `(i, j)` at `i * ldc + j` for the tile's rows, cols and `ldc`.
+/// residual holds element `(i, j)` at `i * ldc + j` for the `rows x cols` tile with row stride
+/// `ldc` it was built for; [`fits`](Self::fits) tells whether it may finish a given tile.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TileEpilogue<'a> {
+    /// `(rows, cols, ldc)` of the tile the bias and residual were validated for; `None` when
+    /// there is neither.
+    shape: Option<(usize, usize, usize)>,
     accumulate: bool,
     bias: TileBias<'a>,
     residual: Option<&'a [f32]>,
@@ -181,7 +185,19 @@ impl<'a> TileEpilogue<'a> {
                 return Err(invalid(format!("residual has {} elements, the tile needs {need}", r.len())));
             }
         }
-        Ok(TileEpilogue { accumulate, bias, residual, activation })
+        let shape = (residual.is_some() || !matches!(bias, TileBias::None)).then_some((tile.rows, tile.cols, tile.ldc));
+        Ok(TileEpilogue { shape, accumulate, bias, residual, activation })
+    }
+
+    /// Whether this epilogue may finish `tile`: its bias and residual were validated for a
+    /// tile at least as large with the same `ldc` (always true without them).
+    pub fn fits(&self, tile: &TileOut<'_>) -> bool {
+        match self.shape {
+            None => true,
+            Some((rows, cols, ldc)) => {
+                tile.rows <= rows && tile.cols <= cols && (self.residual.is_none() || tile.ldc == ldc)
+            }
+        }
     }
 
     /// Whether `C` is read and added (beta = 1) instead of overwritten.

@@ -22,17 +22,27 @@ pub trait F32GemmMicrokernel: Send + Sync {
     }
     /// Multiply the `k`-deep panels and finish the tile with `ep`.
     ///
-    /// Panics when a panel is shorter than `k * mr` / `k * nr` or the tile exceeds `mr x nr`.
+    /// Panics when a panel is shorter than `k * mr` / `k * nr`, the tile exceeds `mr x nr`, or
+    /// `ep` does not [`fit`](TileEpilogue::fits) the tile.
     fn run(&self, k: usize, a_panel: &[f32], b_panel: &[f32], c: &mut TileOut<'_>, ep: &TileEpilogue<'_>);
 }
 
-/// Panics unless the panels and tile fit an `mr x nr` kernel at depth `k`; implementations
-/// call it before touching memory.
-pub fn check_microkernel_args(mr: usize, nr: usize, k: usize, a_panel: &[f32], b_panel: &[f32], c: &TileOut<'_>) {
+/// Panics unless the panels and tile fit an `mr x nr` kernel at depth `k` and `ep` was built
+/// for the tile; implementations call it before touching memory.
+pub fn check_microkernel_args(
+    mr: usize,
+    nr: usize,
+    k: usize,
+    a_panel: &[f32],
+    b_panel: &[f32],
+    c: &TileOut<'_>,
+    ep: &TileEpilogue<'_>,
+) {
     let fits = |len: usize, w: usize| k.checked_mul(w).is_some_and(|need| need <= len);
     assert!(fits(a_panel.len(), mr), "A panel of {} values is too short for k = {k}, mr = {mr}", a_panel.len());
     assert!(fits(b_panel.len(), nr), "B panel of {} values is too short for k = {k}, nr = {nr}", b_panel.len());
     assert!(c.rows() <= mr && c.cols() <= nr, "tile {} x {} exceeds {mr} x {nr}", c.rows(), c.cols());
+    assert!(ep.fits(c), "the epilogue was built for a different tile");
 }
 
 /// `f32_gemm_4x8__generic`: plain Rust written for autovectorization; always available.
@@ -60,7 +70,7 @@ impl F32GemmMicrokernel for F32Gemm4x8Generic {
     fn run(&self, k: usize, a_panel: &[f32], b_panel: &[f32], c: &mut TileOut<'_>, ep: &TileEpilogue<'_>) {
         const MR: usize = F32Gemm4x8Generic::MR;
         const NR: usize = F32Gemm4x8Generic::NR;
-        check_microkernel_args(MR, NR, k, a_panel, b_panel, c);
+        check_microkernel_args(MR, NR, k, a_panel, b_panel, c, ep);
         let mut acc = [[0f32; NR]; MR];
         for (a, b) in a_panel[..k * MR].chunks_exact(MR).zip(b_panel[..k * NR].chunks_exact(NR)) {
             for (row, &av) in acc.iter_mut().zip(a) {

@@ -1,0 +1,95 @@
+//! sgemm throughput (criterion reports elements/s = FLOP/s): square sizes and conv-shaped
+//! problems, for every available kernel plus the generic one on small sizes.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use lithe_kernels::gemm::{
+    Blocking, F32Gemm4x8Generic, F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, TileEpilogue, TileOut,
+    sgemm,
+};
+use lithe_kernels_x86::available_f32_gemm;
+use std::hint::black_box;
+
+/// A kernel with its blocking overridden by `GEMM_KC` / `GEMM_MC` / `GEMM_NC` (for tuning).
+struct Tuned(&'static dyn F32GemmMicrokernel, Blocking);
+
+impl F32GemmMicrokernel for Tuned {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn mr(&self) -> usize {
+        self.0.mr()
+    }
+    fn nr(&self) -> usize {
+        self.0.nr()
+    }
+    fn blocking(&self) -> Blocking {
+        self.1
+    }
+    fn run(&self, k: usize, a: &[f32], b: &[f32], c: &mut TileOut<'_>, ep: &TileEpilogue<'_>) {
+        self.0.run(k, a, b, c, ep)
+    }
+}
+
+fn env(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn bench(c: &mut Criterion) {
+    let shapes: &[(&str, usize, usize, usize)] = &[
+        ("sq256", 256, 256, 256),
+        ("sq512", 512, 512, 512),
+        ("sq1024", 1024, 1024, 1024),
+        ("sq2048", 2048, 2048, 2048),
+        ("conv_m64_k576_n3136", 64, 3136, 576),
+        ("conv_m1280_k320_n49", 1280, 49, 320),
+        ("conv_m512_k4608_n49", 512, 49, 4608),
+    ];
+    let threads: usize = std::env::var("GEMM_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let tuned: Vec<Tuned> = available_f32_gemm()
+        .into_iter()
+        .map(|k| {
+            let d = k.blocking();
+            Tuned(k, Blocking { mc: env("GEMM_MC").unwrap_or(d.mc), kc: env("GEMM_KC").unwrap_or(d.kc), nc: env("GEMM_NC").unwrap_or(d.nc) })
+        })
+        .collect();
+    let mut kernels: Vec<&dyn F32GemmMicrokernel> = tuned.iter().map(|t| t as &dyn F32GemmMicrokernel).collect();
+    kernels.push(&F32Gemm4x8Generic);
+    let mut g = c.benchmark_group(format!("sgemm_t{threads}"));
+    g.sample_size(10);
+    for &(label, m, n, k) in shapes {
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.01).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.01).collect();
+        let mut out = vec![0f32; m * n];
+        g.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        for &kern in &kernels {
+            if kern.name().contains("generic") && m * n * k > 512 * 512 * 512 {
+                continue;
+            }
+            let av = MatRef::row_major(&a, m, k).expect("A view");
+            let bv = MatRef::row_major(&b, k, n).expect("B view");
+            let ep = GemmEpilogue::default();
+            g.bench_function(BenchmarkId::new(kern.name(), label), |bch| {
+                bch.iter(|| {
+                    sgemm(kern, m, n, k, GemmInput::Strided(av), GemmInput::Strided(bv), &mut out, n, &ep, threads)
+                        .expect("sgemm");
+                    black_box(&mut out);
+                })
+            });
+            if label.starts_with("conv") {
+                // Conv weights (A) packed once at load time.
+                let pa = PackedA::pack(kern, av).expect("pack A");
+                g.bench_function(BenchmarkId::new(format!("{}/packed_a", kern.name()), label), |bch| {
+                    bch.iter(|| {
+                        sgemm(kern, m, n, k, GemmInput::Packed(&pa), GemmInput::Strided(bv), &mut out, n, &ep, threads)
+                            .expect("sgemm");
+                        black_box(&mut out);
+                    })
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
