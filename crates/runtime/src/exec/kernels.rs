@@ -32,6 +32,8 @@ pub fn kernel_set() -> KernelSet {
     })
 }
 
+/// The best SIMD GEMM microkernel for this CPU, if any (`None` off x86-64 until the ARM
+/// kernels land).
 fn native_f32_gemm() -> Option<&'static dyn F32GemmMicrokernel> {
-    None
+    lithe_kernels_x86::detect_f32_gemm()
 }
