@@ -64,10 +64,10 @@ pub fn run(args: &OptArgs, out: &mut dyn Write) -> Result<()> {
     if args.print_all_ops {
         print_all_ops(out)?;
     }
-    if args.print_supported_ops {
-        if let Some(t) = args.target {
-            print_supported(t, out)?;
-        }
+    if args.print_supported_ops
+        && let Some(t) = args.target
+    {
+        print_supported(t, out)?;
     }
     let Some(model) = &args.model else { return Ok(()) };
     if args.out.is_none() && !args.print_model_ops {

@@ -359,7 +359,7 @@ impl Tensor {
             return Err(err(format!("needs {size} bytes, the buffer has {}", all.len())));
         }
         let addr = all.as_ptr() as usize + offset;
-        if addr % dtype.size_bytes() != 0 {
+        if !addr.is_multiple_of(dtype.size_bytes()) {
             return Err(err(format!("address {addr:#x} is not aligned to {} bytes", dtype.size_bytes())));
         }
         let store = Store::InPlace(Box::new(InPlace {

@@ -49,7 +49,14 @@ fn bench(c: &mut Criterion) {
         .into_iter()
         .map(|k| {
             let d = k.blocking();
-            Tuned(k, Blocking { mc: env("GEMM_MC").unwrap_or(d.mc), kc: env("GEMM_KC").unwrap_or(d.kc), nc: env("GEMM_NC").unwrap_or(d.nc) })
+            Tuned(
+                k,
+                Blocking {
+                    mc: env("GEMM_MC").unwrap_or(d.mc),
+                    kc: env("GEMM_KC").unwrap_or(d.kc),
+                    nc: env("GEMM_NC").unwrap_or(d.nc),
+                },
+            )
         })
         .collect();
     let mut kernels: Vec<&dyn F32GemmMicrokernel> = tuned.iter().map(|t| t as &dyn F32GemmMicrokernel).collect();

@@ -1,8 +1,8 @@
 //! Every f32 GEMM microkernel this CPU supports, through the driver, against the f64
 //! reference (the shared conformance suite of `lithe-kernels` plus random cases).
 
-use lithe_kernels::gemm::conformance::{Axis, GemmCase, ResidualKind, all_activations, check_case, run_suite};
 use lithe_kernels::gemm::F32GemmMicrokernel;
+use lithe_kernels::gemm::conformance::{Axis, GemmCase, ResidualKind, all_activations, check_case, run_suite};
 use lithe_kernels_x86::{available_f32_gemm, detect_f32_gemm};
 use proptest::prelude::*;
 

@@ -72,10 +72,10 @@ impl Conv2dGemm {
         if group == 0 || c_out % group != 0 {
             return Err(invalid(format!("{c_out} output channels are not divisible by group {group}")));
         }
-        if let Some(k) = &attrs.kernel_shape {
-            if k.as_slice() != &ws[2..] {
-                return Err(invalid(format!("kernel_shape {k:?} does not match weight shape {ws:?}")));
-            }
+        if let Some(k) = &attrs.kernel_shape
+            && k.as_slice() != &ws[2..]
+        {
+            return Err(invalid(format!("kernel_shape {k:?} does not match weight shape {ws:?}")));
         }
         let w_data: Vec<f32> = match wv.as_slice() {
             Some(s) => s.to_vec(),
@@ -84,7 +84,8 @@ impl Conv2dGemm {
         let (mg, depth) = (c_out / group, cg * ws[2] * ws[3]);
         let mut packed = Vec::with_capacity(group);
         for g in 0..group {
-            let wg = w_data.get(g * mg * depth..(g + 1) * mg * depth).ok_or_else(|| invalid("weight is short".into()))?;
+            let wg =
+                w_data.get(g * mg * depth..(g + 1) * mg * depth).ok_or_else(|| invalid("weight is short".into()))?;
             packed.push(PackedA::pack(kernel, MatRef::row_major(wg, mg, depth)?)?);
         }
         let bias = crate::reference::conv::bias_values(OP, b, c_out)?;
@@ -128,11 +129,7 @@ impl Conv2dGemm {
     /// Elements of the im2col scratch buffer [`run`](Self::run) needs for `shape` (0 when the
     /// input is used directly).
     pub fn scratch_len(&self, shape: &Conv2dShape) -> usize {
-        if self.is_pointwise(shape) {
-            0
-        } else {
-            self.depth() * shape.output_hw[0] * shape.output_hw[1]
-        }
+        if self.is_pointwise(shape) { 0 } else { self.depth() * shape.output_hw[0] * shape.output_hw[1] }
     }
 
     fn depth(&self) -> usize {

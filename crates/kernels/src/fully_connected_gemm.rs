@@ -96,7 +96,8 @@ impl FullyConnectedGemm {
         if k != self.k {
             return Err(invalid(format!("X has {k} features, W expects {}", self.k)));
         }
-        let rows = lead.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| invalid("X overflows".into()))?;
+        let rows =
+            lead.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| invalid("X overflows".into()))?;
         if Some(x.len()) != rows.checked_mul(k) || Some(y.len()) != rows.checked_mul(self.n) {
             return Err(invalid(format!("X has {} and Y {} elements for {rows} rows", x.len(), y.len())));
         }

@@ -4,8 +4,8 @@
 //! paths, and [`fast`] direct kernels for the hot memory-bound operators.
 #![warn(missing_docs)]
 
-mod error;
 pub mod conv2d_gemm;
+mod error;
 pub mod fast;
 pub mod fully_connected_gemm;
 pub mod gemm;

@@ -76,9 +76,23 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
         ([1usize..=13, 1usize..=13], [1usize..=5, 1usize..=5], [1usize..=3, 1usize..=3], [1usize..=2, 1usize..=2]),
         ([0usize..=4, 0usize..=4, 0usize..=4, 0usize..=4], any::<bool>(), any::<bool>(), 0usize..9, any::<u64>()),
     )
-        .prop_map(|((batch, groups, cg, mg), (hw, k, stride, dilation), (pads, bias, residual, activation, seed))| {
-            ConvCase { batch, groups, cg, mg, hw, k, stride, dilation, pads, bias, residual, activation, seed }
-        })
+        .prop_map(
+            |((batch, groups, cg, mg), (hw, k, stride, dilation), (pads, bias, residual, activation, seed))| ConvCase {
+                batch,
+                groups,
+                cg,
+                mg,
+                hw,
+                k,
+                stride,
+                dilation,
+                pads,
+                bias,
+                residual,
+                activation,
+                seed,
+            },
+        )
 }
 
 fn check_conv(c: &ConvCase) -> Result<(), TestCaseError> {
@@ -103,11 +117,8 @@ fn check_conv(c: &ConvCase) -> Result<(), TestCaseError> {
     let slope = matches!(attrs.epilogue.activation, Activation::PRelu).then(|| tensor(&[c_out, 1, 1], c.seed ^ 3));
     let plain = reference::conv::conv(&ConvAttrs { epilogue: Epilogue::default(), ..attrs.clone() }, &x, &w, None)?;
     let r = c.residual.then(|| tensor(plain.shape(), c.seed ^ 4));
-    let want = reference::eval(
-        &Op::Conv(attrs.clone()),
-        &[Some(&x), Some(&w), b.as_ref(), r.as_ref(), slope.as_ref()],
-        1,
-    )?;
+    let want =
+        reference::eval(&Op::Conv(attrs.clone()), &[Some(&x), Some(&w), b.as_ref(), r.as_ref(), slope.as_ref()], 1)?;
     let prepared = Conv2dGemm::prepare(kernel(), &attrs, &w, b.as_ref(), slope.as_ref())?;
     let mut y = vec![f32::NAN; want[0].len()];
     let mut scratch = Vec::new();

@@ -194,7 +194,7 @@ impl<'a> WeightsView<'a> {
             .offset
             .checked_add(w.length)
             .ok_or_else(|| bad(format!("offset {} + length {} overflows", w.offset, w.length)))?;
-        if w.offset % ALIGN != 0 {
+        if !w.offset.is_multiple_of(ALIGN) {
             return Err(bad(format!("offset {} is not a multiple of {ALIGN}", w.offset)));
         }
         if w.offset < start || stop > end {

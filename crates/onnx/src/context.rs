@@ -69,10 +69,10 @@ impl Builder {
             .iter()
             .map(|i| i.map(|o| InferInput { info: &self.graph.value(o).ty, value: self.graph.const_value(o) }))
             .collect();
-        if let Ok(t) = op::infer(op, &ins, n) {
-            if t.len() == n {
-                return t;
-            }
+        if let Ok(t) = op::infer(op, &ins, n)
+            && t.len() == n
+        {
+            return t;
         }
         let dtype_of = |i: usize| inputs.get(i).copied().flatten().map(|o| self.graph.value(o).ty.dtype);
         let first = dtype_of(0).unwrap_or(DType::F32);

@@ -205,10 +205,10 @@ fn fixed_input_type(name: &str, ty: &TypeInfo, dims: &[usize]) -> Result<TypeInf
             return Err(err(format!("the model declares shape {shape}, input_shapes gives {dims:?}")));
         }
         for (i, (d, &n)) in shape.dims().iter().zip(dims).enumerate() {
-            if let Dim::Known(k) = d {
-                if *k != n {
-                    return Err(err(format!("dim {i} is fixed to {k} in the model, input_shapes gives {n}")));
-                }
+            if let Dim::Known(k) = d
+                && *k != n
+            {
+                return Err(err(format!("dim {i} is fixed to {k} in the model, input_shapes gives {n}")));
             }
         }
     }
@@ -229,13 +229,13 @@ fn input_types(g: &GraphProto, opts: &ImportOptions) -> Result<Vec<(String, Type
                 let fixed = fixed_input_type(&vi.name, &ty, dims)?;
                 for (d, &n) in ty.shape.iter().flat_map(|s| s.dims()).zip(dims) {
                     if let Dim::Sym(s) = d {
-                        if let Some(&prev) = bindings.get(s) {
-                            if prev != n {
-                                return Err(OnnxError::input(
-                                    &vi.name,
-                                    format!("input_shapes binds '{s}' to {n}, another input to {prev}"),
-                                ));
-                            }
+                        if let Some(&prev) = bindings.get(s)
+                            && prev != n
+                        {
+                            return Err(OnnxError::input(
+                                &vi.name,
+                                format!("input_shapes binds '{s}' to {n}, another input to {prev}"),
+                            ));
                         }
                         bindings.insert(s.clone(), n);
                     }

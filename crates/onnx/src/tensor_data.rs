@@ -168,10 +168,10 @@ fn read_external(t: &TensorProto, base_dir: Option<&Path>, nbytes: usize) -> Res
     let path = resolve_location(base, location)?;
     let shown = path.display();
     let want = nbytes as u64;
-    if let Some(len) = length {
-        if len != want {
-            return Err(format!("external data length {len} does not match the {want} bytes the shape needs"));
-        }
+    if let Some(len) = length
+        && len != want
+    {
+        return Err(format!("external data length {len} does not match the {want} bytes the shape needs"));
     }
     let mut f = File::open(&path).map_err(|e| format!("cannot open external data file '{shown}': {e}"))?;
     let file_len = f.metadata().map_err(|e| format!("external data file '{shown}': {e}"))?.len();

@@ -155,10 +155,10 @@ fn apply(m: &mut lithe_onnx::proto::ModelProto, e: &Edit) {
             g.node[node % nn].op_type = ops[op % ops.len()].to_string();
         }
         Edit::InputDim { dim, value } => {
-            if let Some(TypeValue::TensorType(t)) = g.input[0].r#type.as_mut().and_then(|t| t.value.as_mut()) {
-                if let Some(d) = t.shape.as_mut().and_then(|s| s.dim.get_mut(dim)) {
-                    d.value = Some(DimValue::DimValue(value));
-                }
+            if let Some(TypeValue::TensorType(t)) = g.input[0].r#type.as_mut().and_then(|t| t.value.as_mut())
+                && let Some(d) = t.shape.as_mut().and_then(|s| s.dim.get_mut(dim))
+            {
+                d.value = Some(DimValue::DimValue(value));
             }
         }
         Edit::Opset(v) => m.opset_import[0].version = v,

@@ -324,10 +324,10 @@ impl BatchNormToAffine {
         }
         let Some(aff) = batch_norm_affine(g, bn, epsilon) else { return Ok(false) };
         let c = aff.channels();
-        if let Some(Dim::Known(xc)) = ty.shape.as_ref().and_then(|s| s.dims().get(1)) {
-            if *xc != c {
-                return Ok(false);
-            }
+        if let Some(Dim::Known(xc)) = ty.shape.as_ref().and_then(|s| s.dims().get(1))
+            && *xc != c
+        {
+            return Ok(false);
         }
         let mut shape = vec![c];
         shape.resize(rank - 1, 1);

@@ -130,10 +130,10 @@ fn match_hard_swish(g: &Graph, end: NodeId) -> Option<(Outlet, Vec<NodeId>)> {
         let (a, b) = operands(g, mul)?;
         for (p, q) in [(a, b), (b, a)] {
             let Some(clip) = private_to(g, q, mul) else { continue };
-            if let Some((x, nodes)) = relu6_of_x_plus_3(g, Outlet::new(clip, q.slot)) {
-                if x == p {
-                    return Some((x, vec![mul, nodes[1], nodes[0]]));
-                }
+            if let Some((x, nodes)) = relu6_of_x_plus_3(g, Outlet::new(clip, q.slot))
+                && x == p
+            {
+                return Some((x, vec![mul, nodes[1], nodes[0]]));
             }
         }
         return None;

@@ -39,19 +39,19 @@ pub fn canonicalize_shapes(g: &mut Graph) -> Result<usize, IrError> {
         }
         // Only chain ends start a rewrite; a member whose only reader continues the chain is
         // handled with that reader.
-        if let Some((reader, 0)) = single_consumer(g, Outlet::new(id, 0)) {
-            if is_shape_op(&g.node(reader).op) {
-                continue;
-            }
+        if let Some((reader, 0)) = single_consumer(g, Outlet::new(id, 0))
+            && is_shape_op(&g.node(reader).op)
+        {
+            continue;
         }
         let chain = chain_ending_at(g, id);
         // Try the whole chain first, then shorter ones ending earlier.
         for end in (0..chain.len()).rev() {
             let members = &chain[..=end];
-            if let [single] = members {
-                if matches!(g.node(*single).op, Op::Reshape { .. }) {
-                    break;
-                }
+            if let [single] = members
+                && matches!(g.node(*single).op, Op::Reshape { .. })
+            {
+                break;
             }
             if rewrite_chain(g, members)? {
                 rewrites += 1;

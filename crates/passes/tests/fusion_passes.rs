@@ -464,7 +464,7 @@ fn torch_hard_swish(b: &mut GraphBuilder, x: Outlet, form: usize) -> Outlet {
     let zero = scalar_const(b, &format!("zero{form}"), 0.0);
     let six = scalar_const(b, &format!("six{form}"), 6.0);
     let sixth = scalar_const(b, &format!("sixth{form}"), 1.0 / 6.0);
-    let s = if form % 2 == 0 { b.add(x, three).unwrap() } else { b.add(three, x).unwrap() };
+    let s = if form.is_multiple_of(2) { b.add(x, three).unwrap() } else { b.add(three, x).unwrap() };
     let r = b.node(Op::Clip, &[s, zero, six]).unwrap();
     match form {
         0 => {

@@ -130,7 +130,7 @@ impl Gen {
     fn conv(&mut self, x: Outlet, c_out: usize, keep_size: bool) -> Result<Outlet, IrError> {
         let d = self.dims(x);
         let (c, h, w) = (d[1], d[2], d[3]);
-        let groups: Vec<usize> = (1..=c).filter(|g| c % g == 0 && c_out % g == 0).collect();
+        let groups: Vec<usize> = (1..=c).filter(|g| c % g == 0 && c_out.is_multiple_of(*g)).collect();
         let group = groups[self.rng.below(groups.len())];
         let k = if h.min(w) >= 3 && self.rng.coin(0.6) { 3 } else { 1 };
         let (strides, pads) = if keep_size {

@@ -118,10 +118,10 @@ impl Plan {
                 }
             }
             for s in step.inputs.iter().flatten() {
-                if let Source::Value(v) = s {
-                    if let Some(l) = last_use.get_mut(*v) {
-                        *l = Some(si);
-                    }
+                if let Source::Value(v) = s
+                    && let Some(l) = last_use.get_mut(*v)
+                {
+                    *l = Some(si);
                 }
             }
         }

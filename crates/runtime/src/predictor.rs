@@ -170,7 +170,8 @@ impl Predictor {
     /// The kernel each scheduled node runs with, in execution order: a fast kernel's name
     /// (family and microkernel), or `reference`.
     pub fn node_kernels(&self) -> Vec<(NodeId, String)> {
-        self.model.plan
+        self.model
+            .plan
             .steps
             .iter()
             .zip(&self.model.prepared)
@@ -189,7 +190,8 @@ impl Predictor {
         let times = self.step_times.as_ref().filter(|t| t.len() == self.model.plan.steps.len())?;
         let kernels = self.node_kernels();
         Some(
-            self.model.plan
+            self.model
+                .plan
                 .steps
                 .iter()
                 .zip(times)
@@ -239,9 +241,10 @@ impl Predictor {
 
     /// Set the input named `name`.
     pub fn set_input_by_name(&mut self, name: &str, t: Tensor) -> Result<(), RuntimeError> {
-        let index = self
-            .input_index(name)
-            .ok_or_else(|| RuntimeError::UnknownInput { name: name.to_string(), known: self.model.input_names.join(", ") })?;
+        let index = self.input_index(name).ok_or_else(|| RuntimeError::UnknownInput {
+            name: name.to_string(),
+            known: self.model.input_names.join(", "),
+        })?;
         self.set_input(index, t)
     }
 
@@ -582,12 +585,12 @@ impl Run<'_> {
     /// tensor; `None` otherwise.
     fn operand<'a>(&'a self, step: &Step, slot: usize, dynamic: &'a [Option<Tensor>]) -> Option<Operand<'a>> {
         let src = step.inputs.get(slot).copied().flatten()?;
-        if let Source::Value(v) = src {
-            if let Some(arena_slot) = self.memory.arena_slot(v) {
-                let ty = self.resolved.slot_types.get(v)?;
-                let shape = ty.shape.as_ref()?.as_known()?;
-                return (ty.dtype == DType::F32).then_some(Operand::Arena(arena_slot, shape));
-            }
+        if let Source::Value(v) = src
+            && let Some(arena_slot) = self.memory.arena_slot(v)
+        {
+            let ty = self.resolved.slot_types.get(v)?;
+            let shape = ty.shape.as_ref()?.as_known()?;
+            return (ty.dtype == DType::F32).then_some(Operand::Arena(arena_slot, shape));
         }
         let t = self.lookup(src, None, dynamic)?;
         let data = t.view_in_place::<f32>()?.to_slice()?;

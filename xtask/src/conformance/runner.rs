@@ -170,14 +170,14 @@ pub fn classify(t: &NodeTest, supported: &BTreeSet<String>) -> Option<Outcome> {
 /// Tolerances from the test's `data.json` when it has one, else the runner's defaults.
 fn tolerance(dir: &Path) -> Tolerance {
     let mut tol = Tolerance::default();
-    if let Ok(text) = std::fs::read_to_string(dir.join("data.json")) {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-            if let Some(r) = v.get("rtol").and_then(|x| x.as_f64()) {
-                tol.rtol = r;
-            }
-            if let Some(a) = v.get("atol").and_then(|x| x.as_f64()) {
-                tol.atol = a;
-            }
+    if let Ok(text) = std::fs::read_to_string(dir.join("data.json"))
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+    {
+        if let Some(r) = v.get("rtol").and_then(|x| x.as_f64()) {
+            tol.rtol = r;
+        }
+        if let Some(a) = v.get("atol").and_then(|x| x.as_f64()) {
+            tol.atol = a;
         }
     }
     tol

@@ -134,10 +134,11 @@ pub fn depthwise_conv2d_nchw(
     if let Some(r) = residual {
         check_len("residual", r.len(), out_len)?;
     }
-    if let FastActivation::PRelu { slope } = activation {
-        if slope.len() != 1 && slope.len() != c {
-            return Err(invalid(format!("PRelu slope has {} values, expected 1 or {c}", slope.len())));
-        }
+    if let FastActivation::PRelu { slope } = activation
+        && slope.len() != 1
+        && slope.len() != c
+    {
+        return Err(invalid(format!("PRelu slope has {} values, expected 1 or {c}", slope.len())));
     }
     if planes == 0 || out_plane == 0 {
         return Ok(());
@@ -235,10 +236,10 @@ fn plane_entry(
     if let Some(r) = residual {
         check_len("residual", r.len(), out_plane)?;
     }
-    if let FastActivation::PRelu { slope } = activation {
-        if slope.len() != 1 {
-            return Err(invalid(format!("a plane's PRelu slope must have 1 value, found {}", slope.len())));
-        }
+    if let FastActivation::PRelu { slope } = activation
+        && slope.len() != 1
+    {
+        return Err(invalid(format!("a plane's PRelu slope must have 1 value, found {}", slope.len())));
     }
     let geom = Geom { h, w, oh, ow, pads };
     let ep = Epi { bias, residual, act: activation.channel(0) };

@@ -2,9 +2,7 @@
 //! tests of this crate and of the SIMD kernel crates: results are compared with an
 //! f64-accumulated triple loop, with a tolerance relative to `sum |a||b|` of each element.
 
-use super::{
-    F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, PackedB, PerAxis, Residual, sgemm,
-};
+use super::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, PackedB, PerAxis, Residual, sgemm};
 use lithe_ir::op::Activation;
 
 /// Where a bias (or PRelu slope) vector runs.

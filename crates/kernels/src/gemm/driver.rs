@@ -1,8 +1,7 @@
 //! The BLIS-style driver: cache blocking, packing, edge tiles, epilogue and threads.
 
 use super::epilogue::{
-    GemmEpilogue, PerAxis, PostActivation, Residual, TileBias, TileEpilogue, TileOut, invalid, span,
-    split_activation,
+    GemmEpilogue, PerAxis, PostActivation, Residual, TileBias, TileEpilogue, TileOut, invalid, span, split_activation,
 };
 use super::microkernel::F32GemmMicrokernel;
 use super::pack::{AlignedBuf, MatRef, PackedA, PackedB, pack_panels, packed_len};
@@ -145,8 +144,12 @@ pub fn sgemm(
     }
     let check_axis = |what: &str, v: Option<PerAxis<'_>>| -> Result<(), KernelError> {
         match v {
-            Some(PerAxis::Row(b)) if b.len() != m => Err(invalid(format!("{what} per row has {} values, m = {m}", b.len()))),
-            Some(PerAxis::Col(b)) if b.len() != n => Err(invalid(format!("{what} per column has {} values, n = {n}", b.len()))),
+            Some(PerAxis::Row(b)) if b.len() != m => {
+                Err(invalid(format!("{what} per row has {} values, m = {m}", b.len())))
+            }
+            Some(PerAxis::Col(b)) if b.len() != n => {
+                Err(invalid(format!("{what} per column has {} values, n = {n}", b.len())))
+            }
             _ => Ok(()),
         }
     };
@@ -195,8 +198,7 @@ pub fn sgemm(
     }
     let per = panels.div_ceil(threads.min(panels));
     let len = if split_n { n } else { m };
-    let ranges: Vec<Range<usize>> =
-        (0..panels).step_by(per).map(|p| p * w..((p + per) * w).min(len)).collect();
+    let ranges: Vec<Range<usize>> = (0..panels).step_by(per).map(|p| p * w..((p + per) * w).min(len)).collect();
     ranges.into_par_iter().try_for_each(|r| if split_n { ctx.run(0..m, r) } else { ctx.run(r, 0..n) })
 }
 
@@ -240,7 +242,8 @@ impl Ctx<'_> {
                             // SAFETY: `sgemm` checked that `C` spans `m x n` at `ldc` (`ldc >= n`
                             // when m > 1) and borrows it exclusively; (i, j) + tile is inside
                             // `m x n`, and workers own disjoint row or column ranges.
-                            let mut tile = unsafe { TileOut::from_raw(self.c.0.add(i * self.ldc + j), self.ldc, rows_t, cols_t) };
+                            let mut tile =
+                                unsafe { TileOut::from_raw(self.c.0.add(i * self.ldc + j), self.ldc, rows_t, cols_t) };
                             let accumulate = !first || self.residual_in_output;
                             let ep = if last {
                                 let bias = match self.bias {

@@ -332,7 +332,9 @@ pub(crate) fn split_activation<'a>(
             let s = slope.ok_or_else(|| invalid("a PRelu epilogue needs its slope".to_string()))?;
             (FusedActivation::None, Some(PostActivation::PRelu(s)))
         }
-        Activation::HardSigmoid { alpha, beta } => (FusedActivation::None, Some(PostActivation::HardSigmoid { alpha, beta })),
+        Activation::HardSigmoid { alpha, beta } => {
+            (FusedActivation::None, Some(PostActivation::HardSigmoid { alpha, beta }))
+        }
         Activation::Sigmoid => (FusedActivation::None, Some(PostActivation::Sigmoid)),
         Activation::Tanh => (FusedActivation::None, Some(PostActivation::Tanh)),
     })

@@ -23,9 +23,8 @@ impl<'a> MatRef<'a> {
     /// element would lie outside `data`.
     pub fn new(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Result<Self, KernelError> {
         if rows > 0 && cols > 0 {
-            let last = (rows - 1)
-                .checked_mul(rs)
-                .and_then(|r| (cols - 1).checked_mul(cs).and_then(|c| r.checked_add(c)));
+            let last =
+                (rows - 1).checked_mul(rs).and_then(|r| (cols - 1).checked_mul(cs).and_then(|c| r.checked_add(c)));
             match last {
                 Some(l) if l < data.len() => {}
                 _ => {
@@ -85,9 +84,8 @@ impl AlignedBuf {
             self.len = len;
             return Ok(());
         }
-        let total = len
-            .checked_add(ALIGN_ELEMS)
-            .ok_or_else(|| invalid(format!("packed buffer of {len} values overflows")))?;
+        let total =
+            len.checked_add(ALIGN_ELEMS).ok_or_else(|| invalid(format!("packed buffer of {len} values overflows")))?;
         let mut v: Vec<f32> = Vec::new();
         v.try_reserve_exact(total)
             .map_err(|e| invalid(format!("cannot allocate a packed buffer of {len} values: {e}")))?;
@@ -118,7 +116,15 @@ pub(crate) fn packed_len(rows: usize, depth: usize, w: usize) -> Option<usize> {
 /// `p * w + ii`, zero where `q*w + ii >= rows`. `A` blocks are packed as they are, `B` blocks
 /// through their transpose. The caller guarantees the ranges are inside `src` and
 /// `dst.len() >= packed_len(rows, depth, w)`.
-pub(crate) fn pack_panels(src: &MatRef<'_>, r0: usize, rows: usize, d0: usize, depth: usize, w: usize, dst: &mut [f32]) {
+pub(crate) fn pack_panels(
+    src: &MatRef<'_>,
+    r0: usize,
+    rows: usize,
+    d0: usize,
+    depth: usize,
+    w: usize,
+    dst: &mut [f32],
+) {
     let data = src.data;
     for (q, panel) in dst.chunks_exact_mut(w * depth.max(1)).take(rows.div_ceil(w)).enumerate() {
         let panel = &mut panel[..w * depth];

@@ -36,10 +36,10 @@ pub fn conv(a: &ConvAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result
     if c_out % group != 0 {
         return invalid(format!("weight has {c_out} output channels, not divisible by group {group}"));
     }
-    if let Some(k) = &a.kernel_shape {
-        if k.as_slice() != &ws[2..] {
-            return invalid(format!("kernel_shape {k:?} does not match weight spatial shape {:?}", &ws[2..]));
-        }
+    if let Some(k) = &a.kernel_shape
+        && k.as_slice() != &ws[2..]
+    {
+        return invalid(format!("kernel_shape {k:?} does not match weight spatial shape {:?}", &ws[2..]));
     }
     let windows = a.windows(&xs[2..], &ws[2..]).map_err(|e| KernelError::Invalid { op: OP, detail: e.to_string() })?;
     let bias = bias_values(OP, b, c_out)?;

@@ -46,10 +46,10 @@ pub fn conv_transpose(
     if c_in % group != 0 {
         return invalid(format!("input channels {c_in} are not divisible by group {group}"));
     }
-    if let Some(k) = &a.conv.kernel_shape {
-        if k.as_slice() != &ws[2..] {
-            return invalid(format!("kernel_shape {k:?} does not match weight spatial shape {:?}", &ws[2..]));
-        }
+    if let Some(k) = &a.conv.kernel_shape
+        && k.as_slice() != &ws[2..]
+    {
+        return invalid(format!("kernel_shape {k:?} does not match weight spatial shape {:?}", &ws[2..]));
     }
     let axes = a.axes(&xs[2..], &ws[2..]).map_err(|e| KernelError::Invalid { op: OP, detail: e.to_string() })?;
     let c_out = mg.checked_mul(group).ok_or_else(|| KernelError::Invalid {

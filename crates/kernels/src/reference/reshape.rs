@@ -55,7 +55,7 @@ pub fn reshape(data: &Tensor, shape: &Tensor, allowzero: bool) -> Result<Tensor,
             return Err(invalid(OP, format!("shape {spec:?} mixes -1 with 0 while allowzero is set")));
         }
         let known = checked_num_elements(OP, &dims)?;
-        if known == 0 || data.len() % known != 0 {
+        if known == 0 || !data.len().is_multiple_of(known) {
             return Err(invalid(
                 OP,
                 format!("cannot infer -1 in {spec:?} for input {:?} ({} elements)", data.shape(), data.len()),

@@ -70,10 +70,10 @@ pub(crate) fn row_major<T: Element>(a: &ArrayViewD<'_, T>) -> Vec<T> {
 /// Copy per-tensor quantization parameters from `src` to `out` (data-movement ops keep them;
 /// per-axis parameters are dropped because the axis may move).
 pub(crate) fn keep_quant(src: &Tensor, mut out: Tensor) -> Tensor {
-    if let Some(q) = &src.quant {
-        if q.axis.is_none() {
-            out.quant = Some(q.clone());
-        }
+    if let Some(q) = &src.quant
+        && q.axis.is_none()
+    {
+        out.quant = Some(q.clone());
     }
     out
 }

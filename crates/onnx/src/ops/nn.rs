@@ -67,10 +67,11 @@ fn conv_transpose(ctx: &mut NodeCtx<'_>) -> Result<(), OnnxError> {
     let mut output_shape = ctx.usizes("output_shape")?;
     // Some exporters give the full output shape (N, C, spatial...); keep the spatial part.
     let spatial = ctx.input_rank(0).or_else(|| ctx.input_rank(1)).map(|r| r.saturating_sub(2));
-    if let (Some(os), Some(n)) = (&mut output_shape, spatial) {
-        if n > 0 && os.len() == n + 2 {
-            os.drain(..2);
-        }
+    if let (Some(os), Some(n)) = (&mut output_shape, spatial)
+        && n > 0
+        && os.len() == n + 2
+    {
+        os.drain(..2);
     }
     let attrs =
         ConvTransposeAttrs { conv, output_padding: ctx.usizes("output_padding")?.unwrap_or_default(), output_shape };

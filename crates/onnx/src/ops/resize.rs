@@ -140,10 +140,10 @@ fn resize(ctx: &mut NodeCtx<'_>) -> Result<(), OnnxError> {
         }
         let axes = expand_axes(ctx, x, &mut roi, &mut scales, &mut sizes)?;
         let policy = ctx.string_or("keep_aspect_ratio_policy", "stretch")?;
-        if policy != "stretch" {
-            if let Some(s) = sizes {
-                sizes = Some(keep_aspect_ratio(ctx, s, &policy, &axes)?);
-            }
+        if policy != "stretch"
+            && let Some(s) = sizes
+        {
+            sizes = Some(keep_aspect_ratio(ctx, s, &policy, &axes)?);
         }
     }
     ctx.emit(Op::Resize(attrs), &[Some(x), roi, scales, sizes])

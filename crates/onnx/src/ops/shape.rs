@@ -140,10 +140,10 @@ fn slice(ctx: &mut NodeCtx<'_>) -> Result<(), OnnxError> {
         return Err(ctx.err(format!("starts {starts:?} and ends {ends:?} differ in length")));
     }
     let axes = ctx.ints("axes")?;
-    if let Some(a) = &axes {
-        if a.len() != starts.len() {
-            return Err(ctx.err(format!("axes {a:?} and starts {starts:?} differ in length")));
-        }
+    if let Some(a) = &axes
+        && a.len() != starts.len()
+    {
+        return Err(ctx.err(format!("axes {a:?} and starts {starts:?} differ in length")));
     }
     let s = ctx.const_i64("starts", &starts)?;
     let e = ctx.const_i64("ends", &ends)?;

@@ -7,8 +7,8 @@ use lithe_ir::{Graph, Op, Outlet, Tensor};
 use lithe_kernels::KernelError;
 use lithe_kernels::conv2d_gemm::Conv2dGemm;
 use lithe_kernels::fast;
-use lithe_kernels::gemm::Residual;
 use lithe_kernels::fully_connected_gemm::FullyConnectedGemm;
+use lithe_kernels::gemm::Residual;
 
 /// A node prepared for a fast kernel (constant operands packed or copied out once).
 #[derive(Debug)]

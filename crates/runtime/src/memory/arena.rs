@@ -59,7 +59,8 @@ impl Arena {
     ) -> Result<(Vec<&[f32]>, &mut [f32]), RuntimeError> {
         let len = self.len();
         let check = |(offset, bytes): (usize, usize)| -> Result<std::ops::Range<usize>, RuntimeError> {
-            let end = offset.checked_add(bytes).filter(|&e| e <= len).ok_or_else(|| out_of_arena(offset, bytes, len))?;
+            let end =
+                offset.checked_add(bytes).filter(|&e| e <= len).ok_or_else(|| out_of_arena(offset, bytes, len))?;
             if offset % 4 != 0 || bytes % 4 != 0 {
                 return Err(RuntimeError::Internal(format!("arena slot {offset}+{bytes} B is not an f32 slot")));
             }

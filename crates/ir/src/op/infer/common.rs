@@ -150,10 +150,11 @@ pub(super) fn check_unidirectional(op: &str, what: &str, from: &Shape, to: &Shap
     }
     let off = to.rank() - from.rank();
     for (i, d) in from.0.iter().enumerate() {
-        if let (Dim::Known(f), Dim::Known(t)) = (d, &to.0[off + i]) {
-            if f != t && *f != 1 {
-                return Err(err());
-            }
+        if let (Dim::Known(f), Dim::Known(t)) = (d, &to.0[off + i])
+            && f != t
+            && *f != 1
+        {
+            return Err(err());
         }
     }
     Ok(())

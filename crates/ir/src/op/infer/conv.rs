@@ -83,31 +83,31 @@ fn kernel_sizes(
     attr: Option<&[usize]>,
     weight: Option<&Shape>,
 ) -> Result<Vec<Option<usize>>, IrError> {
-    if let Some(k) = attr {
-        if k.len() != n {
-            return Err(IrError::Attribute(format!("{op}: kernel_shape {k:?} must have {n} entries")));
-        }
+    if let Some(k) = attr
+        && k.len() != n
+    {
+        return Err(IrError::Attribute(format!("{op}: kernel_shape {k:?} must have {n} entries")));
     }
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let from_attr = attr.and_then(|k| k.get(i).copied());
         let from_w = dim_at(weight, 2 + i).known();
-        if let (Some(x), Some(y)) = (from_attr, from_w) {
-            if x != y {
-                return Err(IrError::Shape(format!(
-                    "{op}: kernel_shape {:?} does not match weight shape {}",
-                    attr.unwrap_or_default(),
-                    show(weight)
-                )));
-            }
+        if let (Some(x), Some(y)) = (from_attr, from_w)
+            && x != y
+        {
+            return Err(IrError::Shape(format!(
+                "{op}: kernel_shape {:?} does not match weight shape {}",
+                attr.unwrap_or_default(),
+                show(weight)
+            )));
         }
         let k = from_attr.or(from_w);
-        if let Some(k) = k {
-            if k == 0 || k > MAX_WINDOW_VALUE {
-                return Err(IrError::Attribute(format!(
-                    "{op}: kernel size {k} must be positive and at most {MAX_WINDOW_VALUE}"
-                )));
-            }
+        if let Some(k) = k
+            && (k == 0 || k > MAX_WINDOW_VALUE)
+        {
+            return Err(IrError::Attribute(format!(
+                "{op}: kernel size {k} must be positive and at most {MAX_WINDOW_VALUE}"
+            )));
         }
         out.push(k);
     }
@@ -182,18 +182,18 @@ pub(super) fn conv(a: &Args, c: &ConvAttrs) -> Result<Vec<TypeInfo>, IrError> {
         if ci % g != 0 {
             return Err(IrError::Shape(format!("Conv: {ci} input channels do not divide into {g} groups ({ctx})")));
         }
-        if let Dim::Known(wc) = w_c {
-            if wc.checked_mul(g) != Some(ci) {
-                return Err(IrError::Shape(format!(
-                    "Conv: X has {ci} channels but W expects {wc} per group x {g} groups ({ctx})"
-                )));
-            }
+        if let Dim::Known(wc) = w_c
+            && wc.checked_mul(g) != Some(ci)
+        {
+            return Err(IrError::Shape(format!(
+                "Conv: X has {ci} channels but W expects {wc} per group x {g} groups ({ctx})"
+            )));
         }
     }
-    if let Dim::Known(mv) = m {
-        if mv % g != 0 {
-            return Err(IrError::Shape(format!("Conv: {mv} output channels do not divide into {g} groups ({ctx})")));
-        }
+    if let Dim::Known(mv) = m
+        && mv % g != 0
+    {
+        return Err(IrError::Shape(format!("Conv: {mv} output channels do not divide into {g} groups ({ctx})")));
     }
     check_bias(a.op, b.as_ref().and_then(|b| b.info.shape.as_ref()), &m)?;
     let mut dims = vec![dim_at(xs, 0), m];
@@ -276,10 +276,10 @@ pub(super) fn conv_transpose(a: &Args, t: &ConvTransposeAttrs) -> Result<Vec<Typ
     if t.output_padding.iter().any(|&v| v > MAX_WINDOW_VALUE) {
         return Err(IrError::Attribute(format!("ConvTranspose: output_padding {:?} too large", t.output_padding)));
     }
-    if let Some(os) = &t.output_shape {
-        if os.len() != n {
-            return Err(IrError::Attribute(format!("ConvTranspose: output_shape {os:?} must have {n} entries")));
-        }
+    if let Some(os) = &t.output_shape
+        && os.len() != n
+    {
+        return Err(IrError::Attribute(format!("ConvTranspose: output_shape {os:?} must have {n} entries")));
     }
     let g = c.group;
     let (c_in, w_c, w_m) = (dim_at(xs, 1), dim_at(ws, 0), dim_at(ws, 1));
@@ -288,12 +288,12 @@ pub(super) fn conv_transpose(a: &Args, t: &ConvTransposeAttrs) -> Result<Vec<Typ
             "ConvTranspose: X has {c_in} channels but W has {w_c} input channels ({ctx})"
         )));
     }
-    if let Dim::Known(ci) = c_in {
-        if ci % g != 0 {
-            return Err(IrError::Shape(format!(
-                "ConvTranspose: {ci} input channels do not divide into {g} groups ({ctx})"
-            )));
-        }
+    if let Dim::Known(ci) = c_in
+        && ci % g != 0
+    {
+        return Err(IrError::Shape(format!(
+            "ConvTranspose: {ci} input channels do not divide into {g} groups ({ctx})"
+        )));
     }
     let m = match w_m {
         Dim::Known(v) => Dim::Known(
@@ -374,15 +374,15 @@ pub(super) fn pool(a: &Args, p: &PoolAttrs, num_outputs: usize) -> Result<Vec<Ty
     if n == 0 {
         return Err(IrError::Attribute(format!("{}: kernel_shape is required", a.op)));
     }
-    if let Some(s) = xs {
-        if s.rank() != n + 2 {
-            return Err(IrError::Shape(format!(
-                "{}: X {s} must have rank {} for kernel_shape {:?}",
-                a.op,
-                n + 2,
-                p.kernel_shape
-            )));
-        }
+    if let Some(s) = xs
+        && s.rank() != n + 2
+    {
+        return Err(IrError::Shape(format!(
+            "{}: X {s} must have rank {} for kernel_shape {:?}",
+            a.op,
+            n + 2,
+            p.kernel_shape
+        )));
     }
     let ctx = format!("X {}", show(xs));
     let params = axis_params(a.op, n, &p.strides, &p.dilations, &p.pads).map_err(|e| context(e, &ctx))?;

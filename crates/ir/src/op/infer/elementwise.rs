@@ -16,10 +16,10 @@ pub(super) fn clip(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
     for (slot, what) in [(1, "min"), (2, "max")] {
         if let Some(b) = a.opt(slot) {
             same_dtype(a.op, "X", &x, what, &b)?;
-            if let Some(s) = &b.info.shape {
-                if not_single(s) || s.rank() > 1 {
-                    return Err(IrError::Shape(format!("Clip: {what} must be a scalar, got shape {s}")));
-                }
+            if let Some(s) = &b.info.shape
+                && (not_single(s) || s.rank() > 1)
+            {
+                return Err(IrError::Shape(format!("Clip: {what} must be a scalar, got shape {s}")));
             }
         }
     }
@@ -101,13 +101,13 @@ pub(super) fn dropout(a: &Args, num_outputs: usize) -> Result<Vec<TypeInfo>, IrE
         want_dtype(a.op, "training_mode", &t, DType::Bool)?;
     }
     for (slot, what) in [(1, "ratio"), (2, "training_mode")] {
-        if let Some(i) = a.opt(slot) {
-            if i.info.shape.as_ref().is_some_and(not_single) {
-                return Err(IrError::Shape(format!(
-                    "Dropout: {what} must be a scalar, got shape {}",
-                    show(i.info.shape.as_ref())
-                )));
-            }
+        if let Some(i) = a.opt(slot)
+            && i.info.shape.as_ref().is_some_and(not_single)
+        {
+            return Err(IrError::Shape(format!(
+                "Dropout: {what} must be a scalar, got shape {}",
+                show(i.info.shape.as_ref())
+            )));
         }
     }
     let mut out = vec![x.info.clone()];

@@ -120,7 +120,7 @@ pub(super) fn reshape(a: &Args, allowzero: bool) -> Result<Vec<TypeInfo>, IrErro
             if out_known == 0 {
                 return Err(bad("-1 is ambiguous when the other sizes multiply to 0"));
             }
-            if in_known % out_known != 0 {
+            if !in_known.is_multiple_of(out_known) {
                 return Err(bad(&format!("{in_known} elements do not divide into {out_known}")));
             }
             Dim::Known(in_known / out_known)
@@ -187,10 +187,10 @@ pub(super) fn squeeze(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
     };
     let axes = axes_list(a.op, &axes, s.rank())?;
     for &ax in &axes {
-        if let Dim::Known(n) = s.0[ax] {
-            if n != 1 {
-                return Err(IrError::Shape(format!("Squeeze: axis {ax} of {s} has size {n}, not 1")));
-            }
+        if let Dim::Known(n) = s.0[ax]
+            && n != 1
+        {
+            return Err(IrError::Shape(format!("Squeeze: axis {ax} of {s} has size {n}, not 1")));
         }
     }
     let dims = s.0.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| d.clone()).collect();
@@ -243,12 +243,12 @@ pub(super) fn split(a: &Args, ax: i64, n: usize, num_outputs: usize) -> Result<V
                         total.checked_add(p).ok_or_else(|| IrError::Shape(format!("Split: split {v:?} overflows")))?;
                     sizes.push(Dim::Known(p));
                 }
-                if let Dim::Known(dv) = d {
-                    if *dv != total {
-                        return Err(IrError::Shape(format!(
-                            "Split: split {v:?} sums to {total}, axis {ax} of {s} has size {dv}"
-                        )));
-                    }
+                if let Dim::Known(dv) = d
+                    && *dv != total
+                {
+                    return Err(IrError::Shape(format!(
+                        "Split: split {v:?} sums to {total}, axis {ax} of {s} has size {dv}"
+                    )));
                 }
                 sizes
             }
@@ -383,10 +383,10 @@ pub(super) fn range(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
         return Err(IrError::DType { what: "Range input start".into(), expected: DType::I64, found: dtype });
     }
     for (i, what) in [(&start, "start"), (&limit, "limit"), (&delta, "delta")] {
-        if let Some(s) = &i.info.shape {
-            if s.rank() > 1 || not_single(s) {
-                return Err(IrError::Shape(format!("Range: {what} must be a scalar, got shape {s}")));
-            }
+        if let Some(s) = &i.info.shape
+            && (s.rank() > 1 || not_single(s))
+        {
+            return Err(IrError::Shape(format!("Range: {what} must be a scalar, got shape {s}")));
         }
     }
     let (Some(s), Some(l), Some(d)) = (start.value, limit.value, delta.value) else {

@@ -14,10 +14,10 @@ pub(super) fn batch_norm(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
         (a.req(4, "input_var")?, "input_var"),
     ];
     let xs = x.info.shape.as_ref();
-    if let Some(s) = xs {
-        if s.rank() < 2 {
-            return Err(IrError::Shape(format!("BatchNormalization: X {s} must have rank >= 2 (N, C, ...)")));
-        }
+    if let Some(s) = xs
+        && s.rank() < 2
+    {
+        return Err(IrError::Shape(format!("BatchNormalization: X {s} must have rank >= 2 (N, C, ...)")));
     }
     let c = dim_at(xs, 1);
     for (p, what) in params {
@@ -48,10 +48,10 @@ pub(super) fn gemm(a: &Args, g: &GemmAttrs) -> Result<Vec<TypeInfo>, IrError> {
     }
     let (sa, sb) = (ai.info.shape.as_ref(), bi.info.shape.as_ref());
     for (s, what) in [(sa, "A"), (sb, "B")] {
-        if let Some(s) = s {
-            if s.rank() != 2 {
-                return Err(IrError::Shape(format!("Gemm: {what} {s} must be 2-D")));
-            }
+        if let Some(s) = s
+            && s.rank() != 2
+        {
+            return Err(IrError::Shape(format!("Gemm: {what} {s} must be 2-D")));
         }
     }
     let pick = |s: Option<&Shape>, t: bool| {
@@ -142,10 +142,10 @@ pub(super) fn fully_connected(a: &Args, f: &crate::op::FcAttrs) -> Result<Vec<Ty
     }
     super::conv::check_slope(a, 3, &f.activation, dtype)?;
     let ws = w.info.shape.as_ref();
-    if let Some(s) = ws {
-        if s.rank() != 2 {
-            return Err(IrError::Shape(format!("FullyConnected: W {s} must be 2-D")));
-        }
+    if let Some(s) = ws
+        && s.rank() != 2
+    {
+        return Err(IrError::Shape(format!("FullyConnected: W {s} must be 2-D")));
     }
     let Some(xs) = x.info.shape.as_ref() else { return Ok(one(dtype, None)) };
     if xs.rank() == 0 {

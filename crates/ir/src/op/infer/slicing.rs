@@ -79,10 +79,10 @@ pub(super) fn slice(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
         Some(Some(v)) => Some(axes_list(a.op, &v, rank)?),
         None => count.first().map(|&k| (0..k).collect()),
     };
-    if let Some(ax) = &axes {
-        if ax.len() > rank || ax.iter().any(|&i| i >= rank) {
-            return Err(IrError::Shape(format!("Slice of {s}: {} axes for rank {rank}", ax.len())));
-        }
+    if let Some(ax) = &axes
+        && (ax.len() > rank || ax.iter().any(|&i| i >= rank))
+    {
+        return Err(IrError::Shape(format!("Slice of {s}: {} axes for rank {rank}", ax.len())));
     }
     let (Some(axes), Some(sv), Some(ev), Some(pv)) = (
         axes,
@@ -186,10 +186,10 @@ pub(super) fn resize(a: &Args, r: &ResizeAttrs) -> Result<Vec<TypeInfo>, IrError
             let rank = xs.map(Shape::rank).or_else(|| vector_len(si));
             return Ok(one(dtype, rank.map(unknown_dims)));
         };
-        if let Some(s) = xs {
-            if v.len() != s.rank() {
-                return Err(IrError::Shape(format!("Resize of {s}: sizes {v:?} must have {} entries", s.rank())));
-            }
+        if let Some(s) = xs
+            && v.len() != s.rank()
+        {
+            return Err(IrError::Shape(format!("Resize of {s}: sizes {v:?} must have {} entries", s.rank())));
         }
         let mut dims = Vec::with_capacity(v.len());
         for &d in &v {
