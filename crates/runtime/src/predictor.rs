@@ -1,14 +1,13 @@
 //! The predictor: runs a graph on input tensors with the reference kernels.
 
 use crate::bind::check_inputs;
-use crate::exec::{Prepared, kernel_set, prepare_steps};
+use crate::exec::{Input, Prepared, kernel_set, prepare_steps};
 use crate::memory::MemoryPlan;
 use crate::memory::arena::Arena;
 use crate::plan::{Plan, Source, Step};
 use crate::resolve::{Resolved, resolve};
 use crate::{MemoryReport, PredictorOptions, RuntimeError, Target};
 use lithe_ir::{DType, Dim, Graph, NodeId, Op, Outlet, QuantParams, Tensor, TypeInfo};
-use lithe_kernels::gemm::Residual;
 use lithe_kernels::reference;
 use lithe_nbformat::ModelMeta;
 use std::collections::{BTreeSet, HashMap};
@@ -524,8 +523,8 @@ impl Run<'_> {
     }
 
     /// Run `step` with its prepared kernel in place on the arena. `Ok(false)` when this run
-    /// can't (the output is not an f32 arena value, an operand is not f32 or not contiguous):
-    /// the reference kernel runs the step instead.
+    /// can't (the output is not an f32 arena value, an operand is not f32 or not contiguous,
+    /// or the kernel has no path for these shapes): the reference kernel runs the step.
     fn run_prepared(
         &self,
         p: &Prepared,
@@ -539,45 +538,36 @@ impl Run<'_> {
         let (Some(out_slot), Some(out_ty)) = (self.memory.arena_slot(out), self.resolved.slot_types.get(out)) else {
             return Ok(false);
         };
+        let Some(out_shape) = out_ty.shape.as_ref().and_then(lithe_ir::Shape::as_known) else { return Ok(false) };
         if out_ty.dtype != DType::F32 {
             return Ok(false);
         }
-        let residual = matches!(&node.op, Op::Conv(a) if a.epilogue.residual);
-        let mut operands = Vec::with_capacity(2);
-        for slot in [Some(0), residual.then_some(3)].into_iter().flatten() {
+        let mut operands = Vec::new();
+        for slot in p.operand_slots(&node.op, step.inputs.len()) {
             match self.operand(step, slot, dynamic) {
                 Some(o) => operands.push(o),
                 None => return Ok(false),
             }
         }
-        // A residual planned in place of the output is already there.
-        let residual_in_output = matches!(operands.get(1), Some(Operand::Arena(slot, _)) if *slot == out_slot);
-        if residual_in_output {
-            operands.truncate(1);
-        }
+        // Operands planned in place of the output are read from it.
         let reads: Vec<(usize, usize)> = operands
             .iter()
             .filter_map(|o| match o {
-                Operand::Arena(slot, _) => Some(*slot),
-                Operand::Tensor(..) => None,
+                Operand::Arena(slot, _) if *slot != out_slot => Some(*slot),
+                _ => None,
             })
             .collect();
         let (arena_reads, y) = arena.f32_slots(&reads, out_slot)?;
         let mut arena_reads = arena_reads.into_iter();
-        let mut views: Vec<(&[f32], &[usize])> = Vec::with_capacity(operands.len());
+        let mut inputs: Vec<Input<'_>> = Vec::with_capacity(operands.len());
         for o in &operands {
-            views.push(match o {
-                Operand::Arena(_, shape) => (arena_reads.next().unwrap_or_default(), shape.as_slice()),
-                Operand::Tensor(data, shape) => (*data, *shape),
+            inputs.push(match o {
+                Operand::Arena(slot, shape) if *slot == out_slot => Input::InOutput(shape),
+                Operand::Arena(_, shape) => Input::Slice(arena_reads.next().unwrap_or_default(), shape),
+                Operand::Tensor(data, shape) => Input::Slice(data, shape),
             });
         }
-        let (x, x_shape) = views[0];
-        let r = match views.get(1) {
-            Some(v) => Residual::Separate(v.0),
-            None if residual_in_output => Residual::InOutput,
-            None => Residual::None,
-        };
-        let result = p.run(x, x_shape, r, y, scratch, rayon::current_num_threads());
+        let result = p.run(&node.op, &inputs, y, &out_shape, scratch, rayon::current_num_threads());
         result.map_err(|source| RuntimeError::Node { node: node.name.clone(), op: node.op.name(), source })
     }
 

@@ -153,24 +153,15 @@ fn pool2d(
             dr[p.left..p.left + w].copy_from_slice(r);
         }
         for (oy, orow) in dst.chunks_exact_mut(ow).enumerate() {
-            let rows: Vec<&[f32]> = (0..k).map(|ky| &padded[(oy * s + ky) * rs..(oy * s + ky + 1) * rs]).collect();
-            match mode {
-                Mode::Max => {
-                    for (ox, o) in orow.iter_mut().enumerate() {
-                        let mut m = f32::NEG_INFINITY;
-                        for row in &rows {
-                            for &v in &row[ox * s..ox * s + k] {
-                                m = if m.is_nan() || v <= m { m } else { v };
-                            }
-                        }
-                        *o = m;
-                    }
-                }
-                Mode::Avg { count_include_pad } => {
+            let row = |ky: usize| &padded[(oy * s + ky) * rs..(oy * s + ky + 1) * rs];
+            match (mode, k) {
+                (Mode::Max, 2) => max_rows::<2>(orow, row),
+                (Mode::Max, _) => max_rows::<3>(orow, row),
+                (Mode::Avg { count_include_pad }, _) => {
                     for (ox, o) in orow.iter_mut().enumerate() {
                         let mut sum = 0f32;
-                        for row in &rows {
-                            sum += row[ox * s..ox * s + k].iter().sum::<f32>();
+                        for ky in 0..k {
+                            sum += row(ky)[ox * s..ox * s + k].iter().sum::<f32>();
                         }
                         let div = if count_include_pad { k * k } else { row_in[oy] * col_in[ox] };
                         *o = if div == 0 { f32::NAN } else { sum / div as f32 };
@@ -180,6 +171,28 @@ fn pool2d(
         }
     }
     Ok(())
+}
+
+/// `max(a, b)`, NaN when either is NaN (the reference's propagation), branch-free.
+#[inline(always)]
+fn nan_max(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) }
+}
+
+/// One output row of a `K x K` stride-2 max pool from the `K` padded input rows `row(ky)`.
+#[inline(always)]
+fn max_rows<'a, const K: usize>(orow: &mut [f32], row: impl Fn(usize) -> &'a [f32]) {
+    orow.fill(f32::NEG_INFINITY);
+    for ky in 0..K {
+        let r = row(ky);
+        for (o, win) in orow.iter_mut().zip(r.windows(K).step_by(2)) {
+            let mut m = win[0];
+            for &v in &win[1..] {
+                m = nan_max(m, v);
+            }
+            *o = nan_max(*o, m);
+        }
+    }
 }
 
 fn check_len(what: &str, got: usize, want: usize) -> Result<(), KernelError> {

@@ -6,4 +6,4 @@ mod kernels;
 mod prepared;
 
 pub use kernels::{KernelSet, kernel_set};
-pub(crate) use prepared::{Prepared, prepare_steps};
+pub(crate) use prepared::{Input, Prepared, prepare_steps};

@@ -26,6 +26,15 @@ pub(crate) enum Prepared {
     AveragePool(AvgPoolAttrs),
     /// GlobalAveragePool over NCHW.
     GlobalAveragePool,
+    /// Reshape, Flatten, Squeeze, Unsqueeze, Identity: the data unchanged (nothing to do when
+    /// planned in place, else one copy).
+    View,
+    /// Concat.
+    Concat,
+    /// Transpose by this permutation (`None` reverses the axes).
+    Transpose(Option<Vec<usize>>),
+    /// Elementwise Add or Mul (same shapes, or per-channel broadcast).
+    Binary(fast::BinaryOp),
 }
 
 /// A depthwise conv (group = input channels = output channels).
@@ -57,43 +66,127 @@ impl Prepared {
             Prepared::MaxPool(_) => "f32_maxpool2d/direct".to_string(),
             Prepared::AveragePool(_) => "f32_avgpool2d/direct".to_string(),
             Prepared::GlobalAveragePool => "f32_global_avgpool/direct".to_string(),
+            Prepared::View => "view".to_string(),
+            Prepared::Concat => "f32_concat/direct".to_string(),
+            Prepared::Transpose(_) => "f32_transpose/direct".to_string(),
+            Prepared::Binary(op) => format!("f32_{op:?}/direct").to_lowercase(),
+        }
+    }
+}
+
+/// One operand of a prepared kernel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Input<'a> {
+    /// Its values and shape.
+    Slice(&'a [f32], &'a [usize]),
+    /// Planned in place of the output: its values are in the output buffer on entry.
+    InOutput(&'a [usize]),
+}
+
+impl Input<'_> {
+    fn shape(&self) -> &[usize] {
+        match self {
+            Input::Slice(_, s) | Input::InOutput(s) => s,
+        }
+    }
+
+    fn slice(&self) -> Option<&[f32]> {
+        match self {
+            Input::Slice(d, _) => Some(d),
+            Input::InOutput(_) => None,
         }
     }
 }
 
 impl Prepared {
-    /// Run on `x` (shape `x_shape`) into `y`, adding `residual` for a conv fusing one.
-    /// `Ok(false)` when this input's geometry has no fast kernel (nothing was written; the
-    /// reference kernel runs the node).
+    /// The input slots [`run`](Self::run) reads, in order.
+    pub fn operand_slots(&self, op: &Op, num_inputs: usize) -> Vec<usize> {
+        match (self, op) {
+            (Prepared::Conv(_) | Prepared::Depthwise(_), Op::Conv(a)) if a.epilogue.residual => vec![0, 3],
+            (Prepared::Concat, _) => (0..num_inputs).collect(),
+            (Prepared::Binary(_), _) => vec![0, 1],
+            _ => vec![0],
+        }
+    }
+
+    /// Run `op` on `inputs` (as [`operand_slots`](Self::operand_slots) lists them) into `y`
+    /// of shape `y_shape`. `Ok(false)` when these shapes have no fast path (nothing was
+    /// written; the reference kernel runs the node).
     pub fn run(
         &self,
-        x: &[f32],
-        x_shape: &[usize],
-        residual: Residual<'_>,
+        op: &Op,
+        inputs: &[Input<'_>],
         y: &mut [f32],
+        y_shape: &[usize],
         scratch: &mut Vec<f32>,
         threads: usize,
     ) -> Result<bool, KernelError> {
-        match self {
-            Prepared::Conv(c) => c.run(x, x_shape, residual, y, scratch, threads).map(|()| true),
-            Prepared::FullyConnected(f) => f.run(x, x_shape, y, threads).map(|()| true),
-            Prepared::Depthwise(d) => d.run(x, x_shape, residual, y, scratch, threads).map(|()| true),
-            Prepared::MaxPool(a) => {
-                let Some((nchw, params)) = pool_params(a, x_shape) else { return Ok(false) };
-                let [n, c, h, w] = nchw;
-                fast::f32_maxpool2d(x, n, c, h, w, &params, y).map(|()| true)
+        let Some((first, rest)) = inputs.split_first() else { return Ok(false) };
+        let x_shape = first.shape();
+        // Every kernel but the view copy, the binary ops and the residual reads its first
+        // operand from a separate buffer.
+        let x = first.slice();
+        let residual = match rest.first() {
+            Some(Input::Slice(r, _)) if !matches!(self, Prepared::Binary(_)) => Residual::Separate(r),
+            Some(Input::InOutput(_)) if !matches!(self, Prepared::Binary(_)) => Residual::InOutput,
+            _ => Residual::None,
+        };
+        let done = match (self, x) {
+            (Prepared::View, None) => true,
+            (Prepared::View, Some(x)) if x.len() == y.len() => {
+                y.copy_from_slice(x);
+                true
             }
-            Prepared::AveragePool(a) => {
-                let Some((nchw, params)) = pool_params(&a.pool, x_shape) else { return Ok(false) };
-                let [n, c, h, w] = nchw;
-                fast::f32_avgpool2d(x, n, c, h, w, &params, a.count_include_pad, y).map(|()| true)
+            (Prepared::Binary(bop), _) => {
+                let [a, b] = inputs else { return Ok(false) };
+                let Some(layout) = fast::binary_layout(a.shape(), b.shape(), y_shape) else { return Ok(false) };
+                fast::f32_binary(*bop, layout, a.slice(), b.slice(), y)?;
+                true
             }
-            Prepared::GlobalAveragePool => {
-                let &[n, c, ref spatial @ ..] = x_shape else { return Ok(false) };
-                let plane: usize = spatial.iter().product();
-                fast::f32_global_avgpool(x, n * c, plane, y).map(|()| true)
+            (_, None) => false,
+            (Prepared::View, Some(_)) => false,
+            (Prepared::Conv(c), Some(x)) => c.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
+            (Prepared::FullyConnected(f), Some(x)) => f.run(x, x_shape, y, threads).map(|()| true)?,
+            (Prepared::Depthwise(d), Some(x)) => d.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
+            (Prepared::MaxPool(a), Some(x)) => match pool_params(a, x_shape, true) {
+                Some(([n, c, h, w], params)) => fast::f32_maxpool2d(x, n, c, h, w, &params, y).map(|()| true)?,
+                None => false,
+            },
+            (Prepared::AveragePool(a), Some(x)) => match pool_params(&a.pool, x_shape, false) {
+                Some(([n, c, h, w], params)) => {
+                    fast::f32_avgpool2d(x, n, c, h, w, &params, a.count_include_pad, y).map(|()| true)?
+                }
+                None => false,
+            },
+            (Prepared::GlobalAveragePool, Some(x)) => match x_shape {
+                &[n, c, ref spatial @ ..] => {
+                    fast::f32_global_avgpool(x, n * c, spatial.iter().product(), y).map(|()| true)?
+                }
+                _ => false,
+            },
+            (Prepared::Concat, _) => {
+                let Op::Concat { axis } = op else { return Ok(false) };
+                let rank = y_shape.len() as i64;
+                let Some(axis) = Some(if *axis < 0 { axis + rank } else { *axis }).filter(|a| (0..rank).contains(a))
+                else {
+                    return Ok(false);
+                };
+                let mut parts = Vec::with_capacity(inputs.len());
+                for i in inputs {
+                    let Input::Slice(d, s) = i else { return Ok(false) };
+                    parts.push((*d, *s));
+                }
+                fast::f32_concat(&parts, axis as usize, y).map(|()| true)?
             }
-        }
+            (Prepared::Transpose(perm), Some(x)) => {
+                let perm: Vec<usize> = match perm {
+                    Some(p) => p.clone(),
+                    None => (0..x_shape.len()).rev().collect(),
+                };
+                fast::f32_transpose(x, x_shape, &perm, y).map(|()| true)?
+            }
+        };
+        Ok(done)
     }
 }
 
@@ -141,7 +234,9 @@ impl Depthwise {
 
 /// The direct pool kernel's geometry for an NCHW input, when it covers these attributes
 /// (2-D, square 2x2 or 3x3 window, stride 2, dilation 1, and an output the floor rule gives).
-fn pool_params(a: &PoolAttrs, x_shape: &[usize]) -> Option<([usize; 4], fast::PoolParams)> {
+/// For max pooling (`extend_end`), the extra windows of `ceil_mode` become end padding,
+/// which max pooling ignores.
+fn pool_params(a: &PoolAttrs, x_shape: &[usize], extend_end: bool) -> Option<([usize; 4], fast::PoolParams)> {
     let &[n, c, h, w] = x_shape else { return None };
     let wins = a.windows(&[h, w]).ok()?;
     let [wh, ww] = wins.as_slice() else { return None };
@@ -153,6 +248,15 @@ fn pool_params(a: &PoolAttrs, x_shape: &[usize]) -> Option<([usize; 4], fast::Po
         stride: wh.stride,
         pads: fast::DwPads { top: wh.pad_begin, left: ww.pad_begin, bottom: wh.pad_end, right: ww.pad_end },
     };
+    let mut params = params;
+    if extend_end {
+        // Grow the end padding until the floor rule gives the windows' output count.
+        let need = |out: usize, input: usize, begin: usize| {
+            ((out.checked_sub(1)? * wh.stride + wh.kernel).checked_sub(input + begin)).or(Some(0))
+        };
+        params.pads.bottom = params.pads.bottom.max(need(wh.output, h, wh.pad_begin)?);
+        params.pads.right = params.pads.right.max(need(ww.output, w, ww.pad_begin)?);
+    }
     let floor_output = params.output_size(h, w).ok()?;
     (params.supported() && floor_output == (wh.output, ww.output)).then_some(([n, c, h, w], params))
 }
@@ -187,6 +291,11 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
         Op::MaxPool(a) if a.kernel_shape.len() == 2 => Ok(Prepared::MaxPool(a.clone())),
         Op::AveragePool(a) if a.pool.kernel_shape.len() == 2 => Ok(Prepared::AveragePool(a.clone())),
         Op::GlobalAveragePool => Ok(Prepared::GlobalAveragePool),
+        Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze | Op::Identity => Ok(Prepared::View),
+        Op::Concat { .. } => Ok(Prepared::Concat),
+        Op::Transpose { perm } => Ok(Prepared::Transpose(perm.clone())),
+        Op::Add => Ok(Prepared::Binary(fast::BinaryOp::Add)),
+        Op::Mul => Ok(Prepared::Binary(fast::BinaryOp::Mul)),
         Op::FullyConnected(attrs) => {
             let w = constant(1)??;
             FullyConnectedGemm::prepare(kernels.f32_gemm, attrs, w, constant(2)?, constant(3)?)
