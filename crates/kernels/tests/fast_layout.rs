@@ -2,7 +2,7 @@
 
 use lithe_ir::Tensor;
 use lithe_ir::op::Op;
-use lithe_kernels::fast::{BinaryOp, binary_layout, f32_binary, f32_concat, f32_transpose};
+use lithe_kernels::fast::{BinaryOp, binary_layout, f32_binary, f32_concat, f32_slice_box, f32_transpose};
 use lithe_kernels::reference;
 use proptest::prelude::*;
 
@@ -45,6 +45,25 @@ proptest! {
         let want = reference::eval(&Op::Transpose { perm: Some(perm.clone()) }, &[Some(&x)], 1)?.remove(0);
         let mut out = vec![f32::NAN; x.len()];
         f32_transpose(&x.to_f32_vec(), &shape, &perm, &mut out)?;
+        prop_assert_eq!(out, want.to_f32_vec());
+    }
+
+    #[test]
+    fn slice_boxes_match_the_reference(shape in shape_strategy(), cuts: Vec<(usize, usize)>, seed: u64) {
+        let x = tensor(&shape, seed);
+        let (mut begin, mut size) = (Vec::new(), Vec::new());
+        for (i, &d) in shape.iter().enumerate() {
+            let (a, b) = cuts.get(i).copied().unwrap_or((0, 0));
+            let b0 = a % (d + 1);
+            begin.push(b0);
+            size.push(b % (d - b0 + 1));
+        }
+        let i64s = |v: Vec<i64>| Tensor::from_vec(&[v.len()], v).unwrap();
+        let starts = i64s(begin.iter().map(|&v| v as i64).collect());
+        let ends = i64s(begin.iter().zip(&size).map(|(&b, &s)| (b + s) as i64).collect());
+        let want = reference::eval(&Op::Slice, &[Some(&x), Some(&starts), Some(&ends)], 1)?.remove(0);
+        let mut out = vec![f32::NAN; want.len()];
+        f32_slice_box(&x.to_f32_vec(), &shape, &begin, &size, &mut out)?;
         prop_assert_eq!(out, want.to_f32_vec());
     }
 

@@ -97,3 +97,58 @@ pub fn f32_transpose(x: &[f32], shape: &[usize], perm: &[usize], out: &mut [f32]
     }
     Ok(())
 }
+
+/// Copy the box of `x` (shape `shape`) starting at `begin` with shape `out_shape` (a Slice
+/// with every step 1) into `out`, one contiguous innermost run at a time.
+pub fn f32_slice_box(
+    x: &[f32],
+    shape: &[usize],
+    begin: &[usize],
+    out_shape: &[usize],
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    const OP: &str = "Slice";
+    let rank = shape.len();
+    let fits = begin.len() == rank
+        && out_shape.len() == rank
+        && (0..rank).all(|i| begin[i].checked_add(out_shape[i]).is_some_and(|e| e <= shape[i]));
+    let n: usize = out_shape.iter().product();
+    if !fits || x.len() != shape.iter().product::<usize>() || out.len() != n {
+        return Err(KernelError::Invalid {
+            op: OP,
+            detail: format!(
+                "box at {begin:?} of shape {out_shape:?} does not fit {shape:?} ({} / {} values)",
+                x.len(),
+                out.len()
+            ),
+        });
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    if rank == 0 {
+        out.copy_from_slice(x);
+        return Ok(());
+    }
+    let mut strides = vec![1usize; rank];
+    for i in (0..rank - 1).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    let run = out_shape[rank - 1];
+    let outer = rank - 1;
+    let mut index = vec![0usize; outer];
+    let mut src: usize = (0..rank).map(|i| begin[i] * strides[i]).sum();
+    for dst in out.chunks_exact_mut(run) {
+        dst.copy_from_slice(&x[src..src + run]);
+        for ax in (0..outer).rev() {
+            index[ax] += 1;
+            src += strides[ax];
+            if index[ax] < out_shape[ax] {
+                break;
+            }
+            src -= strides[ax] * out_shape[ax];
+            index[ax] = 0;
+        }
+    }
+    Ok(())
+}

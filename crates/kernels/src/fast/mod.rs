@@ -17,5 +17,5 @@ pub use depthwise::{
     DwPads, DwParams, depthwise_conv2d_nchw, f32_dwconv_3x3s1, f32_dwconv_3x3s2, f32_dwconv_5x5s1, f32_dwconv_5x5s2,
     supports,
 };
-pub use layout::{f32_concat, f32_transpose};
+pub use layout::{f32_concat, f32_slice_box, f32_transpose};
 pub use pool::{PoolParams, f32_avgpool2d, f32_global_avgpool, f32_maxpool2d};

@@ -35,6 +35,41 @@ pub(crate) enum Prepared {
     Transpose(Option<Vec<usize>>),
     /// Elementwise Add or Mul (same shapes, or per-channel broadcast).
     Binary(fast::BinaryOp),
+    /// Slice with constant starts, ends, axes and all steps 1.
+    Slice(SliceBounds),
+    /// ReduceMean over constant axes (a fast path when they are the trailing axes).
+    ReduceMean(Vec<i64>),
+}
+
+/// The constant parameters of a Slice.
+#[derive(Debug)]
+pub(crate) struct SliceBounds {
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    /// Axes (negative counts from the end); `0..starts.len()` when absent.
+    axes: Option<Vec<i64>>,
+}
+
+impl SliceBounds {
+    /// Begin and size of the box for an input of `shape`, when every axis is sliced once.
+    fn resolve(&self, shape: &[usize]) -> Option<(Vec<usize>, Vec<usize>)> {
+        let rank = shape.len() as i64;
+        let mut begin = vec![0usize; shape.len()];
+        let mut size = shape.to_vec();
+        let mut seen = vec![false; shape.len()];
+        for (i, (&s, &e)) in self.starts.iter().zip(&self.ends).enumerate() {
+            let ax = self.axes.as_ref().map_or(i as i64, |a| a.get(i).copied().unwrap_or(-1 - rank));
+            let ax = if ax < 0 { ax + rank } else { ax };
+            let ax = usize::try_from(ax).ok().filter(|&a| a < shape.len())?;
+            if std::mem::replace(&mut seen[ax], true) {
+                return None;
+            }
+            let (first, count) = lithe_kernels::reference::slice::axis_range(shape[ax], s, e, 1).ok()?;
+            begin[ax] = first;
+            size[ax] = count;
+        }
+        Some((begin, size))
+    }
 }
 
 /// A depthwise conv (group = input channels = output channels).
@@ -70,6 +105,8 @@ impl Prepared {
             Prepared::Concat => "f32_concat/direct".to_string(),
             Prepared::Transpose(_) => "f32_transpose/direct".to_string(),
             Prepared::Binary(op) => format!("f32_{op:?}/direct").to_lowercase(),
+            Prepared::Slice(_) => "f32_slice_box/direct".to_string(),
+            Prepared::ReduceMean(_) => "f32_global_avgpool/direct".to_string(),
         }
     }
 }
@@ -177,6 +214,26 @@ impl Prepared {
                     parts.push((*d, *s));
                 }
                 fast::f32_concat(&parts, axis as usize, y).map(|()| true)?
+            }
+            (Prepared::Slice(bounds), Some(x)) => match bounds.resolve(x_shape) {
+                Some((begin, size)) if size == y_shape => {
+                    fast::f32_slice_box(x, x_shape, &begin, &size, y).map(|()| true)?
+                }
+                _ => false,
+            },
+            (Prepared::ReduceMean(axes), Some(x)) => {
+                let rank = x_shape.len() as i64;
+                let mut axes: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + rank } else { a }).collect();
+                axes.sort_unstable();
+                let k = axes.len();
+                let trailing =
+                    k <= x_shape.len() && axes.iter().enumerate().all(|(i, &a)| a == rank - k as i64 + i as i64);
+                if !trailing {
+                    return Ok(false);
+                }
+                let split = x_shape.len() - k;
+                let planes: usize = x_shape[..split].iter().product();
+                fast::f32_global_avgpool(x, planes, x_shape[split..].iter().product(), y).map(|()| true)?
             }
             (Prepared::Transpose(perm), Some(x)) => {
                 let perm: Vec<usize> = match perm {
@@ -296,6 +353,18 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
         Op::Transpose { perm } => Ok(Prepared::Transpose(perm.clone())),
         Op::Add => Ok(Prepared::Binary(fast::BinaryOp::Add)),
         Op::Mul => Ok(Prepared::Binary(fast::BinaryOp::Mul)),
+        Op::ReduceMean(_) => match constant(1)? {
+            Some(axes) if !axes.is_empty() => Ok(Prepared::ReduceMean(axes.to_i64_vec())),
+            _ => return None,
+        },
+        Op::Slice => {
+            let list = |slot: usize| -> Option<Option<Vec<i64>>> { Some(constant(slot)?.map(Tensor::to_i64_vec)) };
+            let (starts, ends, axes, steps) = (list(1)??, list(2)??, list(3)?, list(4)?);
+            if steps.is_some_and(|s| s.iter().any(|&v| v != 1)) || starts.len() != ends.len() {
+                return None;
+            }
+            Ok(Prepared::Slice(SliceBounds { starts, ends, axes }))
+        }
         Op::FullyConnected(attrs) => {
             let w = constant(1)??;
             FullyConnectedGemm::prepare(kernels.f32_gemm, attrs, w, constant(2)?, constant(3)?)
