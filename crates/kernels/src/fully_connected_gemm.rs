@@ -1,6 +1,7 @@
 //! FullyConnected (`activation(X · W + B)`, f32) as packed GEMM with the weight packed once.
 
 use crate::KernelError;
+use crate::fast::FastActivation;
 use crate::gemm::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedB, PerAxis, Residual, sgemm};
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, FcAttrs};
@@ -101,6 +102,9 @@ impl FullyConnectedGemm {
         if Some(x.len()) != rows.checked_mul(k) || Some(y.len()) != rows.checked_mul(self.n) {
             return Err(invalid(format!("X has {} and Y {} elements for {rows} rows", x.len(), y.len())));
         }
+        if rows <= GEMV_MAX_ROWS {
+            return self.gemv_rows(x, rows, y);
+        }
         let ep = GemmEpilogue {
             bias: self.bias.as_deref().map(PerAxis::Col),
             residual: Residual::None,
@@ -119,6 +123,42 @@ impl FullyConnectedGemm {
             &ep,
             threads,
         )
+    }
+}
+
+/// Up to this many rows, each row is a matrix-vector product over the packed panels (the
+/// GEMM tile would waste most of its rows).
+const GEMV_MAX_ROWS: usize = 3;
+
+impl FullyConnectedGemm {
+    /// `y[r] = activation(x[r] · W + B)` row by row: per packed panel of `NR` columns, one
+    /// `NR`-wide multiply-add per depth step (vectorizes for any `NR`).
+    fn gemv_rows(&self, x: &[f32], rows: usize, y: &mut [f32]) -> Result<(), KernelError> {
+        let (k, n, nr) = (self.k, self.n, self.packed.nr());
+        let activation = FastActivation::from_ir(&self.activation, self.slope.as_deref())?;
+        let panels = self.packed.as_slice();
+        let mut acc = vec![0f32; nr];
+        for r in 0..rows {
+            let xr = &x[r * k..(r + 1) * k];
+            let yr = &mut y[r * n..(r + 1) * n];
+            for (q, out) in yr.chunks_mut(nr).enumerate() {
+                let panel = &panels[q * nr * k..(q + 1) * nr * k];
+                acc.fill(0.0);
+                for (&xv, w) in xr.iter().zip(panel.chunks_exact(nr)) {
+                    for (a, &wv) in acc.iter_mut().zip(w) {
+                        *a += xv * wv;
+                    }
+                }
+                out.copy_from_slice(&acc[..out.len()]);
+            }
+            if let Some(b) = &self.bias {
+                for (o, &bv) in yr.iter_mut().zip(b) {
+                    *o += bv;
+                }
+            }
+            activation.apply_row(yr);
+        }
+        Ok(())
     }
 }
 
