@@ -31,7 +31,7 @@ import numpy as np
 SEED = 0
 SHAPE = (1, 3, 224, 224)
 OPSET = 13
-PACKAGES = ["torch", "torchvision", "onnx", "onnxruntime", "ai-edge-litert", "litert-torch", "ncnn", "pnnx", "MNN"]
+PACKAGES = ["torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "ai-edge-litert", "litert-torch", "ncnn", "pnnx", "MNN"]
 
 
 def emit(obj: dict) -> None:
@@ -41,16 +41,30 @@ def emit(obj: dict) -> None:
 # --- export ----------------------------------------------------------------------------------------
 
 
+def mobilenet_v1():
+    """MobileNetV1 1.0 (torchvision has none): a 3x3 stride-2 stem, 13 depthwise-separable blocks
+    (3x3 depthwise + 1x1 pointwise, each with BatchNorm and ReLU), global average pooling and a
+    1000-way linear layer: 28 layers."""
+    import torch.nn as nn
+
+    def cbr(cin, cout, k, s, groups=1):
+        return [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    plan = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    layers, cin = cbr(3, 32, 3, 2), 32
+    for cout, s in plan:
+        layers += cbr(cin, cin, 3, s, groups=cin) + cbr(cin, cout, 1, 1)
+        cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(cin, 1000))
+
+
 def build_model(name: str):
     import torch
     import torchvision.models as tvm
 
     torch.manual_seed(SEED)
     if name == "mobilenet_v1":
-        sys.path.insert(0, str(Path(__file__).parent))
-        from golden_cnn import MobileNetV1  # the standard 28-layer depthwise-separable net
-
-        return MobileNetV1(width=1.0, num_classes=1000)
+        return mobilenet_v1()
     ctors = {
         "mobilenet_v2": tvm.mobilenet_v2,
         "mobilenet_v3_large": tvm.mobilenet_v3_large,
@@ -178,12 +192,18 @@ def run_ncnn(onnx_path: Path, work: Path, a) -> dict:
         src = d / "model.onnx"
         shutil.copyfile(onnx_path, src)  # pnnx writes its outputs beside its input
         exe = shutil.which("pnnx", path=str(Path(sys.executable).parent)) or "pnnx"
-        r = subprocess.run([exe, str(src), "inputshape=[1,3,224,224]"], capture_output=True, text=True, cwd=d)
+        # fp16=0: keep f32 weights, as every other engine here runs f32.
+        r = subprocess.run([exe, src.name, "inputshape=[1,3,224,224]", "fp16=0"], capture_output=True, text=True, cwd=d)
         if r.returncode != 0 or not param.exists():
             return {"ok": False, "reason": "pnnx failed: " + last_line(r.stdout + r.stderr)}
     net = ncnn.Net()
     net.opt.use_vulkan_compute = False
     net.opt.num_threads = a.threads
+    # f32 throughout, like the other engines (ncnn may otherwise store or compute in fp16/bf16).
+    net.opt.use_fp16_packed = False
+    net.opt.use_fp16_storage = False
+    net.opt.use_fp16_arithmetic = False
+    net.opt.use_bf16_storage = False
     if net.load_param(str(param)) != 0 or net.load_model(str(binf)) != 0:
         return {"ok": False, "reason": "ncnn could not load the pnnx output"}
     in_names, out_names = net.input_names(), net.output_names()

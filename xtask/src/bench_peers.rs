@@ -19,9 +19,14 @@ use std::time::{Duration, Instant};
 /// Packages of the benchmark venv (torch from PyPI: it pulls CUDA wheels it never uses on a CPU
 /// machine, paid once since the venv is cached in `target/`).
 const PACKAGES: &[&str] =
-    &["torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "numpy", "ncnn", "pnnx", "MNN", "ai-edge-litert"];
+    &["torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "numpy", "ncnn", "pnnx", "MNN"];
 /// The venv's name under `target/`.
 const VENV: &str = "peersenv";
+/// LiteRT gets a venv of its own: `litert-torch` pins its own torch version and pulls much more,
+/// and if it cannot be installed only the LiteRT column is lost.
+const LITERT_VENV: &str = "peersenv-litert";
+/// Packages of [`LITERT_VENV`].
+const LITERT_PACKAGES: &[&str] = &["litert-torch", "torchvision", "ai-edge-litert", "numpy"];
 /// Every model the tool knows, in table order.
 pub const ALL_MODELS: &[&str] = &[
     "mobilenet_v1",
@@ -121,6 +126,10 @@ pub fn run(a: Args) -> Result<()> {
     std::fs::create_dir_all(&model_dir)?;
     let py = crate::python::ensure_venv(VENV, PACKAGES)?;
     let script = root.join("xtask/python/bench_peers.py");
+    let litert_py = peers.iter().any(|p| p == "litert").then(|| {
+        crate::python::ensure_venv(LITERT_VENV, LITERT_PACKAGES)
+            .map_err(|e| format!("litert-torch not installable here: {e}"))
+    });
 
     // 1. Export the models not cached yet.
     let missing: Vec<&String> = models.iter().filter(|m| !model_dir.join(format!("{m}.onnx")).exists()).collect();
@@ -182,6 +191,11 @@ pub fn run(a: Args) -> Result<()> {
                         Some(Err(e)) => Cell::NA(format!("tract-bench did not build: {e}")),
                         None => Cell::Skip,
                     },
+                    "litert" => match litert_py.as_ref() {
+                        Some(Ok(lpy)) => time_python(lpy, &script, p, &onnx, &work, threads, a.warmup, a.repeats),
+                        Some(Err(e)) => Cell::NA(e.clone()),
+                        None => Cell::Skip,
+                    },
                     _ => time_python(&py, &script, p, &onnx, &work, threads, a.warmup, a.repeats),
                 };
                 eprint!(" {}", cell_text(&c));
@@ -197,7 +211,21 @@ pub fn run(a: Args) -> Result<()> {
     }
 
     // 4. The report.
-    let versions = python_versions(&py, &script);
+    let mut versions = python_versions(&py, &script);
+    versions.retain(|k, _| k != "litert-torch" && k != "ai-edge-litert");
+    if let Some(Ok(lpy)) = &litert_py {
+        for (k, v) in python_versions(lpy, &script) {
+            match k.as_str() {
+                "litert-torch" | "ai-edge-litert" => {
+                    versions.insert(k, v);
+                }
+                "torch" => {
+                    versions.insert("torch (LiteRT conversion venv)".into(), v);
+                }
+                _ => {}
+            }
+        }
+    }
     let report = Report {
         date: shell_line(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default(),
         cpu: cpu_model(),
