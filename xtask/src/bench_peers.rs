@@ -169,13 +169,15 @@ pub fn run(a: Args) -> Result<()> {
 
     // 3. Time everything.
     let mut tract_version = None;
+    let mut lithe_kernels = None;
     let mut tables = Vec::new();
     for &threads in &a.threads {
         let mut rows = Vec::new();
         for m in &models {
             let onnx = model_dir.join(format!("{m}.onnx"));
             eprint!("[{threads} thread(s)] {m}: lithe");
-            let lithe = time_lithe(&lite_cli, &onnx, threads, a.warmup, a.repeats);
+            let (lithe, kernels) = time_lithe(&lite_cli, &onnx, threads, a.warmup, a.repeats);
+            lithe_kernels = lithe_kernels.or(kernels);
             eprint!(" {}", cell_text(&lithe));
             let mut cells = Vec::new();
             for p in &peers {
@@ -235,6 +237,7 @@ pub fn run(a: Args) -> Result<()> {
         note: a.note.clone(),
         versions,
         tract_version,
+        lithe_kernels,
         warmup: a.warmup,
         repeats: a.repeats,
         export_failed,
@@ -341,7 +344,14 @@ fn build_tract_bench(root: &Path) -> Result<PathBuf, String> {
     Ok(target.join("release/tract-bench"))
 }
 
-fn time_lithe(exe: &Path, onnx: &Path, threads: usize, warmup: usize, repeats: usize) -> Cell {
+/// The kernel set named in `lite-cli bench`'s first line (`..., kernels NAME`).
+pub fn parse_lithe_kernels(out: &str) -> Option<String> {
+    let line = out.lines().next()?;
+    Some(line.rsplit_once(", kernels ")?.1.trim().to_string())
+}
+
+/// Lithe's median and the kernel set it reported.
+fn time_lithe(exe: &Path, onnx: &Path, threads: usize, warmup: usize, repeats: usize) -> (Cell, Option<String>) {
     let mut cmd = Command::new(exe);
     cmd.arg("bench").arg(onnx).args([
         "--threads",
@@ -353,11 +363,11 @@ fn time_lithe(exe: &Path, onnx: &Path, threads: usize, warmup: usize, repeats: u
     ]);
     match run_captured(&mut cmd, RUN_TIMEOUT) {
         Ok(c) if c.ok => match parse_lithe_median(&c.stdout) {
-            Some(ms) => Cell::Ms(ms),
-            None => Cell::NA("no median in lite-cli output".into()),
+            Some(ms) => (Cell::Ms(ms), parse_lithe_kernels(&c.stdout)),
+            None => (Cell::NA("no median in lite-cli output".into()), None),
         },
-        Ok(c) => Cell::NA(last_line(&c.stderr)),
-        Err(e) => Cell::NA(e.to_string()),
+        Ok(c) => (Cell::NA(last_line(&c.stderr)), None),
+        Err(e) => (Cell::NA(e.to_string()), None),
     }
 }
 
@@ -429,16 +439,19 @@ fn shell_line(cmd: &mut Command) -> Option<String> {
     o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
+/// The CPU model and its SIMD extensions that matter here, from `/proc/cpuinfo`.
 fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
+    };
+    let model = field("model name").unwrap_or_else(|| "unknown CPU".into());
+    let flags = field("flags").unwrap_or_default();
+    let simd: Vec<&str> = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"]
+        .into_iter()
+        .filter(|f| flags.split_whitespace().any(|x| x == *f))
+        .collect();
+    if simd.is_empty() { model } else { format!("{model} ({})", simd.join(", ")) }
 }
 
 fn git_commit(root: &Path) -> String {
@@ -451,7 +464,12 @@ fn git_commit(root: &Path) -> String {
 }
 
 fn command_line() -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .map(
+            |a| if a.contains([' ', '"', '\'', ';', '(', ')']) { format!("'{}'", a.replace('\'', "'\\''")) } else { a },
+        )
+        .collect();
     format!("cargo xtask {}", args.join(" "))
 }
 
@@ -548,6 +566,7 @@ struct Report {
     note: Option<String>,
     versions: BTreeMap<String, String>,
     tract_version: Option<String>,
+    lithe_kernels: Option<String>,
     warmup: usize,
     repeats: usize,
     export_failed: BTreeMap<String, String>,
@@ -574,6 +593,11 @@ impl Report {
         let _ = writeln!(s, "- machine: {}, {} core(s) available", self.cpu, self.cores);
         let _ = writeln!(s, "- command: `{}`", self.command);
         let _ = writeln!(s, "- Lithe commit: {}", self.commit);
+        let _ = writeln!(
+            s,
+            "- Lithe kernels (as `lite-cli bench` reports them): {}",
+            self.lithe_kernels.as_deref().unwrap_or("unknown")
+        );
         let _ = writeln!(
             s,
             "- conditions: {}",
@@ -612,6 +636,7 @@ mod tests {
         assert_eq!(parse_lithe_median(out), Some(12.345));
         assert_eq!(parse_lithe_median("nothing here"), None);
         assert_eq!(parse_lithe_median("latency ms: median abc"), None);
+        assert_eq!(parse_lithe_kernels(out).as_deref(), Some("avx512"));
     }
 
     #[test]
