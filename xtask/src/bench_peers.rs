@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Packages of the benchmark venv (torch from PyPI: it pulls CUDA wheels it never uses on a CPU
-/// machine, paid once since the venv is cached in `target/`).
+/// Packages of the benchmark venv. torch comes from PyPI, whose Linux wheel pulls the nvidia-*
+/// CUDA wheels (about 3 GB) it never uses here: installed with `--no-deps` it does not even import
+/// (`libcudart.so.13` missing), so they are paid once and the venv is cached in `target/`.
 const PACKAGES: &[&str] =
     &["torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "numpy", "ncnn", "pnnx", "MNN"];
 /// The venv's name under `target/`.
@@ -556,6 +557,32 @@ impl Table {
     }
 }
 
+/// How each engine is set up, for the report.
+const METHOD: &str = "\
+## How each engine runs
+
+- **Lithe**: `lite-cli bench MODEL.onnx --threads N --warmup W --repeats R` (release build), which \
+imports the ONNX file and runs the default optimization passes in memory; the median is parsed from \
+its output.
+- **onnxruntime**: `InferenceSession` on the ONNX file, CPU provider, `intra_op_num_threads=N`, \
+`inter_op_num_threads=1`, sequential execution, all graph optimizations.
+- **LiteRT**: the torch model converted with `litert_torch.convert` (in its own venv, since \
+litert-torch pins its own torch), run by the `ai-edge-litert` interpreter with `num_threads=N` \
+(XNNPACK delegate by default); the input stays NCHW as in torch.
+- **ncnn**: the ONNX file converted by `pnnx` with `fp16=0`, run by the `ncnn` Python bindings with \
+`num_threads=N`, Vulkan off and fp16/bf16 storage and arithmetic off (f32 like the others); one \
+extractor per run.
+- **MNN**: the ONNX file converted by `mnnconvert`, run through an `Interpreter` session with \
+`numThread=N`, CPU backend, precision `high`; each run reads the output back.
+- **tract**: `xtask/tract-bench` (tract-onnx from crates.io, its own cargo workspace): the ONNX \
+file with the input fixed to 1x3x224x224 f32, `into_optimized().into_runnable()`; tract runs on \
+the calling thread only.
+
+Timings include only the run call (inputs are set up before); conversions are cached in \
+`target/bench-peers/`.
+
+";
+
 /// Everything `docs/benchmarks.md` says.
 struct Report {
     date: String,
@@ -588,6 +615,7 @@ impl Report {
              (tract runs on one thread only).\n",
             self.repeats, self.warmup
         );
+        s.push_str(METHOD);
         let _ = writeln!(s, "## Run\n");
         let _ = writeln!(s, "- date: {}", self.date);
         let _ = writeln!(s, "- machine: {}, {} core(s) available", self.cpu, self.cores);
