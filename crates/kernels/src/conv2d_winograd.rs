@@ -361,7 +361,7 @@ impl Conv2dWinograd {
                         nt,
                         ci,
                         GemmInput::Packed(&self.packed[xi]),
-                        GemmInput::Strided(MatRef::row_major(&vbuf[xi * ci * tb..][..ci * tb], ci, tb)?),
+                        GemmInput::Strided(MatRef::new(&vbuf[xi * ci * tb..][..ci * tb], ci, nt, tb, 1)?),
                         &mut mbuf[xi * co * tb..][..co * tb],
                         tb,
                         &GemmEpilogue::default(),
