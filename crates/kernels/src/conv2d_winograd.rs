@@ -129,9 +129,26 @@ fn invert(a: &[f64], n: usize) -> Vec<f64> {
 /// Pick a Winograd tile for a 3x3 stride-1 conv of output `out_h x out_w`, or `None` when
 /// im2col + GEMM is expected to be faster.
 ///
-/// Thresholds on output tiles per thread follow Paddle Lite (F(2,3) below 16, F(4,3) below 36,
-/// else F(6,3)); channel counts below 8 go to im2col + GEMM (the transforms dominate).
+/// Measured (benches/conv3x3.rs in lithe-kernels-x86, AVX-512, 1 thread): with the current
+/// scalar transforms im2col + GEMM is faster on every ResNet/VGG shape tried (64ch 56x56 to
+/// 512ch 7x7), so this returns `None` unless `LITHE_WINOGRAD=1` is set. Then the tile follows
+/// Paddle Lite's rule on output tiles per thread (F(2,3) below 16, F(4,3) below 36, else
+/// F(6,3)), with `None` below 8 channels where the transforms dominate.
 pub fn choose_tile(out_h: usize, out_w: usize, c_in: usize, c_out: usize, threads: usize) -> Option<WinogradTile> {
+    if std::env::var_os("LITHE_WINOGRAD").is_none_or(|v| v != "1") {
+        return None;
+    }
+    tile_by_tiles_per_thread(out_h, out_w, c_in, c_out, threads)
+}
+
+/// Paddle Lite's tile rule (see [`choose_tile`]), without the measured gate.
+pub fn tile_by_tiles_per_thread(
+    out_h: usize,
+    out_w: usize,
+    c_in: usize,
+    c_out: usize,
+    threads: usize,
+) -> Option<WinogradTile> {
     if c_in < 8 || c_out < 8 || out_h < 2 || out_w < 2 {
         return None;
     }

@@ -9,7 +9,7 @@
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AutoPad, ConvAttrs, Epilogue, Op};
 use lithe_kernels::KernelError;
-use lithe_kernels::conv2d_winograd::{Conv2dWinograd, WinogradTile, choose_tile};
+use lithe_kernels::conv2d_winograd::{Conv2dWinograd, WinogradTile, tile_by_tiles_per_thread};
 use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, Residual};
 use lithe_kernels::reference;
 use proptest::prelude::*;
@@ -209,7 +209,8 @@ fn rejected_geometries_and_bad_lengths() {
 
 #[test]
 fn choose_tile_grows_with_the_output() {
-    assert_eq!(choose_tile(56, 56, 64, 64, 1), Some(WinogradTile::F6x3));
-    assert_eq!(choose_tile(5, 5, 64, 64, 1), Some(WinogradTile::F2x3));
-    assert_eq!(choose_tile(56, 56, 3, 64, 1), None);
+    assert_eq!(tile_by_tiles_per_thread(56, 56, 64, 64, 1), Some(WinogradTile::F6x3));
+    assert_eq!(tile_by_tiles_per_thread(14, 14, 64, 64, 1), Some(WinogradTile::F4x3));
+    assert_eq!(tile_by_tiles_per_thread(5, 5, 64, 64, 1), Some(WinogradTile::F2x3));
+    assert_eq!(tile_by_tiles_per_thread(56, 56, 3, 64, 1), None);
 }
