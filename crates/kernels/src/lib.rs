@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod conv2d_gemm;
+pub mod conv2d_winograd;
 mod error;
 pub mod fast;
 pub mod fully_connected_gemm;
