@@ -19,11 +19,14 @@ pub use f32_gemm_neon::F32Gemm8x12Neon;
 /// Every f32 GEMM microkernel of this crate the running CPU supports, best first (ignores
 /// `LITHE_KERNELS`; for tests and benchmarks). Empty off AArch64.
 pub fn available_f32_gemm() -> Vec<&'static dyn F32GemmMicrokernel> {
-    #[allow(unused_mut)]
-    let mut v: Vec<&'static dyn F32GemmMicrokernel> = Vec::new();
     #[cfg(target_arch = "aarch64")]
-    v.push(F32Gemm8x12Neon::get());
-    v
+    {
+        vec![F32Gemm8x12Neon::get() as &'static dyn F32GemmMicrokernel]
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        Vec::new()
+    }
 }
 
 /// The best f32 GEMM microkernel for this CPU, or `None` when only the generic kernel of
