@@ -51,7 +51,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let status = cmd.status().context("running cargo test")?;
     let secs = start.elapsed().as_secs_f64();
     if !status.success() {
-        bail!("test-arm: FAILED ({status}) after {secs:.0} s: cargo test --target {TARGET} -p {}", PACKAGES.join(" -p "));
+        bail!(
+            "test-arm: FAILED ({status}) after {secs:.0} s: cargo test --target {TARGET} -p {}",
+            PACKAGES.join(" -p ")
+        );
     }
     eprintln!("test-arm: OK, {} passed on {TARGET} under qemu in {secs:.0} s", PACKAGES.join(", "));
     Ok(())
