@@ -10,7 +10,8 @@ const LINKER: &str = "aarch64-linux-gnu-gcc";
 const SYSROOT: &str = "/usr/aarch64-linux-gnu";
 /// Crates whose tests run under qemu.
 const PACKAGES: [&str; 3] = ["lithe-kernels", "lithe-kernels-arm", "lithe-runtime"];
-/// Proptest cases per property under qemu (emulation is roughly 10-50x slower than native).
+/// `PROPTEST_CASES` under qemu (emulation is much slower than native); it applies to property
+/// tests using proptest's default case count, not to those with an explicit `with_cases`.
 const QEMU_PROPTEST_CASES: &str = "16";
 
 /// Options of `cargo xtask test-arm`.
