@@ -7,6 +7,7 @@ mod conformance;
 mod golden;
 mod models;
 mod python;
+mod test_arm;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ enum Cmd {
     Models(models::Args),
     /// Run the ONNX backend node tests for every op Lithe claims.
     OnnxConformance(conformance::Args),
+    /// Cross-compile the kernel crates and the runtime for aarch64 and run their tests under qemu.
+    TestArm(test_arm::Args),
 }
 
 /// The workspace root.
@@ -47,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Golden(a) => golden::run(a),
         Cmd::Models(a) => models::run(a),
         Cmd::OnnxConformance(a) => conformance::run(a),
+        Cmd::TestArm(a) => test_arm::run(a),
     }
 }

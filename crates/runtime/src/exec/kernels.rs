@@ -32,8 +32,19 @@ pub fn kernel_set() -> KernelSet {
     })
 }
 
-/// The best SIMD GEMM microkernel for this CPU, if any (`None` off x86-64 until the ARM
-/// kernels land).
+/// The best SIMD GEMM microkernel for this CPU, if any: the x86 kernels on x86-64, the NEON
+/// kernels on AArch64, `None` elsewhere.
 fn native_f32_gemm() -> Option<&'static dyn F32GemmMicrokernel> {
-    lithe_kernels_x86::detect_f32_gemm()
+    #[cfg(target_arch = "x86_64")]
+    {
+        lithe_kernels_x86::detect_f32_gemm()
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        lithe_kernels_arm::detect_f32_gemm()
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        None
+    }
 }
