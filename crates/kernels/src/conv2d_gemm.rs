@@ -260,8 +260,10 @@ pub fn im2col_nchw(x: &[f32], channels: usize, s: &Conv2dShape, kernel_hw: [usiz
     }
 }
 
-/// The PReLU slope as one value per output channel.
-fn per_channel_slope(s: &Tensor, c_out: usize) -> Result<Vec<f32>, KernelError> {
+/// A Conv's PReLU slope as one value per output channel: one value for all, or `c_out` values
+/// shaped `[c_out, 1, 1]` or `[1, c_out, 1, 1]`; any other shape is unsupported by the fast
+/// conv paths.
+pub fn per_channel_slope(s: &Tensor, c_out: usize) -> Result<Vec<f32>, KernelError> {
     let v = s.view_in_place::<f32>().ok_or_else(|| unsupported(format!("PRelu slope has dtype {}", s.dtype())))?;
     let values: Vec<f32> = v.iter().copied().collect();
     let shape = v.shape();

@@ -11,7 +11,7 @@
 //! `w = V⁻¹ [(G g) ⊙ (E u)]`; its transpose is correlation, so `Aᵀ = Eᵀ`, `Bᵀ = V⁻ᵀ`.
 
 use crate::KernelError;
-use crate::conv2d_gemm::Conv2dShape;
+use crate::conv2d_gemm::{Conv2dShape, per_channel_slope};
 use crate::fast::activation::FastActivation;
 use crate::gemm::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, Residual, sgemm};
 use lithe_ir::Tensor;
@@ -518,19 +518,6 @@ struct Geometry {
     ow: usize,
     pad: [usize; 2],
     tiles_x: usize,
-}
-
-/// The PReLU slope as one value per output channel.
-fn per_channel_slope(s: &Tensor, c_out: usize) -> Result<Vec<f32>, KernelError> {
-    let v = s.view_in_place::<f32>().ok_or_else(|| unsupported(format!("PRelu slope has dtype {}", s.dtype())))?;
-    let values: Vec<f32> = v.iter().copied().collect();
-    let shape = v.shape();
-    let channel_shaped = matches!(shape, [c, 1, 1] | [1, c, 1, 1] if *c == c_out);
-    match values.len() {
-        1 => Ok(vec![values[0]; c_out]),
-        n if n == c_out && channel_shaped => Ok(values),
-        _ => Err(unsupported(format!("PRelu slope of shape {shape:?} is not per channel"))),
-    }
 }
 
 fn invalid(detail: String) -> KernelError {

@@ -55,3 +55,53 @@ fn two_threads_match_one() {
         assert!(max_abs_diff(&a, &b) <= 1e-4 * scale, "{case}: 2 threads differ from 1");
     }
 }
+
+/// Depthwise convs, with and without bias, with and without PReLU, run on the direct kernels
+/// and agree with the reference kernels.
+#[test]
+fn depthwise_convs_run_on_the_direct_kernels() {
+    use lithe_ir::DType;
+    use lithe_ir::builder::GraphBuilder;
+    use lithe_ir::op::{Activation, ConvAttrs, Epilogue, Op};
+    let c = 6;
+    let x =
+        Tensor::from_vec(&[1, c, 9, 11], (0..c * 99).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect()).unwrap();
+    let w = Tensor::from_vec(&[c, 1, 3, 3], (0..c * 9).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect()).unwrap();
+    for (bias, prelu) in [(false, false), (true, false), (false, true)] {
+        let mut b = GraphBuilder::new("dw");
+        let input = b.input("x", DType::F32, &[1, c, 9, 11]);
+        let attrs = ConvAttrs {
+            pads: vec![1, 1, 1, 1],
+            group: c,
+            epilogue: Epilogue {
+                residual: false,
+                activation: if prelu { Activation::PRelu } else { Activation::None },
+            },
+            ..ConvAttrs::default()
+        };
+        let wv = b.constant("w", w.clone());
+        let bv =
+            bias.then(|| b.constant("b", Tensor::from_vec(&[c], (0..c).map(|i| i as f32 / 4.0).collect()).unwrap()));
+        let sv =
+            prelu.then(|| b.constant("s", Tensor::from_vec(&[c, 1, 1], vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6]).unwrap()));
+        let y = b.node_with(Op::Conv(attrs), &[Some(input), Some(wv), bv, None, sv], 1).unwrap()[0];
+        b.output(y);
+        let g = b.finish().unwrap();
+        let mut fast = Predictor::new(g.clone()).unwrap();
+        let kernels: Vec<String> = fast.node_kernels().into_iter().map(|(_, k)| k).collect();
+        assert_eq!(kernels, ["f32_dwconv_3x3/direct"], "bias {bias}, prelu {prelu}");
+        let got = fast.run_with(vec![x.clone()]).unwrap().remove(0);
+        let ins: Vec<Option<&Tensor>> = vec![Some(&x), Some(&w)];
+        let node = g.node(g.outputs()[0].node);
+        let consts: Vec<Option<Tensor>> = g
+            .node_inputs(g.outputs()[0].node)
+            .into_iter()
+            .skip(2)
+            .map(|o| o.and_then(|o| g.const_value(o).cloned()))
+            .collect();
+        let mut all = ins;
+        all.extend(consts.iter().map(Option::as_ref));
+        let want = lithe_kernels::reference::eval(&node.op, &all, 1).unwrap().remove(0);
+        assert!(max_abs_diff(&got, &want) < 1e-5, "bias {bias}, prelu {prelu}");
+    }
+}

@@ -5,7 +5,7 @@ use crate::plan::{Plan, Source, Step};
 use lithe_ir::op::{Activation, AvgPoolAttrs, ConvAttrs, PoolAttrs};
 use lithe_ir::{Graph, Op, Outlet, Tensor};
 use lithe_kernels::KernelError;
-use lithe_kernels::conv2d_gemm::Conv2dGemm;
+use lithe_kernels::conv2d_gemm::{Conv2dGemm, per_channel_slope};
 use lithe_kernels::fast;
 use lithe_kernels::fully_connected_gemm::FullyConnectedGemm;
 use lithe_kernels::gemm::Residual;
@@ -392,21 +392,17 @@ fn depthwise(attrs: &ConvAttrs, w: &Tensor, b: Option<&Tensor>, slope: Option<&T
     }
     let values = |t: &Tensor| -> Option<Vec<f32>> { Some(t.view_in_place::<f32>()?.iter().copied().collect()) };
     let slope = match (&attrs.epilogue.activation, slope) {
-        (Activation::PRelu, Some(s)) => match values(s) {
-            Some(v) if v.len() == 1 || (v.len() == channels && matches!(s.shape(), [_, 1, 1] | [1, _, 1, 1])) => {
-                Some(v)
-            }
-            _ => return Prepared::Conv(gemm),
+        (Activation::PRelu, Some(s)) => match per_channel_slope(s, channels) {
+            Ok(v) => Some(v),
+            Err(_) => return Prepared::Conv(gemm),
         },
         _ => None,
     };
-    let (Some(weights), Some(bias)) = (values(w), b.map(values)) else {
-        return Prepared::Conv(gemm);
-    };
-    let bias = match (b, bias) {
-        (None, _) => None,
-        (Some(_), Some(v)) if v.len() == channels => Some(v),
-        _ => return Prepared::Conv(gemm),
+    let Some(weights) = values(w) else { return Prepared::Conv(gemm) };
+    let bias = match b.map(values) {
+        None => None,
+        Some(Some(v)) if v.len() == channels => Some(v),
+        Some(_) => return Prepared::Conv(gemm),
     };
     Prepared::Depthwise(Box::new(Depthwise {
         attrs: attrs.clone(),
