@@ -178,6 +178,15 @@ impl Predictor {
             .collect()
     }
 
+    /// Run the following runs on `threads` worker threads (0: one per CPU core). The thread
+    /// pool is rebuilt by the next run; the arena and packed weights are kept.
+    pub fn set_threads(&mut self, threads: usize) {
+        if threads != self.options.threads {
+            self.options.threads = threads;
+            self.pool = None;
+        }
+    }
+
     /// Time every node of the following runs (a clock read per node; off by default).
     pub fn set_profiling(&mut self, on: bool) {
         self.step_times = on.then(Vec::new);

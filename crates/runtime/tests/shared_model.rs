@@ -50,9 +50,13 @@ fn two_threads_match_one() {
         let mut one = Predictor::with_options(g.clone(), PredictorOptions::default().with_threads(1)).unwrap();
         let mut two = Predictor::with_options(g, PredictorOptions::default().with_threads(2)).unwrap();
         let a = one.run_with(vec![x.clone()]).unwrap().remove(0);
-        let b = two.run_with(vec![x]).unwrap().remove(0);
+        let b = two.run_with(vec![x.clone()]).unwrap().remove(0);
         let scale = a.to_f32_vec().iter().fold(1f32, |m, v| m.max(v.abs()));
         assert!(max_abs_diff(&a, &b) <= 1e-4 * scale, "{case}: 2 threads differ from 1");
+        one.set_threads(2);
+        let c = one.run_with(vec![x]).unwrap().remove(0);
+        assert_eq!(one.threads(), 2);
+        assert!(max_abs_diff(&a, &c) <= 1e-4 * scale, "{case}: set_threads(2) differs from 1 thread");
     }
 }
 
