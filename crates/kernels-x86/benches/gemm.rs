@@ -98,5 +98,30 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The microkernel alone on L1-resident panels (`k = 128`): the ceiling the driver's cache
+/// blocking and packing can approach, to tell kernel limits from memory limits.
+fn microkernel_ceiling(c: &mut Criterion) {
+    let mut g = c.benchmark_group("microkernel_l1");
+    g.sample_size(20);
+    for kern in available_f32_gemm() {
+        let (mr, nr, k) = (kern.mr(), kern.nr(), 128usize);
+        let a: Vec<f32> = (0..k * mr).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+        let b: Vec<f32> = (0..k * nr).map(|i| ((i % 5) as f32 - 2.0) * 0.01).collect();
+        let mut out = vec![0f32; mr * nr];
+        let calls = 64u64;
+        g.throughput(Throughput::Elements(2 * (mr * nr * k) as u64 * calls));
+        g.bench_function(kern.name(), |bch| {
+            bch.iter(|| {
+                for _ in 0..calls {
+                    let mut tile = TileOut::new(&mut out, nr, mr, nr).expect("tile");
+                    kern.run(k, &a, &b, &mut tile, &TileEpilogue::plain(false));
+                }
+                black_box(&mut out);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, microkernel_ceiling);
 criterion_main!(benches);

@@ -7,19 +7,8 @@ use lithe_ir::op::{Activation, ConvAttrs, Epilogue};
 use lithe_kernels::conv2d_gemm::Conv2dGemm;
 use lithe_kernels::conv2d_winograd::{Conv2dWinograd, WinogradTile};
 use lithe_kernels::gemm::Residual;
+use lithe_kernels::gemm::conformance::seeded_values as values;
 use lithe_kernels_x86::available_f32_gemm;
-
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 #[test]
 fn winograd_matches_im2col_on_every_kernel() {

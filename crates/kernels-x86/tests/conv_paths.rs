@@ -6,31 +6,14 @@ use lithe_ir::op::{Activation, AutoPad, ConvAttrs, Epilogue, FcAttrs, Op};
 use lithe_kernels::conv2d_gemm::Conv2dGemm;
 use lithe_kernels::fully_connected_gemm::FullyConnectedGemm;
 use lithe_kernels::gemm::Residual;
+use lithe_kernels::gemm::conformance::{all_activations, seeded_values};
 use lithe_kernels::reference;
 use lithe_kernels_x86::available_f32_gemm;
 use proptest::prelude::*;
 
 fn tensor(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut s = seed | 1;
-    let data = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(shape, data).unwrap()
+    Tensor::from_vec(shape, seeded_values(shape.iter().product(), seed)).unwrap()
 }
-
-const ACTIVATIONS: [Activation; 5] = [
-    Activation::None,
-    Activation::Relu,
-    Activation::Clip { min: 0.0, max: 0.5 },
-    Activation::LeakyRelu { alpha: 0.1 },
-    Activation::HardSwish,
-];
 
 fn close(got: &[f32], want: &[f32], scale: f32) -> Result<(), TestCaseError> {
     prop_assert_eq!(got.len(), want.len());
@@ -46,7 +29,7 @@ proptest! {
     #[test]
     fn conv_on_every_simd_kernel_matches_the_reference(
         groups in 1usize..=2, cg in 1usize..=20, mg in 1usize..=40, h in 1usize..=15, w in 1usize..=15,
-        k in 1usize..=3, stride in 1usize..=2, pad in 0usize..=1, residual: bool, act in 0usize..5, seed: u64,
+        k in 1usize..=3, stride in 1usize..=2, pad in 0usize..=1, residual: bool, act in 0usize..9, seed: u64,
     ) {
         prop_assume!(h + 2 * pad >= k && w + 2 * pad >= k);
         let attrs = ConvAttrs {
@@ -56,17 +39,19 @@ proptest! {
             pads: vec![pad; 4],
             auto_pad: AutoPad::NotSet,
             group: groups,
-            epilogue: Epilogue { residual, activation: ACTIVATIONS[act] },
+            epilogue: Epilogue { residual, activation: all_activations()[act] },
         };
         let x = tensor(&[1, groups * cg, h, w], seed);
         let wt = tensor(&[groups * mg, cg, k, k], seed ^ 1);
         let b = tensor(&[groups * mg], seed ^ 2);
         let plain = reference::conv::conv(&ConvAttrs { epilogue: Epilogue::default(), ..attrs.clone() }, &x, &wt, None)?;
         let r = residual.then(|| tensor(plain.shape(), seed ^ 3));
-        let want = reference::eval(&Op::Conv(attrs.clone()), &[Some(&x), Some(&wt), Some(&b), r.as_ref()], 1)?.remove(0);
+        let slope = matches!(attrs.epilogue.activation, Activation::PRelu).then(|| tensor(&[groups * mg, 1, 1], seed ^ 4));
+        let inputs = [Some(&x), Some(&wt), Some(&b), r.as_ref(), slope.as_ref()];
+        let want = reference::eval(&Op::Conv(attrs.clone()), &inputs, 1)?.remove(0);
         let rv = r.as_ref().map(Tensor::to_f32_vec);
         for kernel in available_f32_gemm() {
-            let prepared = Conv2dGemm::prepare(kernel, &attrs, &wt, Some(&b), None)?;
+            let prepared = Conv2dGemm::prepare(kernel, &attrs, &wt, Some(&b), slope.as_ref())?;
             let mut y = vec![f32::NAN; want.len()];
             let res = rv.as_deref().map_or(Residual::None, Residual::Separate);
             prepared.run(&x.to_f32_vec(), x.shape(), res, &mut y, &mut Vec::new(), 1)?;
@@ -76,15 +61,16 @@ proptest! {
 
     #[test]
     fn fully_connected_on_every_simd_kernel_matches_the_reference(
-        rows in 1usize..=20, k in 1usize..=70, n in 1usize..=70, act in 0usize..5, seed: u64,
+        rows in 1usize..=20, k in 1usize..=70, n in 1usize..=70, act in 0usize..9, seed: u64,
     ) {
-        let attrs = FcAttrs { activation: ACTIVATIONS[act] };
+        let attrs = FcAttrs { activation: all_activations()[act] };
         let x = tensor(&[rows, k], seed);
         let w = tensor(&[k, n], seed ^ 1);
         let b = tensor(&[n], seed ^ 2);
-        let want = reference::eval(&Op::FullyConnected(attrs), &[Some(&x), Some(&w), Some(&b)], 1)?.remove(0);
+        let slope = matches!(attrs.activation, Activation::PRelu).then(|| tensor(&[n], seed ^ 3));
+        let want = reference::eval(&Op::FullyConnected(attrs), &[Some(&x), Some(&w), Some(&b), slope.as_ref()], 1)?.remove(0);
         for kernel in available_f32_gemm() {
-            let prepared = FullyConnectedGemm::prepare(kernel, &attrs, &w, Some(&b), None)?;
+            let prepared = FullyConnectedGemm::prepare(kernel, &attrs, &w, Some(&b), slope.as_ref())?;
             let mut y = vec![f32::NAN; rows * n];
             prepared.run(&x.to_f32_vec(), x.shape(), &mut y, 2)?;
             close(&y, &want.to_f32_vec(), k as f32 + 2.0)?;

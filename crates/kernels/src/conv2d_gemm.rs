@@ -51,6 +51,43 @@ pub struct Conv2dShape {
     pub windows: [AxisWindow; 2],
 }
 
+impl Conv2dShape {
+    /// Check the buffers of one conv run against this geometry: `x` holds `batch x c_in x H x W`
+    /// values, `y` `batch x c_out x OH x OW`, and the residual agrees with the epilogue
+    /// (`fused_residual`): a separate residual has `y`'s length, none is given unless fused.
+    pub fn check_buffers(
+        &self,
+        c_in: usize,
+        c_out: usize,
+        fused_residual: bool,
+        x: &[f32],
+        residual: Residual<'_>,
+        y: &[f32],
+    ) -> Result<(), KernelError> {
+        let [h, w] = self.input_hw;
+        let in_len = self.batch * c_in * h * w;
+        let out_len = self.batch * c_out * self.output_hw[0] * self.output_hw[1];
+        if x.len() != in_len {
+            return Err(invalid(format!(
+                "input has {} elements, shape [{}, {c_in}, {h}, {w}] needs {in_len}",
+                x.len(),
+                self.batch
+            )));
+        }
+        if y.len() != out_len {
+            return Err(invalid(format!("output has {} elements, expected {out_len}", y.len())));
+        }
+        match (fused_residual, residual) {
+            (true, Residual::Separate(r)) if r.len() != out_len => {
+                Err(invalid(format!("residual has {} elements, expected {out_len}", r.len())))
+            }
+            (true, Residual::Separate(_) | Residual::InOutput) | (false, Residual::None) => Ok(()),
+            (true, Residual::None) => Err(invalid("a fused residual needs input 3".into())),
+            (false, _) => Err(invalid("input 3 is set but no residual is fused".into())),
+        }
+    }
+}
+
 impl Conv2dGemm {
     /// Pack `w` (`C_out x C_in/group x KH x KW`) for `kernel`. `b` is the optional bias
     /// (`C_out`), `slope` the PReLU slope when the epilogue's activation is PReLU (one value,
@@ -156,22 +193,7 @@ impl Conv2dGemm {
         let s = self.shape_for(x_shape)?;
         let [h, w] = s.input_hw;
         let out_size = s.output_hw[0] * s.output_hw[1];
-        let in_len = s.batch * self.c_in * h * w;
-        let out_len = s.batch * self.c_out * out_size;
-        if x.len() != in_len {
-            return Err(invalid(format!("input has {} elements, shape {x_shape:?} needs {in_len}", x.len())));
-        }
-        if y.len() != out_len {
-            return Err(invalid(format!("output has {} elements, expected {out_len}", y.len())));
-        }
-        match (self.attrs.epilogue.residual, residual) {
-            (true, Residual::Separate(r)) if r.len() != out_len => {
-                return Err(invalid(format!("residual has {} elements, expected {out_len}", r.len())));
-            }
-            (true, Residual::Separate(_) | Residual::InOutput) | (false, Residual::None) => {}
-            (true, Residual::None) => return Err(invalid("a fused residual needs input 3".into())),
-            (false, _) => return Err(invalid("input 3 is set but no residual is fused".into())),
-        }
+        s.check_buffers(self.c_in, self.c_out, self.attrs.epilogue.residual, x, residual, y)?;
         let group = self.attrs.group;
         let (cg, mg, depth) = (self.c_in / group, self.c_out / group, self.depth());
         let pointwise = self.is_pointwise(&s);

@@ -331,22 +331,7 @@ impl Conv2dWinograd {
         let [h, w] = s.input_hw;
         let [oh, ow] = s.output_hw;
         let out_size = oh * ow;
-        let in_len = s.batch * self.c_in * h * w;
-        let out_len = s.batch * self.c_out * out_size;
-        if x.len() != in_len {
-            return Err(invalid(format!("input has {} elements, shape {x_shape:?} needs {in_len}", x.len())));
-        }
-        if y.len() != out_len {
-            return Err(invalid(format!("output has {} elements, expected {out_len}", y.len())));
-        }
-        match (self.attrs.epilogue.residual, residual) {
-            (true, Residual::Separate(r)) if r.len() != out_len => {
-                return Err(invalid(format!("residual has {} elements, expected {out_len}", r.len())));
-            }
-            (true, Residual::Separate(_) | Residual::InOutput) | (false, Residual::None) => {}
-            (true, Residual::None) => return Err(invalid("a fused residual needs input 3".into())),
-            (false, _) => return Err(invalid("input 3 is set but no residual is fused".into())),
-        }
+        s.check_buffers(self.c_in, self.c_out, self.attrs.epilogue.residual, x, residual, y)?;
         if out_size == 0 || s.batch == 0 {
             return Ok(());
         }

@@ -5,6 +5,7 @@ use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AutoPad, ConvAttrs, Epilogue, FcAttrs, Op};
 use lithe_kernels::conv2d_gemm::{Conv2dGemm, im2col_nchw};
 use lithe_kernels::fully_connected_gemm::FullyConnectedGemm;
+use lithe_kernels::gemm::conformance::{all_activations, seeded_values as values};
 use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, Residual};
 use lithe_kernels::reference;
 use proptest::prelude::*;
@@ -15,35 +16,8 @@ fn kernel() -> &'static dyn F32GemmMicrokernel {
     &GENERIC
 }
 
-/// Deterministic values in [-1, 1) from a seed.
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 fn tensor(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(shape, values(shape.iter().product(), seed)).unwrap()
-}
-
-fn activations() -> Vec<Activation> {
-    vec![
-        Activation::None,
-        Activation::Relu,
-        Activation::Clip { min: 0.0, max: 0.5 },
-        Activation::LeakyRelu { alpha: 0.1 },
-        Activation::PRelu,
-        Activation::HardSwish,
-        Activation::HardSigmoid { alpha: 0.2, beta: 0.5 },
-        Activation::Sigmoid,
-        Activation::Tanh,
-    ]
 }
 
 fn assert_close(got: &[f32], want: &[f32], scale: f32, what: &str) {
@@ -109,7 +83,7 @@ fn check_conv(c: &ConvCase) -> Result<(), TestCaseError> {
         pads: c.pads.to_vec(),
         auto_pad: AutoPad::NotSet,
         group: c.groups,
-        epilogue: Epilogue { residual: c.residual, activation: activations()[c.activation] },
+        epilogue: Epilogue { residual: c.residual, activation: all_activations()[c.activation] },
     };
     let x = tensor(&[c.batch, c_in, c.hw[0], c.hw[1]], c.seed);
     let w = tensor(&[c_out, c.cg, c.k[0], c.k[1]], c.seed ^ 1);
@@ -150,7 +124,7 @@ proptest! {
     fn fully_connected_matches_the_reference(
         rows in 1usize..=9, k in 1usize..=40, n in 1usize..=37, bias: bool, act in 0usize..9, seed: u64,
     ) {
-        let attrs = FcAttrs { activation: activations()[act] };
+        let attrs = FcAttrs { activation: all_activations()[act] };
         let x = tensor(&[rows, k], seed);
         let w = tensor(&[k, n], seed ^ 1);
         let b = bias.then(|| tensor(&[n], seed ^ 2));

@@ -10,6 +10,7 @@ use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AutoPad, ConvAttrs, Epilogue, Op};
 use lithe_kernels::KernelError;
 use lithe_kernels::conv2d_winograd::{Conv2dWinograd, WinogradTile, tile_by_tiles_per_thread};
+use lithe_kernels::gemm::conformance::{all_activations, seeded_values as values};
 use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, Residual};
 use lithe_kernels::reference;
 use proptest::prelude::*;
@@ -30,34 +31,8 @@ fn eps(tile: WinogradTile) -> f32 {
     }
 }
 
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 fn tensor(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(shape, values(shape.iter().product(), seed)).unwrap()
-}
-
-fn activations() -> Vec<Activation> {
-    vec![
-        Activation::None,
-        Activation::Relu,
-        Activation::Clip { min: 0.0, max: 0.5 },
-        Activation::LeakyRelu { alpha: 0.1 },
-        Activation::PRelu,
-        Activation::HardSwish,
-        Activation::HardSigmoid { alpha: 0.2, beta: 0.5 },
-        Activation::Sigmoid,
-        Activation::Tanh,
-    ]
 }
 
 fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
@@ -113,7 +88,7 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         pads: c.pads.to_vec(),
         auto_pad: AutoPad::NotSet,
         group: 1,
-        epilogue: Epilogue { residual: c.residual, activation: activations()[c.activation] },
+        epilogue: Epilogue { residual: c.residual, activation: all_activations()[c.activation] },
     };
     let x = tensor(&[c.batch, c.c_in, c.hw[0], c.hw[1]], c.seed);
     let w = tensor(&[c.c_out, c.c_in, 3, 3], c.seed ^ 1);

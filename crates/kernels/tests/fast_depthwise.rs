@@ -9,32 +9,10 @@ use lithe_kernels::fast::{
     DwPads, DwParams, FastActivation, depthwise_conv2d_nchw, f32_dwconv_3x3s1, f32_dwconv_3x3s2, f32_dwconv_5x5s1,
     f32_dwconv_5x5s2, supports,
 };
+use lithe_kernels::gemm::conformance::{all_activations, seeded_values as values};
 use lithe_kernels::reference::conv::conv;
 use lithe_kernels::reference::epilogue::apply_epilogue;
 use proptest::prelude::*;
-
-/// Deterministic values in [-1, 1) from a seed.
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-const ACTIVATIONS: [Activation; 9] = [
-    Activation::None,
-    Activation::Relu,
-    Activation::Clip { min: -0.25, max: 0.5 },
-    Activation::LeakyRelu { alpha: 0.1 },
-    Activation::PRelu,
-    Activation::HardSwish,
-    Activation::HardSigmoid { alpha: 0.2, beta: 0.5 },
-    Activation::Sigmoid,
-    Activation::Tanh,
-];
 
 /// One test case.
 #[derive(Clone, Debug)]
@@ -150,7 +128,7 @@ fn all_pads_awkward_sizes() {
                     params: params(k, s, pads),
                     bias: seed % 2 == 0,
                     residual: seed % 3 == 0,
-                    act: ACTIVATIONS[seed as usize % ACTIVATIONS.len()],
+                    act: all_activations()[seed as usize % all_activations().len()],
                     per_channel_slope: seed % 4 < 2,
                     threads: 1,
                     seed,
@@ -167,7 +145,7 @@ fn all_pads_awkward_sizes() {
 #[test]
 fn wide_rows_every_activation() {
     for (k, s) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
-        for (i, act) in ACTIVATIONS.iter().enumerate() {
+        for (i, act) in all_activations().iter().enumerate() {
             let p = (i % k, (i + 1) % k, (i + 2) % k, (i + 3) % k);
             check(&Case {
                 n: 2,
@@ -198,7 +176,7 @@ proptest! {
         pads in proptest::array::uniform4(0usize..5),
         bias in any::<bool>(),
         residual in any::<bool>(),
-        act in 0usize..ACTIVATIONS.len(),
+        act in 0usize..all_activations().len(),
         per_channel_slope in any::<bool>(),
         threads in 1usize..=2,
         seed in any::<u64>(),
@@ -208,7 +186,7 @@ proptest! {
             n, c, h, w,
             params: params(k, s, pads.map(|p| p % k)),
             bias, residual,
-            act: ACTIVATIONS[act],
+            act: all_activations()[act],
             per_channel_slope,
             threads,
             seed,

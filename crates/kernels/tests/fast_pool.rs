@@ -5,18 +5,9 @@ use lithe_ir::Tensor;
 use lithe_ir::op::{AvgPoolAttrs, PoolAttrs};
 use lithe_kernels::KernelError;
 use lithe_kernels::fast::{DwPads, PoolParams, f32_avgpool2d, f32_global_avgpool, f32_maxpool2d};
+use lithe_kernels::gemm::conformance::seeded_values as values;
 use lithe_kernels::reference::pool::{average_pool, global_average_pool, max_pool};
 use proptest::prelude::*;
-
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 fn close(got: &[f32], want: &[f32], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");

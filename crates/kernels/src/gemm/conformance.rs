@@ -105,6 +105,12 @@ pub fn all_activations() -> Vec<Activation> {
     ]
 }
 
+/// `n` deterministic values in [-1, 1) from `seed` (xorshift): test data that every kernel
+/// test derives the same way.
+pub fn seeded_values(n: usize, seed: u64) -> Vec<f32> {
+    Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).vec(n)
+}
+
 struct Rng(u64);
 
 impl Rng {
