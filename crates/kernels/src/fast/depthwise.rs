@@ -2,12 +2,12 @@
 //! square 3x3 and 5x5 kernels, stride 1 or 2, dilation 1, per-side padding up to `kernel - 1`,
 //! with bias, residual add and activation fused into the pass that writes each output row.
 //!
-//! Each plane is first copied into a scratch plane whose rows carry their left/right padding as
-//! zeros (stride 2 also splits each row into its even and odd columns, so every tap becomes a
-//! unit-stride slice); rows in the top/bottom padding are one row of zeros. Each output row is
-//! then computed in blocks of 16 columns, each of the `K x K` taps a fixed-length slice, which
-//! LLVM turns into one vector FMA per tap and block, with no border cases. Bias, residual and
-//! activation are applied to the row while it is in L1.
+//! Each plane is first copied into zero-padded scratch "phase planes" (stride 2 splits the
+//! padded plane into its four even/odd row/column phases), laid out so that every output is one
+//! flat index and every tap one constant offset: the whole plane is then a one-dimensional
+//! convolution computed in blocks of 16 outputs, `K x K` vector FMAs per block, with no border
+//! cases and few wasted lanes even on 7x7 planes (see [`plane`]). Bias, residual and activation
+//! are applied while the flat result is copied out, row by row, still in L1.
 //!
 //! On x86-64 with AVX-512F (and FMA) the same code is compiled a second time with those features
 //! enabled and chosen at run time; the portable build is always present and is used elsewhere,
@@ -335,13 +335,13 @@ struct Epi<'a> {
     act: FastActivation<'static>,
 }
 
-/// Per-thread buffers: a row of zeros then the padded plane (see [`plane`]), one padded row
-/// (stride 2), and the geometry they were laid out for.
+/// Per-thread buffers: the phase planes of one input plane (see [`plane`]), the flat output,
+/// and the geometry they were laid out for.
 #[derive(Default)]
 struct Scratch {
-    padded: Vec<f32>,
-    row: Vec<f32>,
-    key: [usize; 6],
+    phases: Vec<f32>,
+    flat_out: Vec<f32>,
+    key: [usize; 8],
 }
 
 /// Run one plane with the chosen instruction set. `x`, `weights`, `out` and the residual have
@@ -357,13 +357,17 @@ fn run_plane(isa: Isa, kind: Kind, x: &[f32], g: &Geom, wt: &[f32], ep: &Epi<'_>
             unsafe { plane_avx512(kind, x, g, wt, ep, out, s) }
         }
         Isa::Generic => match kind {
-            Kind::K3S1 => plane::<3, 1, 9, false>(x, g, wt, ep, out, s),
-            Kind::K3S2 => plane::<3, 2, 9, false>(x, g, wt, ep, out, s),
-            Kind::K5S1 => plane::<5, 1, 25, false>(x, g, wt, ep, out, s),
-            Kind::K5S2 => plane::<5, 2, 25, false>(x, g, wt, ep, out, s),
+            Kind::K3S1 => plane::<3, 1, 9, NATIVE_FMA>(x, g, wt, ep, out, s),
+            Kind::K3S2 => plane::<3, 2, 9, NATIVE_FMA>(x, g, wt, ep, out, s),
+            Kind::K5S1 => plane::<5, 1, 25, NATIVE_FMA>(x, g, wt, ep, out, s),
+            Kind::K5S2 => plane::<5, 2, 25, NATIVE_FMA>(x, g, wt, ep, out, s),
         },
     }
 }
+
+/// Whether the portable build may use `f32::mul_add`: only where FMA is part of the base
+/// instruction set (aarch64's NEON), so it never becomes a libm call.
+const NATIVE_FMA: bool = cfg!(target_arch = "aarch64");
 
 /// [`plane`] compiled with AVX-512F and FMA.
 ///
@@ -387,16 +391,22 @@ fn madd<const FMA: bool>(acc: f32, a: f32, b: f32) -> f32 {
     if FMA { a.mul_add(b, acc) } else { acc + a * b }
 }
 
-/// Lanes per block of output columns: one AVX-512 register of f32.
+/// Lanes per block of outputs: one AVX-512 register of f32.
 const L: usize = 16;
+/// Blocks computed together, so each tap's weight is loaded once per `NB` blocks and `NB`
+/// accumulator chains overlap in the FMA pipeline.
+const NB: usize = 4;
 
-/// One `K x K` stride-`S` plane (`T == K * K`), every output row written once with its epilogue.
+/// One `K x K` stride-`S` plane (`T == K * K`) as a one-dimensional convolution.
 ///
-/// The plane is first copied into `s.padded` with its left and right padding as zeros and
-/// enough zeros after each row that every tap of every block of [`L`] output columns (rounded
-/// up) is inside the row; rows above and below the plane are one shared row of zeros. For
-/// stride 2 each padded row is stored as its even columns then its odd columns, so every tap
-/// reads consecutive elements. Then every output column is "interior": no border cases.
+/// The zero-padded plane is split into `S * S` phase planes (`phase (a, b)` holds padded pixels
+/// `(S r + a, S c + b)`; for stride 1 the one phase is the padded plane itself), each with the
+/// same row stride `rs = ow + (K - 1) / S`. Output `(oy, ox)` then sits at flat index
+/// `f = oy * rs + ox`, and tap `(ky, kx)` reads its phase plane at `f + (ky / S) * rs + kx / S`:
+/// every tap is one constant offset into one buffer, so the whole plane (not each row) is
+/// computed in blocks of [`L`] flat outputs, with no borders and short planes (7x7) wasting few
+/// lanes. The flat outputs with `ox >= ow` are discarded when the epilogue (residual and
+/// activation; the bias starts each sum) writes `out` row by row.
 #[inline(always)]
 fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
     x: &[f32],
@@ -406,132 +416,127 @@ fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
     out: &mut [f32],
     s: &mut Scratch,
 ) {
-    let (h, w, ow) = (g.h, g.w, g.ow);
+    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
     let (pt, pl) = (g.pads.top, g.pads.left);
-    let mut wk = [0f32; T];
-    wk.copy_from_slice(&wt[..T]);
-    let ow_pad = ow.div_ceil(L) * L;
-    // Stride 1: a padded row of `rs` elements, tap `kx` of output `ox` at `ox + kx`.
-    // Stride 2: `half` even columns then `half` odd columns; tap `kx` of output `ox` at
-    // `ox + kx / 2` of the even (kx even) or odd (kx odd) half.
-    let half = ow_pad + (K - 1) / 2;
-    let rs = if S == 1 { (ow_pad + K - 1).max(pl + w) } else { 2 * half };
-    // The zeros (padding, tails, the zero row) sit at the same places for every plane of one
-    // geometry: clear the buffer only when the geometry changes, then overwrite the data.
-    let key = [S, K, h, w, pl, rs];
+    let reach = (K - 1) / S;
+    let rs = ow + reach;
+    let rows = oh + reach;
+    let flat_len = (oh * rs).div_ceil(L) * L;
+    // Every tap of every computed flat output stays inside its phase plane.
+    let phase_len = flat_len + reach * rs + reach;
+    let key = [S, K, h, w, pt, pl, oh, ow];
     if s.key != key {
+        // The zeros (padding, tails) sit at the same places for every plane of one geometry:
+        // clear only when the geometry changes, then overwrite the pixels.
         s.key = key;
-        s.padded.clear();
-        s.padded.resize((h + 1) * rs, 0.0);
-        s.row.clear();
-        s.row.resize(rs, 0.0);
+        s.phases.clear();
+        s.phases.resize(S * S * phase_len, 0.0);
+        s.flat_out.clear();
+        s.flat_out.resize(flat_len, 0.0);
     }
-    let (zero_row, rows_buf) = s.padded.split_at_mut(rs);
-    for (src, dst) in x.chunks_exact(w).zip(rows_buf.chunks_exact_mut(rs)) {
+    for (iy, src) in x.chunks_exact(w).enumerate() {
+        let py = iy + pt;
+        let r = py / S;
+        if r >= rows {
+            continue;
+        }
         if S == 1 {
-            dst[pl..pl + w].copy_from_slice(src);
+            let n = w.min(rs - pl);
+            s.phases[r * rs + pl..][..n].copy_from_slice(&src[..n]);
         } else {
-            // Padded row in `s.row` (zeros outside `pl..pl + w`), then its even and odd columns.
-            let padded_w = (pl + w).min(rs);
-            s.row[pl..padded_w].copy_from_slice(&src[..padded_w - pl]);
-            let (even, odd) = dst.split_at_mut(half);
-            for (pair, (e, o)) in s.row.chunks_exact(2).zip(even.iter_mut().zip(odd.iter_mut())) {
-                *e = pair[0];
-                *o = pair[1];
+            // Padded column `px = ix + pl` goes to phase column `px % 2`, index `px / 2`: for
+            // each parity, consecutive inputs two apart fill consecutive phase columns.
+            for b in 0..2 {
+                let ix0 = (b + 2 - pl % 2) % 2;
+                if ix0 >= w {
+                    continue;
+                }
+                let c0 = (ix0 + pl) / 2;
+                let n = (w - ix0).div_ceil(2).min(rs.saturating_sub(c0));
+                let dst = &mut s.phases[(2 * (py % 2) + b) * phase_len + r * rs + c0..][..n];
+                for (d, v) in dst.iter_mut().zip(src[ix0..].iter().step_by(2)) {
+                    *d = *v;
+                }
             }
         }
     }
-    let (zero_row, rows_buf) = (&*zero_row, &*rows_buf);
-    for (oy, orow) in out.chunks_exact_mut(ow).take(g.oh).enumerate() {
-        let rows: [&[f32]; K] = std::array::from_fn(|ky| match (oy * S + ky).checked_sub(pt).filter(|&iy| iy < h) {
-            Some(iy) => &rows_buf[iy * rs..(iy + 1) * rs],
-            None => zero_row,
-        });
-        let taps: [&[f32]; T] = std::array::from_fn(|t| {
-            let (ky, kx) = (t / K, t % K);
-            let start = if S == 1 { kx } else { (kx % 2) * half + kx / 2 };
-            &rows[ky][start..start + ow_pad]
-        });
-        let residual = ep.residual.map(|r| &r[oy * ow..(oy + 1) * ow]);
-        visit_act(&ep.act, Row::<K, T, FMA> { out: orow, taps: &taps, w: &wk, bias: ep.bias, residual });
+    let mut wk = [0f32; T];
+    wk.copy_from_slice(&wt[..T]);
+    let offsets: [usize; T] = std::array::from_fn(|t| {
+        let (ky, kx) = (t / K, t % K);
+        (S * (ky % S) + kx % S) * phase_len + (ky / S) * rs + kx / S
+    });
+    flat_conv::<T, FMA>(&s.phases, &offsets, &wk, ep.bias, &mut s.flat_out);
+    visit_act(&ep.act, Rows { flat: &s.flat_out, rs, out, ow, residual: ep.residual });
+}
+
+/// `y[f] = bias + sum_t w[t] * q[f + offsets[t]]` for every `f < y.len()` (a multiple of
+/// [`L`]); every `offsets[t] + y.len()` is at most `q.len()`.
+#[inline(always)]
+fn flat_conv<const T: usize, const FMA: bool>(q: &[f32], offsets: &[usize; T], w: &[f32; T], bias: f32, y: &mut [f32]) {
+    let mut f = 0;
+    let mut groups = y.chunks_exact_mut(NB * L);
+    for yg in &mut groups {
+        let mut acc = [[bias; L]; NB];
+        for t in 0..T {
+            let src = &q[offsets[t] + f..][..NB * L];
+            let wt = w[t];
+            for (a, sb) in acc.iter_mut().zip(src.chunks_exact(L)) {
+                for l in 0..L {
+                    a[l] = madd::<FMA>(a[l], wt, sb[l]);
+                }
+            }
+        }
+        for (dst, a) in yg.chunks_exact_mut(L).zip(&acc) {
+            dst.copy_from_slice(a);
+        }
+        f += NB * L;
+    }
+    for yb in groups.into_remainder().chunks_exact_mut(L) {
+        let mut acc = [bias; L];
+        for t in 0..T {
+            let src = &q[offsets[t] + f..][..L];
+            for l in 0..L {
+                acc[l] = madd::<FMA>(acc[l], w[t], src[l]);
+            }
+        }
+        yb.copy_from_slice(&acc);
+        f += L;
     }
 }
 
-/// One output row to compute, run by [`visit_act`] with its activation as a type.
-struct Row<'a, 'b, const K: usize, const T: usize, const FMA: bool> {
+/// The epilogue of one plane, run by [`visit_act`] with its activation as a type: row `oy` of
+/// `out` (`ow` values) is `act(flat[oy * rs..][..ow] + residual)`.
+struct Rows<'a> {
+    flat: &'a [f32],
+    rs: usize,
     out: &'a mut [f32],
-    taps: &'a [&'b [f32]; T],
-    w: &'a [f32; T],
-    bias: f32,
+    ow: usize,
     residual: Option<&'a [f32]>,
 }
 
-impl<const K: usize, const T: usize, const FMA: bool> ActVisitor for Row<'_, '_, K, T, FMA> {
+impl ActVisitor for Rows<'_> {
     type Out = ();
 
-    /// `out[i] = act(bias + sum_t w[t] * taps[t][i] + residual[i])` in blocks of [`L`]
-    /// columns, the epilogue applied to each block in registers. Every tap slice is
-    /// `out.len()` rounded up to a multiple of `L` long (the last block computes a few extra
-    /// lanes and stores only those inside `out`); `residual` has `out`'s length.
     #[inline(always)]
     fn visit<A: BlockAct>(self, act: A) {
-        let Row { out, taps, w, bias, residual } = self;
-        let mut blocks = out.chunks_exact_mut(L);
-        let mut j = 0;
-        for o in &mut blocks {
-            let mut acc = block::<K, T, FMA>(taps, w, j, bias);
-            if let Some(r) = residual {
-                let r = &r[j..j + L];
-                for l in 0..L {
-                    acc[l] += r[l];
+        let Rows { flat, rs, out, ow, residual } = self;
+        for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+            let src = &flat[oy * rs..][..ow];
+            match residual {
+                Some(r) => {
+                    for ((o, &v), &r) in orow.iter_mut().zip(src).zip(&r[oy * ow..][..ow]) {
+                        *o = act.f(v + r);
+                    }
+                }
+                None => {
+                    for (o, &v) in orow.iter_mut().zip(src) {
+                        *o = act.f(v);
+                    }
                 }
             }
-            for a in acc.iter_mut() {
-                *a = act.f(*a);
-            }
-            o.copy_from_slice(&acc);
-            j += L;
-        }
-        let tail = blocks.into_remainder();
-        if !tail.is_empty() {
-            let mut acc = block::<K, T, FMA>(taps, w, j, bias);
-            if let Some(r) = residual {
-                acc.iter_mut().zip(&r[j..]).for_each(|(a, &r)| *a += r);
-            }
-            for a in acc.iter_mut() {
-                *a = act.f(*a);
-            }
-            tail.iter_mut().zip(acc).for_each(|(o, a)| *o = a);
         }
     }
-}
-
-/// Columns `j..j + L` of one output row. One partial sum per kernel row keeps the dependency
-/// chains `K` long (the sums are independent, so they overlap in the FMA pipeline).
-#[inline(always)]
-fn block<const K: usize, const T: usize, const FMA: bool>(
-    taps: &[&[f32]; T],
-    w: &[f32; T],
-    j: usize,
-    bias: f32,
-) -> [f32; L] {
-    let mut part = [[0f32; L]; K];
-    for (ky, p) in part.iter_mut().enumerate() {
-        for kx in 0..K {
-            let t = ky * K + kx;
-            let src = &taps[t][j..j + L];
-            for l in 0..L {
-                p[l] = madd::<FMA>(p[l], w[t], src[l]);
-            }
-        }
-    }
-    let mut acc = [bias; L];
-    for p in &part {
-        for l in 0..L {
-            acc[l] += p[l];
-        }
-    }
-    acc
 }
 
 /// The product of `dims`, or an error naming `what` on overflow.
