@@ -444,19 +444,28 @@ fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
             let n = w.min(rs - pl);
             s.phases[r * rs + pl..][..n].copy_from_slice(&src[..n]);
         } else {
-            // Padded column `px = ix + pl` goes to phase column `px % 2`, index `px / 2`: for
-            // each parity, consecutive inputs two apart fill consecutive phase columns.
-            for b in 0..2 {
-                let ix0 = (b + 2 - pl % 2) % 2;
-                if ix0 >= w {
-                    continue;
+            // Padded column `px = ix + pl` goes to phase column `px % 2`, index `px / 2`: a
+            // leading odd pixel, then pairs (even, odd) that fill both phase rows at once.
+            let row = r * rs;
+            let base = 2 * (py % 2) * phase_len;
+            let (even, odd) = s.phases[base..base + 2 * phase_len].split_at_mut(phase_len);
+            let mut src = src;
+            let mut c = pl / 2;
+            if pl % 2 == 1 {
+                if c < rs {
+                    odd[row + c] = src[0];
                 }
-                let c0 = (ix0 + pl) / 2;
-                let n = (w - ix0).div_ceil(2).min(rs.saturating_sub(c0));
-                let dst = &mut s.phases[(2 * (py % 2) + b) * phase_len + r * rs + c0..][..n];
-                for (d, v) in dst.iter_mut().zip(src[ix0..].iter().step_by(2)) {
-                    *d = *v;
-                }
+                src = &src[1..];
+                c += 1;
+            }
+            let pairs = (src.len() / 2).min(rs.saturating_sub(c));
+            let (e_dst, o_dst) = (&mut even[row + c..][..pairs], &mut odd[row + c..][..pairs]);
+            for ((pair, e), o) in src.chunks_exact(2).zip(e_dst.iter_mut()).zip(o_dst.iter_mut()) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            if src.len() % 2 == 1 && c + pairs < rs && pairs == src.len() / 2 {
+                even[row + c + pairs] = src[src.len() - 1];
             }
         }
     }
