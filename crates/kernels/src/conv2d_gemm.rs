@@ -3,10 +3,14 @@
 //! Per batch item and group: `Y_g [M x OH*OW] = W_g [M x C_g*KH*KW] · cols [C_g*KH*KW x OH*OW]`,
 //! with bias, residual and activation fused into the GEMM epilogue. The weights are packed
 //! once ([`Conv2dGemm::prepare`]); the input is used directly as `cols` for 1x1 stride-1
-//! unpadded convs and unfolded (im2col) into a scratch buffer otherwise.
+//! unpadded convs, and otherwise unfolded block by block straight into the GEMM's packed `B`
+//! panels ([`Im2colPanels`], implicit im2col): the unfolded matrix, `KH*KW` times the input,
+//! is never written out.
 
 use crate::KernelError;
-use crate::gemm::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, PerAxis, Residual, sgemm};
+use crate::gemm::{
+    F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, PanelSource, PerAxis, Residual, sgemm,
+};
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AxisWindow, ConvAttrs};
 
@@ -163,10 +167,10 @@ impl Conv2dGemm {
         Ok(Conv2dShape { batch, input_hw: [h, w], output_hw: [wh.output, ww.output], windows: [*wh, *ww] })
     }
 
-    /// Elements of the im2col scratch buffer [`run`](Self::run) needs for `shape` (0 when the
-    /// input is used directly).
-    pub fn scratch_len(&self, shape: &Conv2dShape) -> usize {
-        if self.is_pointwise(shape) { 0 } else { self.depth() * shape.output_hw[0] * shape.output_hw[1] }
+    /// Elements of scratch buffer [`run`](Self::run) needs for `shape`: none, since the input
+    /// is used directly or unfolded into the GEMM's own packed blocks.
+    pub fn scratch_len(&self, _shape: &Conv2dShape) -> usize {
+        0
     }
 
     fn depth(&self) -> usize {
@@ -197,20 +201,13 @@ impl Conv2dGemm {
         let group = self.attrs.group;
         let (cg, mg, depth) = (self.c_in / group, self.c_out / group, self.depth());
         let pointwise = self.is_pointwise(&s);
-        if !pointwise {
-            scratch.resize(depth * out_size, 0.0);
-        }
+        let _ = scratch;
         for n in 0..s.batch {
             for g in 0..group {
                 let x_g = &x[(n * self.c_in + g * cg) * h * w..][..cg * h * w];
                 let first = (n * self.c_out + g * mg) * out_size;
                 let y_g = &mut y[first..first + mg * out_size];
-                let cols: &[f32] = if pointwise {
-                    x_g
-                } else {
-                    im2col_nchw(x_g, cg, &s, self.kernel_hw, scratch);
-                    scratch
-                };
+                let unfold = Im2colPanels::new(x_g, cg, &s, self.kernel_hw)?;
                 let ep = GemmEpilogue {
                     bias: self.bias.as_ref().map(|b| PerAxis::Row(&b[g * mg..(g + 1) * mg])),
                     residual: match residual {
@@ -226,7 +223,11 @@ impl Conv2dGemm {
                     out_size,
                     depth,
                     GemmInput::Packed(&self.packed[g]),
-                    GemmInput::Strided(MatRef::row_major(cols, depth, out_size)?),
+                    if pointwise {
+                        GemmInput::Strided(MatRef::row_major(x_g, depth, out_size)?)
+                    } else {
+                        GemmInput::Source(&unfold)
+                    },
                     y_g,
                     out_size,
                     &ep,
@@ -235,6 +236,96 @@ impl Conv2dGemm {
             }
         }
         Ok(())
+    }
+}
+
+/// One group's input (`C x H x W`) seen as its unfolded `C*KH*KW x OH*OW` matrix (the
+/// [`im2col_nchw`] layout) without materializing it: [`PanelSource::pack`] writes the requested
+/// block straight into the GEMM's packed panels.
+pub struct Im2colPanels<'a> {
+    x: &'a [f32],
+    channels: usize,
+    shape: Conv2dShape,
+    kernel_hw: [usize; 2],
+}
+
+impl<'a> Im2colPanels<'a> {
+    /// The unfolded view of `x` (`channels x H x W`, `H x W` from `shape`) for a
+    /// `kernel_hw` window; `x` must hold exactly that many values.
+    pub fn new(
+        x: &'a [f32],
+        channels: usize,
+        shape: &Conv2dShape,
+        kernel_hw: [usize; 2],
+    ) -> Result<Self, KernelError> {
+        let [h, w] = shape.input_hw;
+        let need = channels.checked_mul(h).and_then(|v| v.checked_mul(w));
+        if need != Some(x.len()) {
+            return Err(invalid(format!("input has {} values, {channels} x {h} x {w} expected", x.len())));
+        }
+        if shape.windows[0].kernel != kernel_hw[0] || shape.windows[1].kernel != kernel_hw[1] {
+            return Err(invalid(format!("windows {:?} are not for a {kernel_hw:?} kernel", shape.windows)));
+        }
+        Ok(Im2colPanels { x, channels, shape: *shape, kernel_hw })
+    }
+}
+
+impl PanelSource for Im2colPanels<'_> {
+    fn depth(&self) -> usize {
+        self.channels * self.kernel_hw[0] * self.kernel_hw[1]
+    }
+
+    fn cols(&self) -> usize {
+        self.shape.output_hw[0] * self.shape.output_hw[1]
+    }
+
+    fn pack(&self, d0: usize, depth: usize, c0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
+        let [h, w] = self.shape.input_hw;
+        let ow = self.shape.output_hw[1];
+        let [wh, ww] = self.shape.windows;
+        let [kh, kw] = self.kernel_hw;
+        for (q, panel) in dst.chunks_exact_mut(nr * depth.max(1)).take(cols.div_ceil(nr)).enumerate() {
+            let j0 = c0 + q * nr;
+            let live = nr.min(c0 + cols - j0);
+            for (p, out) in panel.chunks_exact_mut(nr).take(depth).enumerate() {
+                let r = d0 + p;
+                let (c, ky, kx) = (r / (kh * kw), r / kw % kh, r % kw);
+                let plane = &self.x[c * h * w..(c + 1) * h * w];
+                // Output columns whose tap lands inside the input row: ox in [lo, hi).
+                let off_x = kx * ww.dilation;
+                let lo = ww.pad_begin.saturating_sub(off_x).div_ceil(ww.stride);
+                let hi = (w + ww.pad_begin).saturating_sub(off_x).div_ceil(ww.stride).min(ow);
+                out[live..].fill(0.0);
+                let (mut j, mut o) = (j0, 0);
+                while o < live {
+                    let (oy, ox0) = (j / ow, j % ow);
+                    let len = (ow - ox0).min(live - o);
+                    let seg = &mut out[o..o + len];
+                    let iy = (oy * wh.stride + ky * wh.dilation).checked_sub(wh.pad_begin).filter(|&i| i < h);
+                    // Valid outputs of this segment: ox in [a, b), the rest is padding.
+                    let (a, b) = (ox0.max(lo), (ox0 + len).min(hi));
+                    match iy {
+                        Some(iy) if a < b => {
+                            seg[..a - ox0].fill(0.0);
+                            seg[b - ox0..].fill(0.0);
+                            let src = &plane[iy * w..(iy + 1) * w];
+                            let first = a * ww.stride + off_x - ww.pad_begin;
+                            let dst = &mut seg[a - ox0..b - ox0];
+                            if ww.stride == 1 {
+                                crate::gemm::copy_short(dst, &src[first..first + (b - a)]);
+                            } else {
+                                for (d, v) in dst.iter_mut().zip(src[first..].iter().step_by(ww.stride)) {
+                                    *d = *v;
+                                }
+                            }
+                        }
+                        _ => seg.fill(0.0),
+                    }
+                    j += len;
+                    o += len;
+                }
+            }
+        }
     }
 }
 

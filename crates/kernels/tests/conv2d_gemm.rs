@@ -3,10 +3,10 @@
 
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AutoPad, ConvAttrs, Epilogue, FcAttrs, Op};
-use lithe_kernels::conv2d_gemm::{Conv2dGemm, im2col_nchw};
+use lithe_kernels::conv2d_gemm::{Conv2dGemm, Conv2dShape, Im2colPanels, im2col_nchw};
 use lithe_kernels::fully_connected_gemm::FullyConnectedGemm;
 use lithe_kernels::gemm::conformance::{all_activations, seeded_values as values};
-use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, Residual};
+use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, PanelSource, Residual};
 use lithe_kernels::reference;
 use proptest::prelude::*;
 
@@ -158,7 +158,7 @@ fn im2col_zero_fills_the_padding() {
     let w = tensor(&[1, 1, 2, 2], 1);
     let prepared = Conv2dGemm::prepare(kernel(), &attrs, &w, None, None).unwrap();
     let s = prepared.shape_for(&[1, 1, 2, 2]).unwrap();
-    let mut cols = vec![f32::NAN; prepared.scratch_len(&s)];
+    let mut cols = vec![f32::NAN; 4 * 9];
     im2col_nchw(&[1.0, 2.0, 3.0, 4.0], 1, &s, [2, 2], &mut cols);
     #[rustfmt::skip]
     let expected = [
@@ -183,4 +183,57 @@ fn bad_lengths_are_errors_not_panics() {
     assert!(prepared.run(&[0.0; 75], &[1, 3, 5, 5], Residual::None, &mut y[..17], &mut scratch, 1).is_err());
     assert!(prepared.run(&[0.0; 75], &[1, 3, 5, 5], Residual::None, &mut y, &mut scratch, 1).is_ok());
     assert!(Conv2dGemm::prepare(kernel(), &ConvAttrs { group: 4, ..attrs }, &w, None, None).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Implicit im2col packs exactly what packing the materialized im2col matrix would, for
+    /// any block (row and column offsets, partial panels).
+    #[test]
+    fn implicit_im2col_packs_like_im2col(
+        c in 1usize..=4, h in 1usize..=12, w in 1usize..=12, k in 1usize..=3, stride in 1usize..=3,
+        dilation in 1usize..=2, pads in proptest::array::uniform4(0usize..=2), nr in 1usize..=9,
+        block in proptest::array::uniform4(0usize..1000), seed: u64,
+    ) {
+        let attrs = ConvAttrs {
+            kernel_shape: None,
+            strides: vec![stride, stride],
+            dilations: vec![dilation, dilation],
+            pads: pads.to_vec(),
+            auto_pad: AutoPad::NotSet,
+            group: 1,
+            epilogue: Epilogue::default(),
+        };
+        let wins = attrs.windows(&[h, w], &[k, k]);
+        prop_assume!(wins.is_ok());
+        let wins = wins.unwrap();
+        let shape = Conv2dShape {
+            batch: 1,
+            input_hw: [h, w],
+            output_hw: [wins[0].output, wins[1].output],
+            windows: [wins[0], wins[1]],
+        };
+        let x = values(c * h * w, seed);
+        let (depth, n) = (c * k * k, shape.output_hw[0] * shape.output_hw[1]);
+        prop_assume!(n > 0);
+        let mut cols = vec![f32::NAN; depth * n];
+        im2col_nchw(&x, c, &shape, [k, k], &mut cols);
+        let d0 = block[0] % depth;
+        let dd = 1 + block[1] % (depth - d0);
+        let c0 = block[2] % n;
+        let nn = 1 + block[3] % (n - c0);
+        let panels = nn.div_ceil(nr);
+        let mut got = vec![f32::NAN; panels * nr * dd];
+        Im2colPanels::new(&x, c, &shape, [k, k])?.pack(d0, dd, c0, nn, nr, &mut got);
+        for q in 0..panels {
+            for p in 0..dd {
+                for jj in 0..nr {
+                    let j = q * nr + jj;
+                    let want = if j < nn { cols[(d0 + p) * n + c0 + j] } else { 0.0 };
+                    prop_assert_eq!(got[(q * dd + p) * nr + jj].to_bits(), want.to_bits(), "q {} p {} jj {}", q, p, jj);
+                }
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@ use super::epilogue::{
     GemmEpilogue, PerAxis, PostActivation, Residual, TileBias, TileEpilogue, TileOut, invalid, span, split_activation,
 };
 use super::microkernel::F32GemmMicrokernel;
-use super::pack::{AlignedBuf, MatRef, PackedA, PackedB, pack_panels, packed_len};
+use super::pack::{AlignedBuf, MatRef, PackedA, PackedB, PanelSource, pack_panels, packed_len};
 use crate::KernelError;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -49,13 +49,39 @@ impl Blocking {
     }
 }
 
-/// An operand of [`sgemm`]: a strided view packed on the fly, or prepacked.
-#[derive(Clone, Copy, Debug)]
+/// An operand of [`sgemm`]: a strided view packed on the fly, prepacked, or a source that
+/// packs itself.
 pub enum GemmInput<'a, P> {
     /// A strided matrix (packed block by block during the product).
     Strided(MatRef<'a>),
     /// A matrix packed once for the same kernel ([`PackedA`] or [`PackedB`]).
     Packed(&'a P),
+    /// An operand that packs its own blocks (`B` only; an error for `A`).
+    Source(&'a dyn PanelSource),
+}
+
+impl<P> std::fmt::Debug for GemmInput<'_, P> where P: std::fmt::Debug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GemmInput::Strided(v) => f.debug_tuple("Strided").field(v).finish(),
+            GemmInput::Packed(p) => f.debug_tuple("Packed").field(p).finish(),
+            GemmInput::Source(s) => write!(f, "Source({} x {})", s.depth(), s.cols()),
+        }
+    }
+}
+
+impl<P> Clone for GemmInput<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P> Copy for GemmInput<'_, P> {}
+
+std::thread_local! {
+    /// Each thread's packing buffers (`A` block, `B` block), kept between calls so a GEMM does
+    /// not allocate (and page-fault) its blocks afresh every time.
+    static PACK_BUFFERS: std::cell::RefCell<(AlignedBuf, AlignedBuf)> = std::cell::RefCell::default();
 }
 
 /// `*mut f32` to `C` shared by the workers of one [`sgemm`].
@@ -121,6 +147,7 @@ pub fn sgemm(
                 kernel.name()
             )));
         }
+        GemmInput::Source(_) => return Err(invalid("a PanelSource can only be the B operand".into())),
         _ => {}
     }
     match b {
@@ -135,6 +162,9 @@ pub fn sgemm(
                 p.nr(),
                 kernel.name()
             )));
+        }
+        GemmInput::Source(p) if (p.depth(), p.cols()) != (k, n) => {
+            return Err(invalid(format!("B source is {} x {}, expected {k} x {n}", p.depth(), p.cols())));
         }
         _ => {}
     }
@@ -205,19 +235,42 @@ pub fn sgemm(
 impl Ctx<'_> {
     /// Compute `C[rows, cols]` (both ranges start on panel boundaries).
     fn run(&self, rows: Range<usize>, cols: Range<usize>) -> Result<(), KernelError> {
+        PACK_BUFFERS.with(|bufs| match bufs.try_borrow_mut() {
+            Ok(mut b) => {
+                let (abuf, bbuf) = &mut *b;
+                self.run_with(rows, cols, abuf, bbuf)
+            }
+            // Re-entered on this thread (not done by the driver itself): use fresh buffers.
+            Err(_) => self.run_with(rows, cols, &mut AlignedBuf::default(), &mut AlignedBuf::default()),
+        })
+    }
+
+    /// [`run`](Self::run) with the packing buffers given.
+    fn run_with(
+        &self,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        abuf: &mut AlignedBuf,
+        bbuf: &mut AlignedBuf,
+    ) -> Result<(), KernelError> {
         let (mr, nr, k) = (self.kernel.mr(), self.kernel.nr(), self.k);
         let Blocking { mc, kc, nc } = self.blocking;
-        let mut abuf = AlignedBuf::default();
-        let mut bbuf = AlignedBuf::default();
         let kblocks: Vec<(usize, usize)> =
             if k == 0 { vec![(0, 0)] } else { (0..k).step_by(kc).map(|p| (p, kc.min(k - p))).collect() };
         for jc in cols.clone().step_by(nc) {
             let ncb = nc.min(cols.end - jc);
             for &(pc, kcb) in &kblocks {
                 let (first, last) = (pc == 0, pc + kcb == k);
-                if let GemmInput::Strided(v) = self.b {
-                    bbuf.resize(packed_len(ncb, kcb, nr).ok_or_else(|| invalid("B block overflows".into()))?)?;
-                    pack_panels(&v.t(), jc, ncb, pc, kcb, nr, bbuf.as_mut_slice());
+                match self.b {
+                    GemmInput::Strided(v) => {
+                        bbuf.resize(packed_len(ncb, kcb, nr).ok_or_else(|| invalid("B block overflows".into()))?)?;
+                        pack_panels(&v.t(), jc, ncb, pc, kcb, nr, bbuf.as_mut_slice());
+                    }
+                    GemmInput::Source(src) => {
+                        bbuf.resize(packed_len(ncb, kcb, nr).ok_or_else(|| invalid("B block overflows".into()))?)?;
+                        src.pack(pc, kcb, jc, ncb, nr, bbuf.as_mut_slice());
+                    }
+                    GemmInput::Packed(_) => {}
                 }
                 for ic in rows.clone().step_by(mc) {
                     let mcb = mc.min(rows.end - ic);
@@ -227,14 +280,18 @@ impl Ctx<'_> {
                     }
                     for ir in 0..mcb.div_ceil(mr) {
                         let a_panel = match self.a {
-                            GemmInput::Strided(_) => &abuf.as_slice()[ir * kcb * mr..][..kcb * mr],
+                            GemmInput::Strided(_) | GemmInput::Source(_) => {
+                                &abuf.as_slice()[ir * kcb * mr..][..kcb * mr]
+                            }
                             GemmInput::Packed(p) => &p.as_slice()[(ic / mr + ir) * k * mr + pc * mr..][..kcb * mr],
                         };
                         let i = ic + ir * mr;
                         let rows_t = mr.min(ic + mcb - i);
                         for jr in 0..ncb.div_ceil(nr) {
                             let b_panel = match self.b {
-                                GemmInput::Strided(_) => &bbuf.as_slice()[jr * kcb * nr..][..kcb * nr],
+                                GemmInput::Strided(_) | GemmInput::Source(_) => {
+                                    &bbuf.as_slice()[jr * kcb * nr..][..kcb * nr]
+                                }
                                 GemmInput::Packed(p) => &p.as_slice()[(jc / nr + jr) * k * nr + pc * nr..][..kcb * nr],
                             };
                             let j = jc + jr * nr;

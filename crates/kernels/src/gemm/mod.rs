@@ -21,4 +21,5 @@ mod pack;
 pub use driver::{Blocking, GemmInput, sgemm};
 pub use epilogue::{FusedActivation, GemmEpilogue, PerAxis, Residual, TileBias, TileEpilogue, TileOut};
 pub use microkernel::{F32Gemm4x8Generic, F32GemmMicrokernel, check_microkernel_args};
-pub use pack::{MatRef, PackedA, PackedB};
+pub(crate) use pack::copy_short;
+pub use pack::{MatRef, PackedA, PackedB, PanelSource};

@@ -59,6 +59,38 @@ impl<'a> MatRef<'a> {
     }
 }
 
+/// A `B` operand (`depth x cols`) that packs its own blocks, for operands that are never
+/// materialized as a matrix: a convolution's unfolded input (implicit im2col) is the one here.
+///
+/// [`sgemm`](super::sgemm) calls [`pack`](Self::pack) for each `kc x nc` block it needs, so the
+/// operand goes straight from its source into the cache-resident packed block.
+pub trait PanelSource: Sync {
+    /// Rows (the GEMM depth `k`).
+    fn depth(&self) -> usize;
+    /// Columns (`n`).
+    fn cols(&self) -> usize;
+    /// Pack rows `d0..d0 + depth` and columns `c0..c0 + cols` into `nr`-column panels, K-major:
+    /// panel `q` starts at `q * depth * nr` and holds element `(d0 + p, c0 + q*nr + jj)` at
+    /// `p * nr + jj`, zero where `q*nr + jj >= cols`. The driver guarantees the ranges are
+    /// inside the operand and `dst` holds `ceil(cols / nr) * nr * depth` values.
+    fn pack(&self, d0: usize, depth: usize, c0: usize, cols: usize, nr: usize, dst: &mut [f32]);
+}
+
+/// Copy `src` into `dst` (same length) in fixed 16-value chunks, which compile to vector
+/// moves instead of a `memmove` call per short panel row.
+#[inline(always)]
+pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (a, b) in (&mut d).zip(&mut s) {
+        let b: &[f32; 16] = b.try_into().expect("16-value chunk");
+        a.copy_from_slice(b);
+    }
+    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = *b;
+    }
+}
+
 /// A zeroed f32 buffer whose first element is 64-byte aligned.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AlignedBuf {
@@ -134,7 +166,7 @@ pub(crate) fn pack_panels(
             // Panel rows are contiguous in the source (row-major B): copy `w` values per p.
             for (p, out) in panel.chunks_exact_mut(w).enumerate() {
                 let s = first + (d0 + p) * src.cs;
-                out.copy_from_slice(&data[s..s + w]);
+                copy_short(out, &data[s..s + w]);
             }
             continue;
         }
