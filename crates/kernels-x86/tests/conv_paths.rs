@@ -3,7 +3,7 @@
 
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AutoPad, ConvAttrs, Epilogue, FcAttrs, Op};
-use lithe_kernels::conv2d_gemm::Conv2dGemm;
+use lithe_kernels::conv2d_gemm::{Conv2dGemm, ConvUnfold};
 use lithe_kernels::fully_connected_gemm::FullyConnectedGemm;
 use lithe_kernels::gemm::Residual;
 use lithe_kernels::gemm::conformance::{all_activations, seeded_values};
@@ -51,11 +51,14 @@ proptest! {
         let want = reference::eval(&Op::Conv(attrs.clone()), &inputs, 1)?.remove(0);
         let rv = r.as_ref().map(Tensor::to_f32_vec);
         for kernel in available_f32_gemm() {
-            let prepared = Conv2dGemm::prepare(kernel, &attrs, &wt, Some(&b), slope.as_ref())?;
-            let mut y = vec![f32::NAN; want.len()];
-            let res = rv.as_deref().map_or(Residual::None, Residual::Separate);
-            prepared.run(&x.to_f32_vec(), x.shape(), res, &mut y, &mut Vec::new(), 1)?;
-            close(&y, &want.to_f32_vec(), (cg * k * k) as f32 + 2.0)?;
+            let mut prepared = Conv2dGemm::prepare(kernel, &attrs, &wt, Some(&b), slope.as_ref())?;
+            for unfold in [ConvUnfold::Flat, ConvUnfold::Implicit] {
+                prepared.set_unfold(unfold);
+                let mut y = vec![f32::NAN; want.len()];
+                let res = rv.as_deref().map_or(Residual::None, Residual::Separate);
+                prepared.run(&x.to_f32_vec(), x.shape(), res, &mut y, &mut Vec::new(), 1)?;
+                close(&y, &want.to_f32_vec(), (cg * k * k) as f32 + 2.0)?;
+            }
         }
     }
 

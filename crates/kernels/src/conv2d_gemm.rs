@@ -8,11 +8,15 @@
 //! is never written out.
 
 use crate::KernelError;
+use crate::fast::FastActivation;
 use crate::gemm::{
     F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, PanelSource, PerAxis, Residual, sgemm,
 };
+use flat::{FlatLayout, FlatPanels};
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AxisWindow, ConvAttrs};
+
+mod flat;
 
 const OP: &str = "Conv";
 
@@ -28,6 +32,19 @@ pub struct Conv2dGemm {
     c_in: usize,
     c_out: usize,
     kernel_hw: [usize; 2],
+    unfold: ConvUnfold,
+}
+
+/// How a non-pointwise conv unfolds its input into the GEMM's `B` operand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvUnfold {
+    /// The flat layout unless its junk columns would cost more than 15% extra panels.
+    #[default]
+    Auto,
+    /// Always the flat phase-plane layout (contiguous copies, junk columns dropped afterwards).
+    Flat,
+    /// Always implicit im2col ([`Im2colPanels`]).
+    Implicit,
 }
 
 impl std::fmt::Debug for Conv2dGemm {
@@ -144,7 +161,14 @@ impl Conv2dGemm {
             c_in: cg * group,
             c_out,
             kernel_hw: [ws[2], ws[3]],
+            unfold: ConvUnfold::Auto,
         })
+    }
+
+    /// Force how non-pointwise inputs are unfolded (for tests and benchmarks; the default,
+    /// [`ConvUnfold::Auto`], picks by shape).
+    pub fn set_unfold(&mut self, unfold: ConvUnfold) {
+        self.unfold = unfold;
     }
 
     /// The microkernel the weights were packed for.
@@ -167,10 +191,14 @@ impl Conv2dGemm {
         Ok(Conv2dShape { batch, input_hw: [h, w], output_hw: [wh.output, ww.output], windows: [*wh, *ww] })
     }
 
-    /// Elements of scratch buffer [`run`](Self::run) needs for `shape`: none, since the input
-    /// is used directly or unfolded into the GEMM's own packed blocks.
-    pub fn scratch_len(&self, _shape: &Conv2dShape) -> usize {
-        0
+    /// Elements of scratch buffer [`run`](Self::run) needs for `shape`: the flat input and
+    /// output of one group when the flat layout is used, else none (the input is used directly
+    /// or unfolded into the GEMM's own packed blocks).
+    pub fn scratch_len(&self, shape: &Conv2dShape) -> usize {
+        match self.unfold_for(shape) {
+            Unfold::Flat(l) => l.len(self.c_in / self.attrs.group) + self.c_out / self.attrs.group * l.cols,
+            _ => 0,
+        }
     }
 
     fn depth(&self) -> usize {
@@ -200,43 +228,96 @@ impl Conv2dGemm {
         s.check_buffers(self.c_in, self.c_out, self.attrs.epilogue.residual, x, residual, y)?;
         let group = self.attrs.group;
         let (cg, mg, depth) = (self.c_in / group, self.c_out / group, self.depth());
-        let pointwise = self.is_pointwise(&s);
-        let _ = scratch;
+        let unfold = self.unfold_for(&s);
+        if let Unfold::Flat(layout) = unfold {
+            let need = layout.len(cg) + mg * layout.cols;
+            if scratch.len() < need {
+                scratch.resize(need, 0.0);
+            }
+        }
+        let act = FastActivation::from_ir(&self.attrs.epilogue.activation, self.slope.as_deref())?;
         for n in 0..s.batch {
             for g in 0..group {
                 let x_g = &x[(n * self.c_in + g * cg) * h * w..][..cg * h * w];
                 let first = (n * self.c_out + g * mg) * out_size;
                 let y_g = &mut y[first..first + mg * out_size];
-                let unfold = Im2colPanels::new(x_g, cg, &s, self.kernel_hw)?;
+                let group_residual = match residual {
+                    Residual::Separate(r) => Residual::Separate(&r[first..first + mg * out_size]),
+                    other => other,
+                };
+                let bias = self.bias.as_ref().map(|b| PerAxis::Row(&b[g * mg..(g + 1) * mg]));
+                let packed = GemmInput::Packed(&self.packed[g]);
+                if let Unfold::Flat(layout) = unfold {
+                    // GEMM into the flat output (bias only), then compact with residual and
+                    // activation.
+                    let (buf, flat_y) = scratch.split_at_mut(layout.len(cg));
+                    let flat_y = &mut flat_y[..mg * layout.cols];
+                    layout.fill(x_g, cg, buf);
+                    let panels = FlatPanels::new(buf, layout, cg);
+                    let ep = GemmEpilogue { bias, ..GemmEpilogue::default() };
+                    let b_in = GemmInput::Source(&panels);
+                    sgemm(self.kernel, mg, layout.cols, depth, packed, b_in, flat_y, layout.cols, &ep, threads)?;
+                    let ow = s.output_hw[1];
+                    for (m, (flat, y_m)) in
+                        flat_y.chunks_exact(layout.cols).zip(y_g.chunks_exact_mut(out_size)).enumerate()
+                    {
+                        let (res, in_y) = match group_residual {
+                            Residual::Separate(r) => (Some(&r[m * out_size..(m + 1) * out_size]), false),
+                            Residual::InOutput => (None, true),
+                            Residual::None => (None, false),
+                        };
+                        flat::compact(flat, layout.rs, ow, res, in_y, &act.channel(g * mg + m), y_m);
+                    }
+                    continue;
+                }
+                let implicit;
+                let b_in = match unfold {
+                    Unfold::Direct => GemmInput::Strided(MatRef::row_major(x_g, depth, out_size)?),
+                    _ => {
+                        implicit = Im2colPanels::new(x_g, cg, &s, self.kernel_hw)?;
+                        GemmInput::Source(&implicit)
+                    }
+                };
                 let ep = GemmEpilogue {
-                    bias: self.bias.as_ref().map(|b| PerAxis::Row(&b[g * mg..(g + 1) * mg])),
-                    residual: match residual {
-                        Residual::Separate(r) => Residual::Separate(&r[first..first + mg * out_size]),
-                        other => other,
-                    },
+                    bias,
+                    residual: group_residual,
                     activation: self.attrs.epilogue.activation,
                     prelu_slope: self.slope.as_ref().map(|sl| PerAxis::Row(&sl[g * mg..(g + 1) * mg])),
                 };
-                sgemm(
-                    self.kernel,
-                    mg,
-                    out_size,
-                    depth,
-                    GemmInput::Packed(&self.packed[g]),
-                    if pointwise {
-                        GemmInput::Strided(MatRef::row_major(x_g, depth, out_size)?)
-                    } else {
-                        GemmInput::Source(&unfold)
-                    },
-                    y_g,
-                    out_size,
-                    &ep,
-                    threads,
-                )?;
+                sgemm(self.kernel, mg, out_size, depth, packed, b_in, y_g, out_size, &ep, threads)?;
             }
         }
         Ok(())
     }
+
+    /// How the input becomes the GEMM's `B` for `s`: directly (1x1 stride-1 unpadded), through
+    /// the flat phase-plane layout (when its junk columns cost at most 15% more panels), or by
+    /// implicit im2col.
+    fn unfold_for(&self, s: &Conv2dShape) -> Unfold {
+        if self.is_pointwise(s) {
+            return Unfold::Direct;
+        }
+        let layout = FlatLayout::new(s, self.kernel_hw);
+        match self.unfold {
+            ConvUnfold::Flat => return Unfold::Flat(layout),
+            ConvUnfold::Implicit => return Unfold::Implicit,
+            ConvUnfold::Auto => {}
+        }
+        let nr = self.kernel.nr().max(1);
+        let (flat_panels, panels) = (layout.cols.div_ceil(nr), (s.output_hw[0] * s.output_hw[1]).div_ceil(nr));
+        if flat_panels * 100 <= panels * 115 { Unfold::Flat(layout) } else { Unfold::Implicit }
+    }
+}
+
+/// How a conv's input is unfolded into the GEMM's `B` operand.
+#[derive(Clone, Copy, Debug)]
+enum Unfold {
+    /// The input is `B` (1x1, stride 1, no padding).
+    Direct,
+    /// The flat phase-plane layout ([`flat`]).
+    Flat(FlatLayout),
+    /// Implicit im2col ([`Im2colPanels`]).
+    Implicit,
 }
 
 /// One group's input (`C x H x W`) seen as its unfolded `C*KH*KW x OH*OW` matrix (the
@@ -252,12 +333,7 @@ pub struct Im2colPanels<'a> {
 impl<'a> Im2colPanels<'a> {
     /// The unfolded view of `x` (`channels x H x W`, `H x W` from `shape`) for a
     /// `kernel_hw` window; `x` must hold exactly that many values.
-    pub fn new(
-        x: &'a [f32],
-        channels: usize,
-        shape: &Conv2dShape,
-        kernel_hw: [usize; 2],
-    ) -> Result<Self, KernelError> {
+    pub fn new(x: &'a [f32], channels: usize, shape: &Conv2dShape, kernel_hw: [usize; 2]) -> Result<Self, KernelError> {
         let [h, w] = shape.input_hw;
         let need = channels.checked_mul(h).and_then(|v| v.checked_mul(w));
         if need != Some(x.len()) {

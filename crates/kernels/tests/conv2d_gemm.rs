@@ -3,7 +3,7 @@
 
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AutoPad, ConvAttrs, Epilogue, FcAttrs, Op};
-use lithe_kernels::conv2d_gemm::{Conv2dGemm, Conv2dShape, Im2colPanels, im2col_nchw};
+use lithe_kernels::conv2d_gemm::{Conv2dGemm, Conv2dShape, ConvUnfold, Im2colPanels, im2col_nchw};
 use lithe_kernels::fully_connected_gemm::FullyConnectedGemm;
 use lithe_kernels::gemm::conformance::{all_activations, seeded_values as values};
 use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, PanelSource, Residual};
@@ -93,22 +93,26 @@ fn check_conv(c: &ConvCase) -> Result<(), TestCaseError> {
     let r = c.residual.then(|| tensor(plain.shape(), c.seed ^ 4));
     let want =
         reference::eval(&Op::Conv(attrs.clone()), &[Some(&x), Some(&w), b.as_ref(), r.as_ref(), slope.as_ref()], 1)?;
-    let prepared = Conv2dGemm::prepare(kernel(), &attrs, &w, b.as_ref(), slope.as_ref())?;
-    let mut y = vec![f32::NAN; want[0].len()];
-    let mut scratch = Vec::new();
+    let mut prepared = Conv2dGemm::prepare(kernel(), &attrs, &w, b.as_ref(), slope.as_ref())?;
     let x_data = x.to_f32_vec();
     let r_data = r.as_ref().map(Tensor::to_f32_vec);
-    let residual = r_data.as_deref().map_or(Residual::None, Residual::Separate);
-    prepared.run(&x_data, x.shape(), residual, &mut y, &mut scratch, 1)?;
     let scale = (c.cg * c.k[0] * c.k[1]) as f32 + 2.0;
-    assert_close(&y, &want[0].to_f32_vec(), scale, &format!("{c:?}"));
-    // Two threads, and the residual held in the output on entry (added in another order).
-    let (mut y2, residual) = match &r_data {
-        Some(r) => (r.clone(), Residual::InOutput),
-        None => (vec![f32::NAN; y.len()], Residual::None),
-    };
-    prepared.run(&x_data, x.shape(), residual, &mut y2, &mut scratch, 2)?;
-    assert_close(&y2, &y, scale, "2 threads, residual in the output");
+    // Each way of unfolding the input, one scratch buffer reused across them.
+    let mut scratch = Vec::new();
+    for unfold in [ConvUnfold::Auto, ConvUnfold::Flat, ConvUnfold::Implicit] {
+        prepared.set_unfold(unfold);
+        let mut y = vec![f32::NAN; want[0].len()];
+        let residual = r_data.as_deref().map_or(Residual::None, Residual::Separate);
+        prepared.run(&x_data, x.shape(), residual, &mut y, &mut scratch, 1)?;
+        assert_close(&y, &want[0].to_f32_vec(), scale, &format!("{unfold:?} {c:?}"));
+        // Two threads, and the residual held in the output on entry (added in another order).
+        let (mut y2, residual) = match &r_data {
+            Some(r) => (r.clone(), Residual::InOutput),
+            None => (vec![f32::NAN; y.len()], Residual::None),
+        };
+        prepared.run(&x_data, x.shape(), residual, &mut y2, &mut scratch, 2)?;
+        assert_close(&y2, &y, scale, &format!("{unfold:?}: 2 threads, residual in the output"));
+    }
     Ok(())
 }
 

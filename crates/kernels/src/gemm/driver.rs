@@ -60,7 +60,10 @@ pub enum GemmInput<'a, P> {
     Source(&'a dyn PanelSource),
 }
 
-impl<P> std::fmt::Debug for GemmInput<'_, P> where P: std::fmt::Debug {
+impl<P> std::fmt::Debug for GemmInput<'_, P>
+where
+    P: std::fmt::Debug,
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             GemmInput::Strided(v) => f.debug_tuple("Strided").field(v).finish(),
