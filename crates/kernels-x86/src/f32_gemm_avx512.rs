@@ -1,4 +1,4 @@
-//! `f32_gemm_{12,14}x32__avx512f`: `MR` rows of `A` broadcast against two 16-lane vectors of
+//! `f32_gemm_{8,12,14}x32__avx512f`: `MR` rows of `A` broadcast against two 16-lane vectors of
 //! `B` per K step (`2 * MR` zmm accumulators). Edge tiles use masked loads and stores, so the
 //! whole epilogue runs in registers for every tile.
 
@@ -49,6 +49,7 @@ macro_rules! avx512_kernel {
     };
 }
 
+avx512_kernel!(F32Gemm8x32Avx512f, 8, "f32_gemm_8x32__avx512f");
 avx512_kernel!(F32Gemm12x32Avx512f, 12, "f32_gemm_12x32__avx512f");
 avx512_kernel!(F32Gemm14x32Avx512f, 14, "f32_gemm_14x32__avx512f");
 

@@ -19,7 +19,7 @@ mod f32_gemm_avx512;
 #[cfg(target_arch = "x86_64")]
 pub use f32_gemm_avx2::F32Gemm6x16Avx2Fma;
 #[cfg(target_arch = "x86_64")]
-pub use f32_gemm_avx512::{F32Gemm12x32Avx512f, F32Gemm14x32Avx512f};
+pub use f32_gemm_avx512::{F32Gemm8x32Avx512f, F32Gemm12x32Avx512f, F32Gemm14x32Avx512f};
 
 /// The environment variable that forces a kernel path (`generic` or `avx2`).
 pub const KERNELS_ENV: &str = "LITHE_KERNELS";
@@ -51,6 +51,9 @@ pub fn available_f32_gemm() -> Vec<&'static dyn F32GemmMicrokernel> {
             v.push(k);
         }
         if let Some(k) = F32Gemm14x32Avx512f::get() {
+            v.push(k);
+        }
+        if let Some(k) = F32Gemm8x32Avx512f::get() {
             v.push(k);
         }
         if let Some(k) = F32Gemm6x16Avx2Fma::get() {

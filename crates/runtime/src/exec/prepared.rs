@@ -339,7 +339,8 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
                 return None;
             }
             let (b, slope) = (constant(2)?, constant(4)?);
-            let gemm = Conv2dGemm::prepare(kernels.f32_gemm, attrs, w, b, slope);
+            let rows_per_group = w.shape()[0] / attrs.group.max(1);
+            let gemm = Conv2dGemm::prepare(kernels.f32_gemm_for_rows(rows_per_group), attrs, w, b, slope);
             match gemm {
                 Ok(g) => Ok(depthwise(attrs, w, b, slope, g)),
                 Err(e) => Err(e),
