@@ -15,6 +15,7 @@ use crate::gemm::{
 use flat::{FlatLayout, FlatPanels};
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AxisWindow, ConvAttrs};
+use rayon::prelude::*;
 
 mod flat;
 
@@ -252,21 +253,28 @@ impl Conv2dGemm {
                     // activation.
                     let (buf, flat_y) = scratch.split_at_mut(layout.len(cg));
                     let flat_y = &mut flat_y[..mg * layout.cols];
-                    layout.fill(x_g, cg, buf);
+                    layout.fill(x_g, cg, buf, threads);
                     let panels = FlatPanels::new(buf, layout, cg);
                     let ep = GemmEpilogue { bias, ..GemmEpilogue::default() };
                     let b_in = GemmInput::Source(&panels);
                     sgemm(self.kernel, mg, layout.cols, depth, packed, b_in, flat_y, layout.cols, &ep, threads)?;
                     let ow = s.output_hw[1];
-                    for (m, (flat, y_m)) in
-                        flat_y.chunks_exact(layout.cols).zip(y_g.chunks_exact_mut(out_size)).enumerate()
-                    {
+                    let compact_channel = |m: usize, flat: &[f32], y_m: &mut [f32]| {
                         let (res, in_y) = match group_residual {
                             Residual::Separate(r) => (Some(&r[m * out_size..(m + 1) * out_size]), false),
                             Residual::InOutput => (None, true),
                             Residual::None => (None, false),
                         };
                         flat::compact(flat, layout.rs, ow, res, in_y, &act.channel(g * mg + m), y_m);
+                    };
+                    let rows = flat_y.chunks_exact(layout.cols).zip(y_g.chunks_exact_mut(out_size));
+                    if threads > 1 {
+                        let rows: Vec<_> = rows.enumerate().collect();
+                        rows.into_par_iter()
+                            .with_min_len(mg.div_ceil(threads))
+                            .for_each(|(m, (flat, y_m))| compact_channel(m, flat, y_m));
+                    } else {
+                        rows.enumerate().for_each(|(m, (flat, y_m))| compact_channel(m, flat, y_m));
                     }
                     continue;
                 }

@@ -14,6 +14,7 @@ use super::Conv2dShape;
 use crate::fast::FastActivation;
 use crate::fast::activation::{ActVisitor, BlockAct, visit_act};
 use crate::gemm::{PanelSource, copy_short};
+use rayon::prelude::*;
 
 /// Where each phase plane and tap lives in the flat buffer of one group's input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,35 +75,52 @@ impl FlatLayout {
 
     /// Lay out `x` (`channels x H x W`) into `buf` (`self.len(channels)` values): zeros
     /// everywhere, then every input pixel some output reads at its phase-plane position.
-    pub fn fill(&self, x: &[f32], channels: usize, buf: &mut [f32]) {
+    /// `threads > 1` splits the channels over the rayon pool.
+    pub fn fill(&self, x: &[f32], channels: usize, buf: &mut [f32], threads: usize) {
         let [h, w] = self.input_hw;
+        let plane = h * w;
+        if threads > 1 && channels > 1 {
+            let per = channels.div_ceil(threads);
+            buf.par_chunks_mut(per * self.channel_len()).zip(x.par_chunks(per * plane.max(1))).for_each(|(b, xc)| {
+                for (chan, x_c) in b.chunks_exact_mut(self.channel_len()).zip(xc.chunks_exact(plane.max(1))) {
+                    self.fill_channel(x_c, chan);
+                }
+            });
+        } else {
+            for (chan, x_c) in buf.chunks_exact_mut(self.channel_len()).zip(x.chunks_exact(plane.max(1))).take(channels)
+            {
+                self.fill_channel(x_c, chan);
+            }
+        }
+    }
+
+    /// [`fill`](Self::fill) for one channel: `x` is its `H x W` plane, `chan` its phase planes.
+    fn fill_channel(&self, x: &[f32], chan: &mut [f32]) {
+        let w = self.input_hw[1];
         let [sh, sw] = self.stride;
         let [pt, pl] = self.pads;
-        buf.fill(0.0);
-        for c in 0..channels {
-            let chan = &mut buf[c * self.channel_len()..(c + 1) * self.channel_len()];
-            for (iy, src) in x[c * h * w..(c + 1) * h * w].chunks_exact(w).enumerate() {
-                let py = iy + pt;
-                let r = py / sh;
-                if r >= self.rows {
+        chan.fill(0.0);
+        for (iy, src) in x.chunks_exact(w).enumerate() {
+            let py = iy + pt;
+            let r = py / sh;
+            if r >= self.rows {
+                continue;
+            }
+            for b in 0..sw {
+                // Inputs `ix` with `(ix + pl) % sw == b` fill consecutive columns from `c0`.
+                let ix0 = (b + sw - pl % sw) % sw;
+                if ix0 >= w {
                     continue;
                 }
-                for b in 0..sw {
-                    // Inputs `ix` with `(ix + pl) % sw == b` fill consecutive columns from `c0`.
-                    let ix0 = (b + sw - pl % sw) % sw;
-                    if ix0 >= w {
-                        continue;
-                    }
-                    let c0 = (ix0 + pl) / sw;
-                    let n = (w - ix0).div_ceil(sw).min(self.rs.saturating_sub(c0));
-                    let start = ((py % sh) * sw + b) * self.plane + r * self.rs + c0;
-                    let dst = &mut chan[start..start + n];
-                    if sw == 1 {
-                        dst.copy_from_slice(&src[ix0..ix0 + n]);
-                    } else {
-                        for (d, v) in dst.iter_mut().zip(src[ix0..].iter().step_by(sw)) {
-                            *d = *v;
-                        }
+                let c0 = (ix0 + pl) / sw;
+                let n = (w - ix0).div_ceil(sw).min(self.rs.saturating_sub(c0));
+                let start = ((py % sh) * sw + b) * self.plane + r * self.rs + c0;
+                let dst = &mut chan[start..start + n];
+                if sw == 1 {
+                    dst.copy_from_slice(&src[ix0..ix0 + n]);
+                } else {
+                    for (d, v) in dst.iter_mut().zip(src[ix0..].iter().step_by(sw)) {
+                        *d = *v;
                     }
                 }
             }
