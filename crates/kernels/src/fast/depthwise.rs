@@ -13,6 +13,7 @@
 //! enabled and chosen at run time; the portable build is always present and is used elsewhere,
 //! or when `LITHE_KERNELS=generic` is set ([`crate::force_generic`]).
 
+use super::Isa;
 use super::activation::{ActVisitor, BlockAct, FastActivation, visit_act};
 use crate::KernelError;
 use lithe_ir::op::AxisWindow;
@@ -289,33 +290,6 @@ impl Kind {
             Kind::K3S1 | Kind::K5S1 => 1,
             Kind::K3S2 | Kind::K5S2 => 2,
         }
-    }
-}
-
-/// The instruction set chosen at run time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
-    Generic,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl Isa {
-    fn detect() -> Isa {
-        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-        *ISA.get_or_init(|| {
-            if crate::force_generic() {
-                return Isa::Generic;
-            }
-            #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-            {
-                return Isa::Avx512;
-            }
-            Isa::Generic
-        })
     }
 }
 

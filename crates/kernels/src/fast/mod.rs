@@ -19,3 +19,33 @@ pub use depthwise::{
 };
 pub use layout::{f32_concat, f32_slice_box, f32_transpose};
 pub use pool::{PoolParams, f32_avgpool2d, f32_global_avgpool, f32_maxpool2d};
+
+/// The instruction set chosen at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// The portable build.
+    Generic,
+    /// A build with AVX-512F, AVX2 and FMA enabled.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    /// Detected once per process; `LITHE_KERNELS=generic` forces [`Isa::Generic`].
+    pub(crate) fn detect() -> Isa {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| {
+            if crate::force_generic() {
+                return Isa::Generic;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx512;
+            }
+            Isa::Generic
+        })
+    }
+}

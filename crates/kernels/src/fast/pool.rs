@@ -7,6 +7,7 @@
 //! window with `count_include_pad`, since floor mode never reaches past the end padding).
 //! Max follows the reference: NaN propagates.
 
+use super::Isa;
 use super::depthwise::DwPads;
 use crate::KernelError;
 
@@ -148,24 +149,34 @@ fn pool2d(
     };
     let row_in: Vec<usize> = (0..oh).map(|o| inside(o, p.top, h)).collect();
     let col_in: Vec<usize> = (0..ow).map(|o| inside(o, p.left, w)).collect();
+    // Max pooling: the vertical maximum of one output row's padded rows, split into its even
+    // and odd columns.
+    let mut rowmax = vec![0f32; rs];
+    let mut halves = vec![0f32; 2 * rs.div_ceil(2)];
     for (src, dst) in x.chunks_exact(in_plane).zip(out.chunks_exact_mut(out_plane)) {
         for (r, dr) in src.chunks_exact(w).zip(padded[p.top * rs..].chunks_exact_mut(rs)) {
             dr[p.left..p.left + w].copy_from_slice(r);
         }
+        if let Mode::Max = mode {
+            match Isa::detect() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Isa::Avx512` is only returned after detecting AVX-512F, AVX2 and FMA;
+                // the function body is safe code.
+                Isa::Avx512 => unsafe { max_plane_avx512(&padded, rs, k, ow, &mut rowmax, &mut halves, dst) },
+                Isa::Generic => max_plane(&padded, rs, k, ow, &mut rowmax, &mut halves, dst),
+            }
+            continue;
+        }
         for (oy, orow) in dst.chunks_exact_mut(ow).enumerate() {
             let row = |ky: usize| &padded[(oy * s + ky) * rs..(oy * s + ky + 1) * rs];
-            match (mode, k) {
-                (Mode::Max, 2) => max_rows::<2>(orow, row),
-                (Mode::Max, _) => max_rows::<3>(orow, row),
-                (Mode::Avg { count_include_pad }, _) => {
-                    for (ox, o) in orow.iter_mut().enumerate() {
-                        let mut sum = 0f32;
-                        for ky in 0..k {
-                            sum += row(ky)[ox * s..ox * s + k].iter().sum::<f32>();
-                        }
-                        let div = if count_include_pad { k * k } else { row_in[oy] * col_in[ox] };
-                        *o = if div == 0 { f32::NAN } else { sum / div as f32 };
+            if let Mode::Avg { count_include_pad } = mode {
+                for (ox, o) in orow.iter_mut().enumerate() {
+                    let mut sum = 0f32;
+                    for ky in 0..k {
+                        sum += row(ky)[ox * s..ox * s + k].iter().sum::<f32>();
                     }
+                    let div = if count_include_pad { k * k } else { row_in[oy] * col_in[ox] };
+                    *o = if div == 0 { f32::NAN } else { sum / div as f32 };
                 }
             }
         }
@@ -179,20 +190,60 @@ fn nan_max(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) }
 }
 
-/// One output row of a `K x K` stride-2 max pool from the `K` padded input rows `row(ky)`.
+/// One plane of a `k x k` (2 or 3) stride-2 max pool from its padded copy (`rs` columns per
+/// row), separably: for each output row the maximum of its `k` padded rows (unit stride,
+/// vectorized), split into even and odd columns so the horizontal window maximum of output
+/// column `ox` is `max(even[ox], odd[ox][, even[ox + 1]])`, again unit stride.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn max_rows<'a, const K: usize>(orow: &mut [f32], row: impl Fn(usize) -> &'a [f32]) {
-    orow.fill(f32::NEG_INFINITY);
-    for ky in 0..K {
-        let r = row(ky);
-        for (o, win) in orow.iter_mut().zip(r.windows(K).step_by(2)) {
-            let mut m = win[0];
-            for &v in &win[1..] {
-                m = nan_max(m, v);
+fn max_plane(padded: &[f32], rs: usize, k: usize, ow: usize, rowmax: &mut [f32], halves: &mut [f32], out: &mut [f32]) {
+    let half = rs.div_ceil(2);
+    let (even, odd) = halves.split_at_mut(half);
+    let vmax = &mut rowmax[..rs];
+    for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+        vmax.copy_from_slice(&padded[2 * oy * rs..(2 * oy + 1) * rs]);
+        for ky in 1..k {
+            let r = &padded[(2 * oy + ky) * rs..(2 * oy + ky + 1) * rs];
+            for (m, &v) in vmax.iter_mut().zip(r) {
+                *m = nan_max(*m, v);
             }
-            *o = nan_max(*o, m);
+        }
+        for ((pair, e), o) in vmax.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
+            *e = pair[0];
+            *o = pair[1];
+        }
+        if rs % 2 == 1 {
+            even[half - 1] = vmax[rs - 1];
+        }
+        if k == 2 {
+            for ((m, &e), &o) in orow.iter_mut().zip(&even[..ow]).zip(&odd[..ow]) {
+                *m = nan_max(e, o);
+            }
+        } else {
+            for (((m, &e), &o), &e1) in orow.iter_mut().zip(&even[..ow]).zip(&odd[..ow]).zip(&even[1..=ow]) {
+                *m = nan_max(nan_max(e, o), e1);
+            }
         }
     }
+}
+
+/// [`max_plane`] compiled with AVX-512F.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn max_plane_avx512(
+    padded: &[f32],
+    rs: usize,
+    k: usize,
+    ow: usize,
+    rowmax: &mut [f32],
+    halves: &mut [f32],
+    out: &mut [f32],
+) {
+    max_plane(padded, rs, k, ow, rowmax, halves, out)
 }
 
 fn check_len(what: &str, got: usize, want: usize) -> Result<(), KernelError> {
