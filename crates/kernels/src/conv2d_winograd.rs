@@ -12,15 +12,17 @@
 
 use crate::KernelError;
 use crate::conv2d_gemm::{Conv2dShape, per_channel_slope};
+use crate::fast::Isa;
 use crate::fast::activation::FastActivation;
 use crate::gemm::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, Residual, sgemm};
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, ConvAttrs};
+use rayon::prelude::*;
 
 const OP: &str = "Conv";
 
 /// Scratch budget per tile block, in f32 elements (about 1 MiB: V and M of one block).
-const BLOCK_BUDGET: usize = 256 * 1024;
+const BLOCK_BUDGET: usize = 1024 * 1024;
 
 /// The Winograd output tile size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -129,19 +131,36 @@ fn invert(a: &[f64], n: usize) -> Vec<f64> {
 /// Pick a Winograd tile for a 3x3 stride-1 conv of output `out_h x out_w`, or `None` when
 /// im2col + GEMM is expected to be faster.
 ///
-/// Measured (benches/conv3x3.rs in lithe-kernels-x86, AVX-512, 1 thread): with the current
-/// scalar transforms im2col + GEMM is faster on every ResNet/VGG shape tried (64ch 56x56 to
-/// 512ch 7x7), so this returns `None` unless `LITHE_WINOGRAD=1` is set. Then the tile follows
-/// Paddle Lite's rule on output tiles per thread (F(2,3) below 16, F(4,3) below 36, else
-/// F(6,3)), with `None` below 8 channels where the transforms dominate.
-pub fn choose_tile(out_h: usize, out_w: usize, c_in: usize, c_out: usize, threads: usize) -> Option<WinogradTile> {
-    if std::env::var_os("LITHE_WINOGRAD").is_none_or(|v| v != "1") {
+/// Measured (`cargo bench -p lithe-kernels-x86 --bench conv3x3`, AVX-512 12x32 kernel,
+/// 1 thread, `C_in = C_out`, GFLOP/s of direct-conv FLOPs, im2col+GEMM / F(2,3) / F(4,3) /
+/// F(6,3)): 64ch 56x56 82/64/96/88, 128ch 28x28 84/103/143/140, 256ch 14x14 91/122/110/57,
+/// 512ch 7x7 76/69/28/16. So: F(4,3) from 28x28 outputs up, F(2,3) from 14x14, nothing
+/// below, and nothing under 16 channels either way (the transforms dominate). F(6,3) never led.
+/// `LITHE_WINOGRAD=0` turns Winograd off; `2`, `4` or `6` forces that tile wherever it applies.
+pub fn choose_tile(out_h: usize, out_w: usize, c_in: usize, c_out: usize) -> Option<WinogradTile> {
+    match std::env::var("LITHE_WINOGRAD").as_deref() {
+        Ok("0") => return None,
+        Ok("2") => return Some(WinogradTile::F2x3),
+        Ok("4") => return Some(WinogradTile::F4x3),
+        Ok("6") => return Some(WinogradTile::F6x3),
+        _ => {}
+    }
+    if c_in < 16 || c_out < 16 {
         return None;
     }
-    tile_by_tiles_per_thread(out_h, out_w, c_in, c_out, threads)
+    let pixels = out_h * out_w;
+    if pixels >= 28 * 28 {
+        Some(WinogradTile::F4x3)
+    } else if pixels >= 14 * 14 {
+        Some(WinogradTile::F2x3)
+    } else {
+        None
+    }
 }
 
-/// Paddle Lite's tile rule (see [`choose_tile`]), without the measured gate.
+/// Paddle Lite's tile rule on output tiles per thread (F(2,3) below 16, F(4,3) below 36, else
+/// F(6,3); `None` below 8 channels), kept for comparison: the runtime uses [`choose_tile`],
+/// measured on our own kernels.
 pub fn tile_by_tiles_per_thread(
     out_h: usize,
     out_w: usize,
@@ -301,17 +320,24 @@ impl Conv2dWinograd {
         Ok(Conv2dShape { batch, input_hw: [h, w], output_hw: [wh.output, ww.output], windows: [*wh, *ww] })
     }
 
-    /// Tiles per block for `tiles` tiles in total.
+    /// Tiles per block for `tiles` tiles in total: a multiple of [`L`].
     fn block(&self, tiles: usize) -> usize {
         let n = self.tile.input();
-        (BLOCK_BUDGET / (n * n * (self.c_in + self.c_out))).clamp(8, 512).min(tiles.max(1))
+        let budget = (BLOCK_BUDGET / (n * n * (self.c_in + self.c_out))).clamp(L, 4096);
+        budget.min(tiles.max(1).div_ceil(L) * L) / L * L
+    }
+
+    /// Scratch elements for blocks of `tb` tiles: `V`, `M` and one channel's staged tiles.
+    fn scratch_elems(&self, tb: usize) -> usize {
+        let n = self.tile.input();
+        n * n * (self.c_in + self.c_out + 1) * tb
     }
 
     /// Elements of the scratch buffer [`run`](Self::run) needs for `shape`.
     pub fn scratch_len(&self, shape: &Conv2dShape) -> usize {
-        let (m, n) = (self.tile.output(), self.tile.input());
+        let m = self.tile.output();
         let tiles = shape.output_hw[0].div_ceil(m) * shape.output_hw[1].div_ceil(m);
-        n * n * (self.c_in + self.c_out) * self.block(tiles)
+        self.scratch_elems(self.block(tiles))
     }
 
     /// Convolve `x` (shape `x_shape`) into `y` (`N x C_out x OH x OW`), adding `residual`
@@ -341,8 +367,9 @@ impl Conv2dWinograd {
         let tiles = tiles_y * tiles_x;
         let tb = self.block(tiles);
         let (ci, co) = (self.c_in, self.c_out);
-        scratch.resize(n * n * (ci + co) * tb, 0.0);
-        let (vbuf, mbuf) = scratch.split_at_mut(n * n * ci * tb);
+        scratch.resize(self.scratch_elems(tb), 0.0);
+        let (vbuf, rest) = scratch.split_at_mut(n * n * ci * tb);
+        let (mbuf, stage) = rest.split_at_mut(n * n * co * tb);
         let geo = Geometry { h, w, oh, ow, pad: [s.windows[0].pad_begin, s.windows[1].pad_begin], tiles_x };
         for b in 0..s.batch {
             let xb = &x[b * ci * h * w..][..ci * h * w];
@@ -355,7 +382,10 @@ impl Conv2dWinograd {
             let mut t0 = 0;
             while t0 < tiles {
                 let nt = tb.min(tiles - t0);
-                self.input_transform(xb, &geo, t0, nt, tb, vbuf);
+                self.input_transform(xb, &geo, t0, nt, tb, vbuf, stage, threads);
+                // `V` and `M` are channel-major (`[c][ξ][t]`), so `V_ξ` and `M_ξ` are strided
+                // views with row stride `n² tb`.
+                let stride = n * n * tb;
                 for xi in 0..n * n {
                     sgemm(
                         self.kernel,
@@ -363,72 +393,63 @@ impl Conv2dWinograd {
                         nt,
                         ci,
                         GemmInput::Packed(&self.packed[xi]),
-                        GemmInput::Strided(MatRef::new(&vbuf[xi * ci * tb..][..ci * tb], ci, nt, tb, 1)?),
-                        &mut mbuf[xi * co * tb..][..co * tb],
-                        tb,
+                        GemmInput::Strided(MatRef::new(&vbuf[xi * tb..], ci, nt, stride, 1)?),
+                        &mut mbuf[xi * tb..],
+                        stride,
                         &GemmEpilogue::default(),
                         threads,
                     )?;
                 }
-                self.output_transform(mbuf, &geo, t0, nt, tb, res, &act, yb);
+                self.output_transform(mbuf, &geo, t0, nt, tb, res, &act, yb, stage, threads);
                 t0 += nt;
             }
         }
         Ok(())
     }
 
-    /// `V[ξ][c][t] = (Bᵀ d B)[ξ]` for tiles `t0..t0 + nt` of one image.
-    fn input_transform(&self, x: &[f32], g: &Geometry, t0: usize, nt: usize, tb: usize, v: &mut [f32]) {
-        let (m, n) = (self.tile.output(), self.tile.input());
-        let bt = &self.bt;
-        let mut d = [0.0f32; 64];
-        let mut tmp = [0.0f32; 64];
-        for c in 0..self.c_in {
-            let plane = &x[c * g.h * g.w..][..g.h * g.w];
-            for t in 0..nt {
-                let (ty, tx) = ((t0 + t) / g.tiles_x, (t0 + t) % g.tiles_x);
-                let (y0, x0) = ((ty * m) as isize - g.pad[0] as isize, (tx * m) as isize - g.pad[1] as isize);
-                for i in 0..n {
-                    let iy = y0 + i as isize;
-                    let row = &mut d[i * n..(i + 1) * n];
-                    if iy < 0 || iy >= g.h as isize {
-                        row.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.w..][..g.w];
-                    for (j, r) in row.iter_mut().enumerate() {
-                        let ix = x0 + j as isize;
-                        *r = if ix >= 0 && ix < g.w as isize { src[ix as usize] } else { 0.0 };
-                    }
-                }
-                // tmp = Bᵀ d
-                for i in 0..n {
-                    let out = &mut tmp[i * n..(i + 1) * n];
-                    out.fill(0.0);
-                    for k in 0..n {
-                        let f = bt[i * n + k];
-                        if f != 0.0 {
-                            for (o, &dv) in out.iter_mut().zip(&d[k * n..(k + 1) * n]) {
-                                *o += f * dv;
-                            }
-                        }
-                    }
-                }
-                // V = tmp B: V[i][j] = Σ_k tmp[i][k] Bᵀ[j][k]
-                for i in 0..n {
-                    for j in 0..n {
-                        let mut acc = 0.0;
-                        for k in 0..n {
-                            acc += tmp[i * n + k] * bt[j * n + k];
-                        }
-                        v[((i * n + j) * self.c_in + c) * tb + t] = acc;
-                    }
-                }
+    /// `V[c][ξ][t] = (Bᵀ d B)[ξ]` for tiles `t0..t0 + nt` of one image (each channel's `n²`
+    /// rows of `tb` values, `tb` a multiple of [`L`] at least `nt` rounded up to [`L`]); `d` is
+    /// staging space for one channel's tiles (`n² · tb`). `threads > 1` splits the channels.
+    #[allow(clippy::too_many_arguments)]
+    fn input_transform(
+        &self,
+        x: &[f32],
+        g: &Geometry,
+        t0: usize,
+        nt: usize,
+        tb: usize,
+        v: &mut [f32],
+        d: &mut [f32],
+        threads: usize,
+    ) {
+        let n = self.tile.input();
+        let plane_len = g.h * g.w;
+        let one = |plane: &[f32], v_c: &mut [f32], d: &mut [f32]| {
+            gather_tiles(plane, g, self.tile, t0, nt, tb, d);
+            match (Isa::detect(), self.tile) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Isa::Avx512` is only returned after detecting AVX-512F, AVX2 and FMA;
+                // the function body is safe code.
+                (Isa::Avx512, tile) => unsafe { transform_in_avx512(tile, &self.bt, d, nt, tb, v_c) },
+                (Isa::Generic, WinogradTile::F2x3) => transform_in::<4>(&self.bt, d, nt, tb, v_c),
+                (Isa::Generic, WinogradTile::F4x3) => transform_in::<6>(&self.bt, d, nt, tb, v_c),
+                (Isa::Generic, WinogradTile::F6x3) => transform_in::<8>(&self.bt, d, nt, tb, v_c),
+            }
+        };
+        let chunks = v.par_chunks_mut(n * n * tb).zip(x.par_chunks(plane_len)).take(self.c_in);
+        if threads > 1 && self.c_in > 1 {
+            let per = self.c_in.div_ceil(threads);
+            chunks.with_min_len(per).for_each_init(|| vec![0f32; n * n * tb], |d, (v_c, plane)| one(plane, v_c, d));
+        } else {
+            for (v_c, plane) in v.chunks_exact_mut(n * n * tb).zip(x.chunks_exact(plane_len)).take(self.c_in) {
+                one(plane, v_c, d);
             }
         }
     }
 
-    /// `Y = Aᵀ M A` for tiles `t0..t0 + nt`, with bias, residual and activation, into `y`.
+    /// `Y = Aᵀ M A` for tiles `t0..t0 + nt` (`M` channel-major, `[co][ξ][t]`), with bias,
+    /// residual and activation, into `y`; `o` is staging space for one channel's output tiles.
+    /// `threads > 1` splits the channels.
     #[allow(clippy::too_many_arguments)]
     fn output_transform(
         &self,
@@ -440,58 +461,228 @@ impl Conv2dWinograd {
         res: Option<&[f32]>,
         act: &FastActivation<'_>,
         y: &mut [f32],
+        o: &mut [f32],
+        threads: usize,
     ) {
         let (m, n) = (self.tile.output(), self.tile.input());
-        let at = &self.at;
         let in_output = self.attrs.epilogue.residual && res.is_none();
-        let mut mt = [0.0f32; 64];
-        let mut tmp = [0.0f32; 48];
-        let mut row = [0.0f32; 6];
         let plane_len = g.oh * g.ow;
-        for co in 0..self.c_out {
+        let one = |co: usize, m_c: &[f32], yp: &mut [f32], o: &mut [f32]| {
             let bias = self.bias.as_ref().map_or(0.0, |b| b[co]);
+            match (Isa::detect(), self.tile) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as in `input_transform`.
+                (Isa::Avx512, tile) => unsafe { transform_out_avx512(tile, &self.at, m_c, nt, tb, bias, o) },
+                (Isa::Generic, WinogradTile::F2x3) => transform_out::<4, 2>(&self.at, m_c, nt, tb, bias, o),
+                (Isa::Generic, WinogradTile::F4x3) => transform_out::<6, 4>(&self.at, m_c, nt, tb, bias, o),
+                (Isa::Generic, WinogradTile::F6x3) => transform_out::<8, 6>(&self.at, m_c, nt, tb, bias, o),
+            }
+            // Scatter the tiles (`o[r][s][t]`) into the plane with residual and activation.
             let act_c = act.channel(co);
-            let yp = &mut y[co * plane_len..][..plane_len];
             let rp = res.map(|r| &r[co * plane_len..][..plane_len]);
+            let mut row = [0.0f32; 6];
             for t in 0..nt {
-                for (xi, v) in mt[..n * n].iter_mut().enumerate() {
-                    *v = mb[(xi * self.c_out + co) * tb + t];
-                }
-                // tmp = Aᵀ M (m x n)
-                for i in 0..m {
-                    let out = &mut tmp[i * n..(i + 1) * n];
-                    out.fill(0.0);
-                    for k in 0..n {
-                        let f = at[i * n + k];
-                        if f != 0.0 {
-                            for (o, &mv) in out.iter_mut().zip(&mt[k * n..(k + 1) * n]) {
-                                *o += f * mv;
-                            }
-                        }
-                    }
-                }
                 let (ty, tx) = ((t0 + t) / g.tiles_x, (t0 + t) % g.tiles_x);
                 let (oy0, ox0) = (ty * m, tx * m);
                 let cols = m.min(g.ow - ox0);
-                for i in 0..m.min(g.oh - oy0) {
-                    let base = (oy0 + i) * g.ow + ox0;
-                    for (j, r) in row[..cols].iter_mut().enumerate() {
-                        let mut acc = bias;
-                        for k in 0..n {
-                            acc += tmp[i * n + k] * at[j * n + k];
-                        }
+                for r in 0..m.min(g.oh - oy0) {
+                    let base = (oy0 + r) * g.ow + ox0;
+                    for (s, v) in row[..cols].iter_mut().enumerate() {
+                        let mut acc = o[(r * m + s) * tb + t];
                         if let Some(rp) = rp {
-                            acc += rp[base + j];
+                            acc += rp[base + s];
                         } else if in_output {
-                            acc += yp[base + j];
+                            acc += yp[base + s];
                         }
-                        *r = acc;
+                        *v = acc;
                     }
                     act_c.apply_row(&mut row[..cols]);
-                    yp[base..base + cols].copy_from_slice(&row[..cols]);
+                    for (d, &v) in yp[base..base + cols].iter_mut().zip(&row[..cols]) {
+                        *d = v;
+                    }
+                }
+            }
+        };
+        if threads > 1 && self.c_out > 1 {
+            let per = self.c_out.div_ceil(threads);
+            mb.par_chunks(n * n * tb)
+                .zip(y.par_chunks_mut(plane_len))
+                .take(self.c_out)
+                .enumerate()
+                .with_min_len(per)
+                .for_each_init(|| vec![0f32; m * m * tb], |o, (co, (m_c, yp))| one(co, m_c, yp, o));
+        } else {
+            for (co, (m_c, yp)) in
+                mb.chunks_exact(n * n * tb).zip(y.chunks_exact_mut(plane_len)).take(self.c_out).enumerate()
+            {
+                one(co, m_c, yp, o);
+            }
+        }
+    }
+}
+
+/// Lanes: tiles transformed together (one AVX-512 register of f32).
+const L: usize = 16;
+
+/// Copy the `n x n` input window of tiles `t0..t0 + nt` of one channel plane into
+/// `d[(i * n + j) * tb + t]` (zeros in the padding and for `t >= nt` up to the next multiple of
+/// [`L`]).
+#[allow(clippy::too_many_arguments)]
+fn gather_tiles(plane: &[f32], g: &Geometry, tile: WinogradTile, t0: usize, nt: usize, tb: usize, d: &mut [f32]) {
+    let (m, n) = (tile.output(), tile.input());
+    let padded_nt = nt.div_ceil(L) * L;
+    for t in 0..nt {
+        let (ty, tx) = ((t0 + t) / g.tiles_x, (t0 + t) % g.tiles_x);
+        let (y0, x0) = ((ty * m) as isize - g.pad[0] as isize, (tx * m) as isize - g.pad[1] as isize);
+        let interior_x = x0 >= 0 && x0 + n as isize <= g.w as isize;
+        for i in 0..n {
+            let iy = y0 + i as isize;
+            let dst = |j: usize| (i * n + j) * tb + t;
+            if iy < 0 || iy >= g.h as isize {
+                for j in 0..n {
+                    d[dst(j)] = 0.0;
+                }
+                continue;
+            }
+            let src = &plane[iy as usize * g.w..][..g.w];
+            if interior_x {
+                for (j, &v) in src[x0 as usize..x0 as usize + n].iter().enumerate() {
+                    d[dst(j)] = v;
+                }
+            } else {
+                for j in 0..n {
+                    let ix = x0 + j as isize;
+                    d[dst(j)] = if ix >= 0 && ix < g.w as isize { src[ix as usize] } else { 0.0 };
                 }
             }
         }
+    }
+    for row in d.chunks_exact_mut(tb).take(n * n) {
+        row[nt..padded_nt].fill(0.0);
+    }
+}
+
+/// `V[ξ] = (Bᵀ d B)[ξ]` for every tile of one channel, [`L`] tiles per step: `d` from
+/// [`gather_tiles`], `V[ξ][t]` at `v[ξ * tb + t]`. Zero coefficients are skipped (whole vector operations).
+#[inline(always)]
+fn transform_in<const N: usize>(bt: &[f32], d: &[f32], nt: usize, tb: usize, v: &mut [f32]) {
+    for t in (0..nt).step_by(L) {
+        // tmp[i'][j] = Σ_i Bᵀ[i'][i] d[i][j]
+        let mut tmp = [[[0f32; L]; N]; N];
+        for (ip, trow) in tmp.iter_mut().enumerate() {
+            for i in 0..N {
+                let f = bt[ip * N + i];
+                if f == 0.0 {
+                    continue;
+                }
+                for (j, acc) in trow.iter_mut().enumerate() {
+                    let src: &[f32; L] = d[(i * N + j) * tb + t..][..L].try_into().expect("L lanes");
+                    for l in 0..L {
+                        acc[l] += f * src[l];
+                    }
+                }
+            }
+        }
+        // V[i'][j'] = Σ_j tmp[i'][j] Bᵀ[j'][j]
+        for (ip, trow) in tmp.iter().enumerate() {
+            for jp in 0..N {
+                let mut acc = [0f32; L];
+                for (j, tv) in trow.iter().enumerate() {
+                    let f = bt[jp * N + j];
+                    if f == 0.0 {
+                        continue;
+                    }
+                    for l in 0..L {
+                        acc[l] += f * tv[l];
+                    }
+                }
+                v[(ip * N + jp) * tb + t..][..L].copy_from_slice(&acc);
+            }
+        }
+    }
+}
+
+/// `o[(r * M + s) * tb + t] = bias + (Aᵀ M A)[r][s]` for every tile of one channel, [`L`]
+/// tiles per step, `M[ξ][t]` at `mb[ξ * tb + t]`.
+#[inline(always)]
+fn transform_out<const N: usize, const M: usize>(
+    at: &[f32],
+    mb: &[f32],
+    nt: usize,
+    tb: usize,
+    bias: f32,
+    o: &mut [f32],
+) {
+    for t in (0..nt).step_by(L) {
+        // tmp[r][j] = Σ_i Aᵀ[r][i] M[i][j]
+        let mut tmp = [[[0f32; L]; N]; M];
+        for (r, trow) in tmp.iter_mut().enumerate() {
+            for i in 0..N {
+                let f = at[r * N + i];
+                if f == 0.0 {
+                    continue;
+                }
+                for (j, acc) in trow.iter_mut().enumerate() {
+                    let src: &[f32; L] = mb[(i * N + j) * tb + t..][..L].try_into().expect("L lanes");
+                    for l in 0..L {
+                        acc[l] += f * src[l];
+                    }
+                }
+            }
+        }
+        // Y[r][s] = bias + Σ_j tmp[r][j] Aᵀ[s][j]
+        for (r, trow) in tmp.iter().enumerate() {
+            for s in 0..M {
+                let mut acc = [bias; L];
+                for (j, tv) in trow.iter().enumerate() {
+                    let f = at[s * N + j];
+                    if f == 0.0 {
+                        continue;
+                    }
+                    for l in 0..L {
+                        acc[l] += f * tv[l];
+                    }
+                }
+                o[(r * M + s) * tb + t..][..L].copy_from_slice(&acc);
+            }
+        }
+    }
+}
+
+/// [`transform_in`] for `tile`, compiled with AVX-512F.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn transform_in_avx512(tile: WinogradTile, bt: &[f32], d: &[f32], nt: usize, tb: usize, v: &mut [f32]) {
+    match tile {
+        WinogradTile::F2x3 => transform_in::<4>(bt, d, nt, tb, v),
+        WinogradTile::F4x3 => transform_in::<6>(bt, d, nt, tb, v),
+        WinogradTile::F6x3 => transform_in::<8>(bt, d, nt, tb, v),
+    }
+}
+
+/// [`transform_out`] for `tile`, compiled with AVX-512F.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn transform_out_avx512(
+    tile: WinogradTile,
+    at: &[f32],
+    mb: &[f32],
+    nt: usize,
+    tb: usize,
+    bias: f32,
+    o: &mut [f32],
+) {
+    match tile {
+        WinogradTile::F2x3 => transform_out::<4, 2>(at, mb, nt, tb, bias, o),
+        WinogradTile::F4x3 => transform_out::<6, 4>(at, mb, nt, tb, bias, o),
+        WinogradTile::F6x3 => transform_out::<8, 6>(at, mb, nt, tb, bias, o),
     }
 }
 

@@ -9,7 +9,7 @@
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AutoPad, ConvAttrs, Epilogue, Op};
 use lithe_kernels::KernelError;
-use lithe_kernels::conv2d_winograd::{Conv2dWinograd, WinogradTile, tile_by_tiles_per_thread};
+use lithe_kernels::conv2d_winograd::{Conv2dWinograd, WinogradTile, choose_tile, tile_by_tiles_per_thread};
 use lithe_kernels::gemm::conformance::{all_activations, seeded_values as values};
 use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, Residual};
 use lithe_kernels::reference;
@@ -188,4 +188,16 @@ fn choose_tile_grows_with_the_output() {
     assert_eq!(tile_by_tiles_per_thread(14, 14, 64, 64, 1), Some(WinogradTile::F4x3));
     assert_eq!(tile_by_tiles_per_thread(5, 5, 64, 64, 1), Some(WinogradTile::F2x3));
     assert_eq!(tile_by_tiles_per_thread(56, 56, 3, 64, 1), None);
+}
+
+#[test]
+fn measured_rule_picks_by_output_size() {
+    if std::env::var_os("LITHE_WINOGRAD").is_some() {
+        return; // forced by the environment
+    }
+    assert_eq!(choose_tile(56, 56, 64, 64), Some(WinogradTile::F4x3));
+    assert_eq!(choose_tile(28, 28, 128, 128), Some(WinogradTile::F4x3));
+    assert_eq!(choose_tile(14, 14, 256, 256), Some(WinogradTile::F2x3));
+    assert_eq!(choose_tile(7, 7, 512, 512), None);
+    assert_eq!(choose_tile(56, 56, 3, 64), None);
 }

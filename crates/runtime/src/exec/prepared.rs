@@ -6,6 +6,7 @@ use lithe_ir::op::{Activation, AvgPoolAttrs, ConvAttrs, PoolAttrs};
 use lithe_ir::{Graph, Op, Outlet, Tensor};
 use lithe_kernels::KernelError;
 use lithe_kernels::conv2d_gemm::{Conv2dGemm, per_channel_slope};
+use lithe_kernels::conv2d_winograd::{self, Conv2dWinograd};
 use lithe_kernels::fast;
 use lithe_kernels::fully_connected_gemm::FullyConnectedGemm;
 use lithe_kernels::gemm::Residual;
@@ -15,6 +16,8 @@ use lithe_kernels::gemm::Residual;
 pub(crate) enum Prepared {
     /// 2-D Conv as packed GEMM (im2col or pointwise).
     Conv(Conv2dGemm),
+    /// 3x3 stride-1 Conv by Winograd, when its output size makes that faster.
+    Winograd(Box<Conv2dWinograd>),
     /// Depthwise 2-D Conv: the direct kernels when the window geometry suits them, else
     /// `fallback`.
     Depthwise(Box<Depthwise>),
@@ -96,6 +99,7 @@ impl Prepared {
     pub fn kernel_name(&self) -> String {
         match self {
             Prepared::Conv(c) => format!("conv2d_gemm/{}", c.microkernel().name()),
+            Prepared::Winograd(c) => format!("winograd_{:?}/{}", c.tile(), c.microkernel().name()),
             Prepared::Depthwise(d) => format!("f32_dwconv_{0}x{0}/direct", d.kernel),
             Prepared::FullyConnected(f) => format!("fc_gemm/{}", f.microkernel().name()),
             Prepared::MaxPool(_) => "f32_maxpool2d/direct".to_string(),
@@ -139,7 +143,11 @@ impl Prepared {
     /// The input slots [`run`](Self::run) reads, in order.
     pub fn operand_slots(&self, op: &Op, num_inputs: usize) -> Vec<usize> {
         match (self, op) {
-            (Prepared::Conv(_) | Prepared::Depthwise(_), Op::Conv(a)) if a.epilogue.residual => vec![0, 3],
+            (Prepared::Conv(_) | Prepared::Winograd(_) | Prepared::Depthwise(_), Op::Conv(a))
+                if a.epilogue.residual =>
+            {
+                vec![0, 3]
+            }
             (Prepared::Concat, _) => (0..num_inputs).collect(),
             (Prepared::Binary(_), _) => vec![0, 1],
             _ => vec![0],
@@ -183,6 +191,7 @@ impl Prepared {
             (_, None) => false,
             (Prepared::View, Some(_)) => false,
             (Prepared::Conv(c), Some(x)) => c.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
+            (Prepared::Winograd(c), Some(x)) => c.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
             (Prepared::FullyConnected(f), Some(x)) => f.run(x, x_shape, y, threads).map(|()| true)?,
             (Prepared::Depthwise(d), Some(x)) => d.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
             (Prepared::MaxPool(a), Some(x)) => match pool_params(a, x_shape, true) {
@@ -339,6 +348,9 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
                 return None;
             }
             let (b, slope) = (constant(2)?, constant(4)?);
+            if let Some(wino) = winograd(graph, step, attrs, w, b, slope, kernels) {
+                return Some(Prepared::Winograd(Box::new(wino)));
+            }
             let rows_per_group = w.shape()[0] / attrs.group.max(1);
             let gemm = Conv2dGemm::prepare(kernels.f32_gemm_for_rows(rows_per_group), attrs, w, b, slope);
             match gemm {
@@ -384,6 +396,28 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
 
 /// A depthwise conv with square 3x3 or 5x5 kernels prepared for the direct kernels (keeping
 /// `gemm` as the fallback), or the GEMM path for every other conv.
+/// The Winograd form of a 3x3 stride-1 group-1 Conv when its statically known output size
+/// makes a Winograd tile faster ([`conv2d_winograd::choose_tile`]).
+fn winograd(
+    graph: &Graph,
+    step: &Step,
+    attrs: &ConvAttrs,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    slope: Option<&Tensor>,
+    kernels: KernelSet,
+) -> Option<Conv2dWinograd> {
+    let ws = w.shape();
+    if ws.len() != 4 || ws[2..] != [3, 3] || attrs.group != 1 {
+        return None;
+    }
+    let out = &graph.value(Outlet::new(step.node, 0)).ty;
+    let dims: Vec<usize> = out.shape.as_ref()?.dims().iter().map(|d| d.known()).collect::<Option<_>>()?;
+    let &[_, c_out, oh, ow] = dims.as_slice() else { return None };
+    let tile = conv2d_winograd::choose_tile(oh, ow, ws[1], c_out)?;
+    Conv2dWinograd::prepare(kernels.f32_gemm_for_rows(c_out), attrs, w, b, slope, tile).ok()
+}
+
 fn depthwise(attrs: &ConvAttrs, w: &Tensor, b: Option<&Tensor>, slope: Option<&Tensor>, gemm: Conv2dGemm) -> Prepared {
     let ws = w.shape();
     let channels = ws[0];
