@@ -562,33 +562,35 @@ fn gather_tiles(plane: &[f32], g: &Geometry, tile: WinogradTile, t0: usize, nt: 
     }
 }
 
-/// `V[ξ] = (Bᵀ d B)[ξ]` for every tile of one channel, [`L`] tiles per step: `d` from
-/// [`gather_tiles`], `V[ξ][t]` at `v[ξ * tb + t]`. Zero coefficients are skipped (whole vector operations).
+/// `out[(r * R + s) * tb + t] = add + (P X Pᵀ)[r][s]` for every tile `t < nt` of one channel,
+/// [`L`] tiles per step: `P` is `R x N` (row-major), `X[i][j][t]` at `x[(i * N + j) * tb + t]`.
+/// Zero coefficients of `P` are skipped (whole vector operations). The input transform is
+/// `P = Bᵀ` on the staged tiles, the output transform `P = Aᵀ` on `M` plus the bias.
 #[inline(always)]
-fn transform_in<const N: usize>(bt: &[f32], d: &[f32], nt: usize, tb: usize, v: &mut [f32]) {
+fn sandwich<const N: usize, const R: usize>(p: &[f32], x: &[f32], nt: usize, tb: usize, add: f32, out: &mut [f32]) {
     for t in (0..nt).step_by(L) {
-        // tmp[i'][j] = Σ_i Bᵀ[i'][i] d[i][j]
-        let mut tmp = [[[0f32; L]; N]; N];
-        for (ip, trow) in tmp.iter_mut().enumerate() {
+        // tmp[r][j] = Σ_i P[r][i] X[i][j]
+        let mut tmp = [[[0f32; L]; N]; R];
+        for (r, trow) in tmp.iter_mut().enumerate() {
             for i in 0..N {
-                let f = bt[ip * N + i];
+                let f = p[r * N + i];
                 if f == 0.0 {
                     continue;
                 }
                 for (j, acc) in trow.iter_mut().enumerate() {
-                    let src: &[f32; L] = d[(i * N + j) * tb + t..][..L].try_into().expect("L lanes");
+                    let src: &[f32; L] = x[(i * N + j) * tb + t..][..L].try_into().expect("L lanes");
                     for l in 0..L {
                         acc[l] += f * src[l];
                     }
                 }
             }
         }
-        // V[i'][j'] = Σ_j tmp[i'][j] Bᵀ[j'][j]
-        for (ip, trow) in tmp.iter().enumerate() {
-            for jp in 0..N {
-                let mut acc = [0f32; L];
+        // out[r][s] = add + Σ_j tmp[r][j] P[s][j]
+        for (r, trow) in tmp.iter().enumerate() {
+            for s in 0..R {
+                let mut acc = [add; L];
                 for (j, tv) in trow.iter().enumerate() {
-                    let f = bt[jp * N + j];
+                    let f = p[s * N + j];
                     if f == 0.0 {
                         continue;
                     }
@@ -596,14 +598,21 @@ fn transform_in<const N: usize>(bt: &[f32], d: &[f32], nt: usize, tb: usize, v: 
                         acc[l] += f * tv[l];
                     }
                 }
-                v[(ip * N + jp) * tb + t..][..L].copy_from_slice(&acc);
+                out[(r * R + s) * tb + t..][..L].copy_from_slice(&acc);
             }
         }
     }
 }
 
-/// `o[(r * M + s) * tb + t] = bias + (Aᵀ M A)[r][s]` for every tile of one channel, [`L`]
-/// tiles per step, `M[ξ][t]` at `mb[ξ * tb + t]`.
+/// `V[ξ] = (Bᵀ d B)[ξ]` for every tile of one channel: `d` from [`gather_tiles`], `V[ξ][t]` at
+/// `v[ξ * tb + t]`.
+#[inline(always)]
+fn transform_in<const N: usize>(bt: &[f32], d: &[f32], nt: usize, tb: usize, v: &mut [f32]) {
+    sandwich::<N, N>(bt, d, nt, tb, 0.0, v);
+}
+
+/// `o[(r * M + s) * tb + t] = bias + (Aᵀ M A)[r][s]` for every tile of one channel, `M[ξ][t]`
+/// at `mb[ξ * tb + t]`.
 #[inline(always)]
 fn transform_out<const N: usize, const M: usize>(
     at: &[f32],
@@ -613,40 +622,7 @@ fn transform_out<const N: usize, const M: usize>(
     bias: f32,
     o: &mut [f32],
 ) {
-    for t in (0..nt).step_by(L) {
-        // tmp[r][j] = Σ_i Aᵀ[r][i] M[i][j]
-        let mut tmp = [[[0f32; L]; N]; M];
-        for (r, trow) in tmp.iter_mut().enumerate() {
-            for i in 0..N {
-                let f = at[r * N + i];
-                if f == 0.0 {
-                    continue;
-                }
-                for (j, acc) in trow.iter_mut().enumerate() {
-                    let src: &[f32; L] = mb[(i * N + j) * tb + t..][..L].try_into().expect("L lanes");
-                    for l in 0..L {
-                        acc[l] += f * src[l];
-                    }
-                }
-            }
-        }
-        // Y[r][s] = bias + Σ_j tmp[r][j] Aᵀ[s][j]
-        for (r, trow) in tmp.iter().enumerate() {
-            for s in 0..M {
-                let mut acc = [bias; L];
-                for (j, tv) in trow.iter().enumerate() {
-                    let f = at[s * N + j];
-                    if f == 0.0 {
-                        continue;
-                    }
-                    for l in 0..L {
-                        acc[l] += f * tv[l];
-                    }
-                }
-                o[(r * M + s) * tb + t..][..L].copy_from_slice(&acc);
-            }
-        }
-    }
+    sandwich::<N, M>(at, mb, nt, tb, bias, o);
 }
 
 /// [`transform_in`] for `tile`, compiled with AVX-512F.
