@@ -47,13 +47,13 @@ pub fn available_f32_gemm() -> Vec<&'static dyn F32GemmMicrokernel> {
     let mut v: Vec<&'static dyn F32GemmMicrokernel> = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
+        if let Some(k) = F32Gemm8x32Avx512f::get() {
+            v.push(k);
+        }
         if let Some(k) = F32Gemm12x32Avx512f::get() {
             v.push(k);
         }
         if let Some(k) = F32Gemm14x32Avx512f::get() {
-            v.push(k);
-        }
-        if let Some(k) = F32Gemm8x32Avx512f::get() {
             v.push(k);
         }
         if let Some(k) = F32Gemm6x16Avx2Fma::get() {
@@ -73,7 +73,7 @@ pub fn detect_f32_gemm() -> Option<&'static dyn F32GemmMicrokernel> {
     #[cfg(target_arch = "x86_64")]
     {
         if cap == Cap::Any
-            && let Some(k) = F32Gemm12x32Avx512f::get()
+            && let Some(k) = F32Gemm8x32Avx512f::get()
         {
             return Some(k);
         }

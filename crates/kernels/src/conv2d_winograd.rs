@@ -135,7 +135,10 @@ fn invert(a: &[f64], n: usize) -> Vec<f64> {
 /// 1 thread, `C_in = C_out`, GFLOP/s of direct-conv FLOPs, im2col+GEMM / F(2,3) / F(4,3) /
 /// F(6,3)): 64ch 56x56 82/64/96/88, 128ch 28x28 84/103/143/140, 256ch 14x14 91/122/110/57,
 /// 512ch 7x7 76/69/28/16. So: F(4,3) from 28x28 outputs up, F(2,3) from 14x14, nothing
-/// below, and nothing under 16 channels either way (the transforms dominate). F(6,3) never led.
+/// below. F(6,3) never led. Shallow convs lose: SqueezeNet's 16->64 (55x55, F(4,3)) and
+/// 32->128 (27x27, F(2,3)) 3x3 convs took 1.06 and 0.90 ms against 0.62 and 0.58 by GEMM (the
+/// transforms cost `C_in + C_out` per tile, the products `C_in · C_out`), so both channel
+/// counts must be at least 64.
 /// `LITHE_WINOGRAD=0` turns Winograd off; `2`, `4` or `6` forces that tile wherever it applies.
 pub fn choose_tile(out_h: usize, out_w: usize, c_in: usize, c_out: usize) -> Option<WinogradTile> {
     match std::env::var("LITHE_WINOGRAD").as_deref() {
@@ -145,7 +148,7 @@ pub fn choose_tile(out_h: usize, out_w: usize, c_in: usize, c_out: usize) -> Opt
         Ok("6") => return Some(WinogradTile::F6x3),
         _ => {}
     }
-    if c_in < 16 || c_out < 16 {
+    if c_in < 64 || c_out < 64 {
         return None;
     }
     let pixels = out_h * out_w;

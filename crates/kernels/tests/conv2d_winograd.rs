@@ -200,4 +200,5 @@ fn measured_rule_picks_by_output_size() {
     assert_eq!(choose_tile(14, 14, 256, 256), Some(WinogradTile::F2x3));
     assert_eq!(choose_tile(7, 7, 512, 512), None);
     assert_eq!(choose_tile(56, 56, 3, 64), None);
+    assert_eq!(choose_tile(55, 55, 16, 64), None);
 }
