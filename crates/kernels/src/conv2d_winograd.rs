@@ -429,15 +429,7 @@ impl Conv2dWinograd {
         let plane_len = g.h * g.w;
         let one = |plane: &[f32], v_c: &mut [f32], d: &mut [f32]| {
             gather_tiles(plane, g, self.tile, t0, nt, tb, d);
-            match (Isa::detect(), self.tile) {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `Isa::Avx512` is only returned after detecting AVX-512F, AVX2 and FMA;
-                // the function body is safe code.
-                (Isa::Avx512, tile) => unsafe { transform_in_avx512(tile, &self.bt, d, nt, tb, v_c) },
-                (Isa::Generic, WinogradTile::F2x3) => transform_in::<4>(&self.bt, d, nt, tb, v_c),
-                (Isa::Generic, WinogradTile::F4x3) => transform_in::<6>(&self.bt, d, nt, tb, v_c),
-                (Isa::Generic, WinogradTile::F6x3) => transform_in::<8>(&self.bt, d, nt, tb, v_c),
-            }
+            transform(self.tile, Side::Input, &self.bt, d, nt, tb, 0.0, v_c);
         };
         let chunks = v.par_chunks_mut(n * n * tb).zip(x.par_chunks(plane_len)).take(self.c_in);
         if threads > 1 && self.c_in > 1 {
@@ -472,14 +464,7 @@ impl Conv2dWinograd {
         let plane_len = g.oh * g.ow;
         let one = |co: usize, m_c: &[f32], yp: &mut [f32], o: &mut [f32]| {
             let bias = self.bias.as_ref().map_or(0.0, |b| b[co]);
-            match (Isa::detect(), self.tile) {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as in `input_transform`.
-                (Isa::Avx512, tile) => unsafe { transform_out_avx512(tile, &self.at, m_c, nt, tb, bias, o) },
-                (Isa::Generic, WinogradTile::F2x3) => transform_out::<4, 2>(&self.at, m_c, nt, tb, bias, o),
-                (Isa::Generic, WinogradTile::F4x3) => transform_out::<6, 4>(&self.at, m_c, nt, tb, bias, o),
-                (Isa::Generic, WinogradTile::F6x3) => transform_out::<8, 6>(&self.at, m_c, nt, tb, bias, o),
-            }
+            transform(self.tile, Side::Output, &self.at, m_c, nt, tb, bias, o);
             // Scatter the tiles (`o[r][s][t]`) into the plane with residual and activation.
             let act_c = act.channel(co);
             let rp = res.map(|r| &r[co * plane_len..][..plane_len]);
@@ -607,62 +592,68 @@ fn sandwich<const N: usize, const R: usize>(p: &[f32], x: &[f32], nt: usize, tb:
     }
 }
 
-/// `V[ξ] = (Bᵀ d B)[ξ]` for every tile of one channel: `d` from [`gather_tiles`], `V[ξ][t]` at
-/// `v[ξ * tb + t]`.
-#[inline(always)]
-fn transform_in<const N: usize>(bt: &[f32], d: &[f32], nt: usize, tb: usize, v: &mut [f32]) {
-    sandwich::<N, N>(bt, d, nt, tb, 0.0, v);
+/// Which transform of a tile: the input one (`n x n` results) or the output one (`m x m`).
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    /// `Bᵀ d B` on the staged tiles.
+    Input,
+    /// `Aᵀ M A` plus the bias.
+    Output,
 }
 
-/// `o[(r * M + s) * tb + t] = bias + (Aᵀ M A)[r][s]` for every tile of one channel, `M[ξ][t]`
-/// at `mb[ξ * tb + t]`.
-#[inline(always)]
-fn transform_out<const N: usize, const M: usize>(
-    at: &[f32],
-    mb: &[f32],
-    nt: usize,
-    tb: usize,
-    bias: f32,
-    o: &mut [f32],
-) {
-    sandwich::<N, M>(at, mb, nt, tb, bias, o);
-}
-
-/// [`transform_in`] for `tile`, compiled with AVX-512F.
-///
-/// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn transform_in_avx512(tile: WinogradTile, bt: &[f32], d: &[f32], nt: usize, tb: usize, v: &mut [f32]) {
-    match tile {
-        WinogradTile::F2x3 => transform_in::<4>(bt, d, nt, tb, v),
-        WinogradTile::F4x3 => transform_in::<6>(bt, d, nt, tb, v),
-        WinogradTile::F6x3 => transform_in::<8>(bt, d, nt, tb, v),
+/// [`sandwich`] for `tile` and `side`, in the build for the instruction set chosen at run time.
+#[allow(clippy::too_many_arguments)]
+fn transform(tile: WinogradTile, side: Side, p: &[f32], x: &[f32], nt: usize, tb: usize, add: f32, out: &mut [f32]) {
+    match Isa::detect() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx512` is only returned after detecting AVX-512F, AVX2 and FMA; the
+        // function body is safe code.
+        Isa::Avx512 => unsafe { transform_avx512(tile, side, p, x, nt, tb, add, out) },
+        Isa::Generic => transform_portable(tile, side, p, x, nt, tb, add, out),
     }
 }
 
-/// [`transform_out`] for `tile`, compiled with AVX-512F.
+/// [`sandwich`] instantiated for `tile` and `side`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn transform_portable(
+    tile: WinogradTile,
+    side: Side,
+    p: &[f32],
+    x: &[f32],
+    nt: usize,
+    tb: usize,
+    add: f32,
+    out: &mut [f32],
+) {
+    match (tile, side) {
+        (WinogradTile::F2x3, Side::Input) => sandwich::<4, 4>(p, x, nt, tb, add, out),
+        (WinogradTile::F2x3, Side::Output) => sandwich::<4, 2>(p, x, nt, tb, add, out),
+        (WinogradTile::F4x3, Side::Input) => sandwich::<6, 6>(p, x, nt, tb, add, out),
+        (WinogradTile::F4x3, Side::Output) => sandwich::<6, 4>(p, x, nt, tb, add, out),
+        (WinogradTile::F6x3, Side::Input) => sandwich::<8, 8>(p, x, nt, tb, add, out),
+        (WinogradTile::F6x3, Side::Output) => sandwich::<8, 6>(p, x, nt, tb, add, out),
+    }
+}
+
+/// [`transform_portable`] compiled with AVX-512F.
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn transform_out_avx512(
+unsafe fn transform_avx512(
     tile: WinogradTile,
-    at: &[f32],
-    mb: &[f32],
+    side: Side,
+    p: &[f32],
+    x: &[f32],
     nt: usize,
     tb: usize,
-    bias: f32,
-    o: &mut [f32],
+    add: f32,
+    out: &mut [f32],
 ) {
-    match tile {
-        WinogradTile::F2x3 => transform_out::<4, 2>(at, mb, nt, tb, bias, o),
-        WinogradTile::F4x3 => transform_out::<6, 4>(at, mb, nt, tb, bias, o),
-        WinogradTile::F6x3 => transform_out::<8, 6>(at, mb, nt, tb, bias, o),
-    }
+    transform_portable(tile, side, p, x, nt, tb, add, out)
 }
 
 /// Per-image geometry shared by the transforms.
