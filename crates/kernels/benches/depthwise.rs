@@ -14,7 +14,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 /// (channels, height = width, kernel, stride).
-const SHAPES: [(usize, usize, usize, usize); 8] = [
+const SHAPES: [(usize, usize, usize, usize); 9] = [
+    (576, 14, 3, 2),
     (32, 112, 3, 1),
     (96, 112, 3, 2),
     (144, 56, 3, 1),

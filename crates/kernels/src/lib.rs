@@ -12,6 +12,7 @@ pub mod fully_connected_gemm;
 pub mod gemm;
 mod knobs;
 pub mod reference;
+mod short_rows;
 
 pub use error::KernelError;
 pub use knobs::force_generic;

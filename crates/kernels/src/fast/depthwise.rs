@@ -16,6 +16,7 @@
 use super::Isa;
 use super::activation::{ActVisitor, BlockAct, FastActivation, visit_act};
 use crate::KernelError;
+use crate::short_rows::{copy_short, deinterleave_short, map_short, zip_map_short};
 use lithe_ir::op::AxisWindow;
 use rayon::prelude::*;
 
@@ -148,19 +149,17 @@ pub fn depthwise_conv2d_nchw(
     let isa = Isa::detect();
     // Run planes `first..` into `out_chunk` (whole output planes).
     let run = |first: usize, out_chunk: &mut [f32]| {
-        let mut scratch = Scratch::default();
-        for (i, o) in out_chunk.chunks_exact_mut(out_plane).enumerate() {
-            let p = first + i;
-            let ch = p % c;
-            let ep = Epi {
-                bias: bias.map_or(0.0, |b| b[ch]),
-                residual: residual.map(|r| &r[p * out_plane..(p + 1) * out_plane]),
-                act: activation.channel(ch),
-            };
-            let xs = &x[p * in_plane..(p + 1) * in_plane];
-            let ws = &weights[ch * k * k..(ch + 1) * k * k];
-            run_plane(isa, kind, xs, &geom, ws, &ep, o, &mut scratch);
-        }
+        let planes = out_chunk.len() / out_plane;
+        let job = Job {
+            x: &x[first * in_plane..(first + planes) * in_plane],
+            first,
+            c,
+            weights,
+            bias,
+            residual,
+            act: activation,
+        };
+        run_planes(isa, kind, &job, &geom, out_chunk, &mut Scratch::default());
     };
     let threads = threads.min(planes);
     if threads <= 1 {
@@ -243,8 +242,9 @@ fn plane_entry(
         return Err(invalid(format!("a plane's PRelu slope must have 1 value, found {}", slope.len())));
     }
     let geom = Geom { h, w, oh, ow, pads };
-    let ep = Epi { bias, residual, act: activation.channel(0) };
-    run_plane(Isa::detect(), kind, x, &geom, weights, &ep, out, &mut Scratch::default());
+    let bias = [bias];
+    let job = Job { x, first: 0, c: 1, weights, bias: Some(&bias), residual, act: activation };
+    run_planes(Isa::detect(), kind, &job, &geom, out, &mut Scratch::default());
     Ok(())
 }
 
@@ -302,11 +302,23 @@ struct Geom {
     pads: DwPads,
 }
 
-/// The fused epilogue of one plane.
-struct Epi<'a> {
-    bias: f32,
+/// A run of consecutive planes: the input planes, the index (`n * c + channel`) of the first,
+/// and the per-channel operands of the whole tensor.
+struct Job<'a> {
+    /// The input planes of this run, `h x w` each.
+    x: &'a [f32],
+    /// Index of the first plane in the whole `n x c` tensor.
+    first: usize,
+    /// Channels of the whole tensor.
+    c: usize,
+    /// `c x kernel x kernel` weights.
+    weights: &'a [f32],
+    /// `c` biases.
+    bias: Option<&'a [f32]>,
+    /// The residual of the whole output.
     residual: Option<&'a [f32]>,
-    act: FastActivation<'static>,
+    /// The activation, per-channel `PRelu` slopes resolved per plane.
+    act: &'a FastActivation<'a>,
 }
 
 /// Per-thread buffers: the phase planes of one input plane (see [`plane`]), the flat output,
@@ -318,23 +330,23 @@ struct Scratch {
     key: [usize; 8],
 }
 
-/// Run one plane with the chosen instruction set. `x`, `weights`, `out` and the residual have
-/// the lengths `g` implies (checked by the callers).
-#[allow(clippy::too_many_arguments)]
-fn run_plane(isa: Isa, kind: Kind, x: &[f32], g: &Geom, wt: &[f32], ep: &Epi<'_>, out: &mut [f32], s: &mut Scratch) {
+/// Run the planes of `job` with the chosen instruction set: the instruction set and the kernel
+/// are dispatched once per run, not per plane. `job.x`, `out` and the operands have the lengths
+/// `g` implies (checked by the callers).
+fn run_planes(isa: Isa, kind: Kind, job: &Job<'_>, g: &Geom, out: &mut [f32], s: &mut Scratch) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             // SAFETY: `Isa::Avx512` is only produced by `Isa::detect` after
             // `is_x86_feature_detected!` confirmed avx512f, avx2 and fma on this CPU; the function
             // body is safe code, so enabling the features is the only obligation.
-            unsafe { plane_avx512(kind, x, g, wt, ep, out, s) }
+            unsafe { planes_avx512(kind, job, g, out, s) }
         }
         Isa::Generic => match kind {
-            Kind::K3S1 => plane::<3, 1, 9, NATIVE_FMA>(x, g, wt, ep, out, s),
-            Kind::K3S2 => plane::<3, 2, 9, NATIVE_FMA>(x, g, wt, ep, out, s),
-            Kind::K5S1 => plane::<5, 1, 25, NATIVE_FMA>(x, g, wt, ep, out, s),
-            Kind::K5S2 => plane::<5, 2, 25, NATIVE_FMA>(x, g, wt, ep, out, s),
+            Kind::K3S1 => planes::<3, 1, 9, NATIVE_FMA>(job, g, out, s),
+            Kind::K3S2 => planes::<3, 2, 9, NATIVE_FMA>(job, g, out, s),
+            Kind::K5S1 => planes::<5, 1, 25, NATIVE_FMA>(job, g, out, s),
+            Kind::K5S2 => planes::<5, 2, 25, NATIVE_FMA>(job, g, out, s),
         },
     }
 }
@@ -343,19 +355,18 @@ fn run_plane(isa: Isa, kind: Kind, x: &[f32], g: &Geom, wt: &[f32], ep: &Epi<'_>
 /// instruction set (aarch64's NEON), so it never becomes a libm call.
 const NATIVE_FMA: bool = cfg!(target_arch = "aarch64");
 
-/// [`plane`] compiled with AVX-512F and FMA.
+/// [`planes`] compiled with AVX-512F and FMA.
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn plane_avx512(kind: Kind, x: &[f32], g: &Geom, wt: &[f32], ep: &Epi<'_>, out: &mut [f32], s: &mut Scratch) {
+unsafe fn planes_avx512(kind: Kind, job: &Job<'_>, g: &Geom, out: &mut [f32], s: &mut Scratch) {
     match kind {
-        Kind::K3S1 => plane::<3, 1, 9, true>(x, g, wt, ep, out, s),
-        Kind::K3S2 => plane::<3, 2, 9, true>(x, g, wt, ep, out, s),
-        Kind::K5S1 => plane::<5, 1, 25, true>(x, g, wt, ep, out, s),
-        Kind::K5S2 => plane::<5, 2, 25, true>(x, g, wt, ep, out, s),
+        Kind::K3S1 => planes::<3, 1, 9, true>(job, g, out, s),
+        Kind::K3S2 => planes::<3, 2, 9, true>(job, g, out, s),
+        Kind::K5S1 => planes::<5, 1, 25, true>(job, g, out, s),
+        Kind::K5S2 => planes::<5, 2, 25, true>(job, g, out, s),
     }
 }
 
@@ -371,7 +382,7 @@ const L: usize = 16;
 /// accumulator chains overlap in the FMA pipeline.
 const NB: usize = 4;
 
-/// One `K x K` stride-`S` plane (`T == K * K`) as a one-dimensional convolution.
+/// The planes of `job`, `K x K` stride `S` (`T == K * K`), each as a one-dimensional convolution.
 ///
 /// The zero-padded plane is split into `S * S` phase planes (`phase (a, b)` holds padded pixels
 /// `(S r + a, S c + b)`; for stride 1 the one phase is the padded plane itself), each with the
@@ -380,49 +391,90 @@ const NB: usize = 4;
 /// every tap is one constant offset into one buffer, so the whole plane (not each row) is
 /// computed in blocks of [`L`] flat outputs, with no borders and short planes (7x7) wasting few
 /// lanes. The flat outputs with `ox >= ow` are discarded when the epilogue (residual and
-/// activation; the bias starts each sum) writes `out` row by row.
+/// activation; the bias starts each sum) writes `out` row by row. The layout, the tap offsets
+/// and the zeroed scratch are set up once for all planes of the run.
 #[inline(always)]
-fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
-    x: &[f32],
+fn planes<const K: usize, const S: usize, const T: usize, const FMA: bool>(
+    job: &Job<'_>,
     g: &Geom,
-    wt: &[f32],
-    ep: &Epi<'_>,
     out: &mut [f32],
     s: &mut Scratch,
 ) {
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
-    let (pt, pl) = (g.pads.top, g.pads.left);
     let reach = (K - 1) / S;
     let rs = ow + reach;
-    let rows = oh + reach;
     let flat_len = (oh * rs).div_ceil(L) * L;
     // Every tap of every computed flat output stays inside its phase plane.
     let phase_len = flat_len + reach * rs + reach;
-    let key = [S, K, h, w, pt, pl, oh, ow];
+    let key = [S, K, h, w, g.pads.top, g.pads.left, oh, ow];
     if s.key != key {
         // The zeros (padding, tails) sit at the same places for every plane of one geometry:
         // clear only when the geometry changes, then overwrite the pixels.
         s.key = key;
         s.phases.clear();
-        s.phases.resize(S * S * phase_len, 0.0);
+        s.phases.resize(2 * S * S * phase_len, 0.0);
         s.flat_out.clear();
         s.flat_out.resize(flat_len, 0.0);
     }
-    for (iy, src) in x.chunks_exact(w).enumerate() {
+    let offsets: [usize; T] = std::array::from_fn(|t| {
+        let (ky, kx) = (t / K, t % K);
+        (S * (ky % S) + kx % S) * phase_len + (ky / S) * rs + kx / S
+    });
+    let lay = PhaseLayout { rs, rows: oh + reach, phase_len };
+    let out_plane = oh * ow;
+    // Two sets of phase planes: plane `i + 1` is copied in before plane `i` is convolved, so the
+    // convolution's wide loads never wait on the copy's narrower stores (a store-forwarding
+    // stall that otherwise dominates small planes).
+    let (mut cur, mut next) = s.phases.split_at_mut(S * S * phase_len);
+    let mut inputs = job.x.chunks_exact(h * w);
+    if let Some(xs) = inputs.next() {
+        fill_phases::<S>(xs, g, &lay, cur);
+    }
+    for (i, o) in out.chunks_exact_mut(out_plane).enumerate() {
+        if let Some(xs) = inputs.next() {
+            fill_phases::<S>(xs, g, &lay, next);
+        }
+        let p = job.first + i;
+        let ch = p % job.c;
+        let mut wk = [0f32; T];
+        wk.copy_from_slice(&job.weights[ch * T..(ch + 1) * T]);
+        let bias = job.bias.map_or(0.0, |b| b[ch]);
+        flat_conv::<T, FMA>(cur, &offsets, &wk, bias, &mut s.flat_out);
+        std::mem::swap(&mut cur, &mut next);
+        let residual = job.residual.map(|r| &r[p * out_plane..(p + 1) * out_plane]);
+        visit_act(&job.act.channel(ch), Rows { flat: &s.flat_out, rs, out: o, ow, residual });
+    }
+}
+
+/// Where the phase planes of one geometry put the pixels: row stride, rows and length of each
+/// phase plane (see [`planes`]).
+struct PhaseLayout {
+    rs: usize,
+    rows: usize,
+    phase_len: usize,
+}
+
+/// Copy one `h x w` input plane into its stride-`S` phase planes (the zeros around the pixels
+/// are already in place).
+#[inline(always)]
+fn fill_phases<const S: usize>(x: &[f32], g: &Geom, lay: &PhaseLayout, phases: &mut [f32]) {
+    let (pt, pl) = (g.pads.top, g.pads.left);
+    let PhaseLayout { rs, rows, phase_len } = *lay;
+    for (iy, src) in x.chunks_exact(g.w).enumerate() {
         let py = iy + pt;
         let r = py / S;
         if r >= rows {
-            continue;
+            break;
         }
         if S == 1 {
-            let n = w.min(rs - pl);
-            s.phases[r * rs + pl..][..n].copy_from_slice(&src[..n]);
+            let n = g.w.min(rs - pl);
+            copy_short(&mut phases[r * rs + pl..][..n], &src[..n]);
         } else {
             // Padded column `px = ix + pl` goes to phase column `px % 2`, index `px / 2`: a
             // leading odd pixel, then pairs (even, odd) that fill both phase rows at once.
             let row = r * rs;
             let base = 2 * (py % 2) * phase_len;
-            let (even, odd) = s.phases[base..base + 2 * phase_len].split_at_mut(phase_len);
+            let (even, odd) = phases[base..base + 2 * phase_len].split_at_mut(phase_len);
             let mut src = src;
             let mut c = pl / 2;
             if pl % 2 == 1 {
@@ -433,24 +485,12 @@ fn plane<const K: usize, const S: usize, const T: usize, const FMA: bool>(
                 c += 1;
             }
             let pairs = (src.len() / 2).min(rs.saturating_sub(c));
-            let (e_dst, o_dst) = (&mut even[row + c..][..pairs], &mut odd[row + c..][..pairs]);
-            for ((pair, e), o) in src.chunks_exact(2).zip(e_dst.iter_mut()).zip(o_dst.iter_mut()) {
-                *e = pair[0];
-                *o = pair[1];
-            }
+            deinterleave_short(&mut even[row + c..][..pairs], &mut odd[row + c..][..pairs], src);
             if src.len() % 2 == 1 && c + pairs < rs && pairs == src.len() / 2 {
                 even[row + c + pairs] = src[src.len() - 1];
             }
         }
     }
-    let mut wk = [0f32; T];
-    wk.copy_from_slice(&wt[..T]);
-    let offsets: [usize; T] = std::array::from_fn(|t| {
-        let (ky, kx) = (t / K, t % K);
-        (S * (ky % S) + kx % S) * phase_len + (ky / S) * rs + kx / S
-    });
-    flat_conv::<T, FMA>(&s.phases, &offsets, &wk, ep.bias, &mut s.flat_out);
-    visit_act(&ep.act, Rows { flat: &s.flat_out, rs, out, ow, residual: ep.residual });
 }
 
 /// `y[f] = bias + sum_t w[t] * q[f + offsets[t]]` for every `f < y.len()` (a multiple of
@@ -507,16 +547,8 @@ impl ActVisitor for Rows<'_> {
         for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
             let src = &flat[oy * rs..][..ow];
             match residual {
-                Some(r) => {
-                    for ((o, &v), &r) in orow.iter_mut().zip(src).zip(&r[oy * ow..][..ow]) {
-                        *o = act.f(v + r);
-                    }
-                }
-                None => {
-                    for (o, &v) in orow.iter_mut().zip(src) {
-                        *o = act.f(v);
-                    }
-                }
+                Some(r) => zip_map_short(orow, src, &r[oy * ow..][..ow], |v, r| act.f(v + r)),
+                None => map_short(orow, src, |v| act.f(v)),
             }
         }
     }
@@ -573,11 +605,19 @@ mod tests {
                 let res: Vec<f32> = (0..oh * ow).map(|_| next()).collect();
                 let g = Geom { h, w, oh, ow, pads };
                 for act in acts {
-                    let ep = Epi { bias: 0.25, residual: Some(&res), act: act.channel(0) };
+                    let job = Job {
+                        x: &x,
+                        first: 0,
+                        c: 1,
+                        weights: &wt,
+                        bias: Some(&[0.25]),
+                        residual: Some(&res),
+                        act: &act,
+                    };
                     let mut a = vec![0.0; oh * ow];
                     let mut b = vec![0.0; oh * ow];
-                    run_plane(Isa::Generic, kind, &x, &g, &wt, &ep, &mut a, &mut Scratch::default());
-                    run_plane(Isa::detect(), kind, &x, &g, &wt, &ep, &mut b, &mut Scratch::default());
+                    run_planes(Isa::Generic, kind, &job, &g, &mut a, &mut Scratch::default());
+                    run_planes(Isa::detect(), kind, &job, &g, &mut b, &mut Scratch::default());
                     for (u, v) in a.iter().zip(&b) {
                         assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "{kind:?} {h}x{w} {act:?}: {u} vs {v}");
                     }

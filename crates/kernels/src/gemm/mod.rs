@@ -18,8 +18,8 @@ mod epilogue;
 mod microkernel;
 mod pack;
 
+pub(crate) use crate::short_rows::copy_short;
 pub use driver::{Blocking, GemmInput, sgemm};
 pub use epilogue::{FusedActivation, GemmEpilogue, PerAxis, Residual, TileBias, TileEpilogue, TileOut};
 pub use microkernel::{F32Gemm4x8Generic, F32GemmMicrokernel, check_microkernel_args};
-pub(crate) use pack::copy_short;
 pub use pack::{MatRef, PackedA, PackedB, PanelSource};

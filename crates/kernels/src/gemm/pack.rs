@@ -76,21 +76,6 @@ pub trait PanelSource: Sync {
     fn pack(&self, d0: usize, depth: usize, c0: usize, cols: usize, nr: usize, dst: &mut [f32]);
 }
 
-/// Copy `src` into `dst` (same length) in fixed 16-value chunks, which compile to vector
-/// moves instead of a `memmove` call per short panel row.
-#[inline(always)]
-pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let mut d = dst.chunks_exact_mut(16);
-    let mut s = src.chunks_exact(16);
-    for (a, b) in (&mut d).zip(&mut s) {
-        let b: &[f32; 16] = b.try_into().expect("16-value chunk");
-        a.copy_from_slice(b);
-    }
-    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *a = *b;
-    }
-}
-
 /// A zeroed f32 buffer whose first element is 64-byte aligned.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AlignedBuf {
@@ -166,7 +151,7 @@ pub(crate) fn pack_panels(
             // Panel rows are contiguous in the source (row-major B): copy `w` values per p.
             for (p, out) in panel.chunks_exact_mut(w).enumerate() {
                 let s = first + (d0 + p) * src.cs;
-                copy_short(out, &data[s..s + w]);
+                crate::short_rows::copy_short(out, &data[s..s + w]);
             }
             continue;
         }
