@@ -1,10 +1,11 @@
 //! FullyConnected (`activation(X · W + B)`, f32) as packed GEMM with the weight packed once.
 
 use crate::KernelError;
-use crate::fast::FastActivation;
+use crate::fast::{FastActivation, Isa};
 use crate::gemm::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedB, PerAxis, Residual, sgemm};
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, FcAttrs};
+use rayon::prelude::*;
 
 const OP: &str = "FullyConnected";
 
@@ -103,7 +104,7 @@ impl FullyConnectedGemm {
             return Err(invalid(format!("X has {} and Y {} elements for {rows} rows", x.len(), y.len())));
         }
         if rows <= GEMV_MAX_ROWS {
-            return self.gemv_rows(x, rows, y);
+            return self.gemv_rows(x, rows, y, threads);
         }
         let ep = GemmEpilogue {
             bias: self.bias.as_deref().map(PerAxis::Col),
@@ -132,34 +133,128 @@ const GEMV_MAX_ROWS: usize = 3;
 
 impl FullyConnectedGemm {
     /// `y[r] = activation(x[r] · W + B)` row by row: per packed panel of `NR` columns, one
-    /// `NR`-wide multiply-add per depth step (vectorizes for any `NR`).
-    fn gemv_rows(&self, x: &[f32], rows: usize, y: &mut [f32]) -> Result<(), KernelError> {
+    /// `NR`-wide multiply-add per depth step, accumulated in registers. The weight is streamed
+    /// once per row, so this is bound by memory bandwidth; `threads > 1` splits the panels.
+    fn gemv_rows(&self, x: &[f32], rows: usize, y: &mut [f32], threads: usize) -> Result<(), KernelError> {
         let (k, n, nr) = (self.k, self.n, self.packed.nr());
         let activation = FastActivation::from_ir(&self.activation, self.slope.as_deref())?;
         let panels = self.packed.as_slice();
-        let mut acc = vec![0f32; nr];
+        let isa = Isa::detect();
         for r in 0..rows {
             let xr = &x[r * k..(r + 1) * k];
             let yr = &mut y[r * n..(r + 1) * n];
-            for (q, out) in yr.chunks_mut(nr).enumerate() {
-                let panel = &panels[q * nr * k..(q + 1) * nr * k];
-                acc.fill(0.0);
-                for (&xv, w) in xr.iter().zip(panel.chunks_exact(nr)) {
-                    for (a, &wv) in acc.iter_mut().zip(w) {
-                        *a += xv * wv;
-                    }
-                }
-                out.copy_from_slice(&acc[..out.len()]);
-            }
-            if let Some(b) = &self.bias {
-                for (o, &bv) in yr.iter_mut().zip(b) {
-                    *o += bv;
-                }
+            let run = |first_panel: usize, out: &mut [f32]| {
+                let w = &panels[first_panel * nr * k..];
+                gemv_panels(isa, xr, w, nr, self.bias.as_deref().map(|b| &b[first_panel * nr..]), out);
+            };
+            let panel_count = n.div_ceil(nr);
+            let tasks = threads.min(panel_count);
+            if tasks <= 1 {
+                run(0, yr);
+            } else {
+                let per_task = panel_count.div_ceil(tasks);
+                yr.par_chunks_mut(per_task * nr).enumerate().for_each(|(t, out)| run(t * per_task, out));
             }
             activation.apply_row(yr);
         }
         Ok(())
     }
+}
+
+/// `out = bias + x · W` over consecutive packed panels (`nr` columns each, K-major: depth step
+/// `p` of panel `q` at `w[(q * k + p) * nr..]`, `k = x.len()`); `out` may end inside a panel.
+fn gemv_panels(isa: Isa, x: &[f32], w: &[f32], nr: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: `Isa::Avx512` is only produced by `Isa::detect` after
+            // `is_x86_feature_detected!` confirmed avx512f, avx2 and fma on this CPU; the function
+            // body is safe code, so enabling the features is the only obligation.
+            unsafe { gemv_panels_avx512(x, w, nr, bias, out) }
+        }
+        Isa::Generic => gemv_panels_by_width::<NATIVE_FMA>(x, w, nr, bias, out),
+    }
+}
+
+/// Whether the portable build may use `f32::mul_add`: only where FMA is part of the base
+/// instruction set (aarch64's NEON), so it never becomes a libm call.
+const NATIVE_FMA: bool = cfg!(target_arch = "aarch64");
+
+/// [`gemv_panels_by_width`] compiled with AVX-512F and FMA.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn gemv_panels_avx512(x: &[f32], w: &[f32], nr: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    gemv_panels_by_width::<true>(x, w, nr, bias, out);
+}
+
+/// Dispatch on the panel width, so the common widths keep their accumulators in registers.
+#[inline(always)]
+fn gemv_panels_by_width<const FMA: bool>(x: &[f32], w: &[f32], nr: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    match nr {
+        32 => gemv_fixed::<32, FMA>(x, w, bias, out),
+        16 => gemv_fixed::<16, FMA>(x, w, bias, out),
+        8 => gemv_fixed::<8, FMA>(x, w, bias, out),
+        _ => gemv_any::<FMA>(x, w, nr, bias, out),
+    }
+}
+
+/// [`gemv_panels`] for panels `NR` wide: two interleaved accumulator sets (even and odd depth
+/// steps) so consecutive multiply-adds do not wait on each other.
+#[inline(always)]
+fn gemv_fixed<const NR: usize, const FMA: bool>(x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let k = x.len();
+    for (q, o) in out.chunks_mut(NR).enumerate() {
+        let panel = &w[q * k * NR..(q + 1) * k * NR];
+        let mut even = [0f32; NR];
+        let mut odd = [0f32; NR];
+        let mut steps = panel.chunks_exact(2 * NR).zip(x.chunks_exact(2));
+        for (wp, xp) in &mut steps {
+            let (w0, w1) = wp.split_at(NR);
+            for l in 0..NR {
+                even[l] = madd::<FMA>(even[l], xp[0], w0[l]);
+                odd[l] = madd::<FMA>(odd[l], xp[1], w1[l]);
+            }
+        }
+        if k % 2 == 1 {
+            let wl = &panel[(k - 1) * NR..];
+            for l in 0..NR {
+                even[l] = madd::<FMA>(even[l], x[k - 1], wl[l]);
+            }
+        }
+        let b = bias.map(|b| &b[q * NR..]);
+        for (j, v) in o.iter_mut().enumerate() {
+            *v = even[j] + odd[j] + b.map_or(0.0, |b| b[j]);
+        }
+    }
+}
+
+/// [`gemv_panels`] for any panel width.
+#[inline(always)]
+fn gemv_any<const FMA: bool>(x: &[f32], w: &[f32], nr: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    let k = x.len();
+    let mut acc = vec![0f32; nr];
+    for (q, o) in out.chunks_mut(nr).enumerate() {
+        let panel = &w[q * k * nr..(q + 1) * k * nr];
+        acc.fill(0.0);
+        for (&xv, wr) in x.iter().zip(panel.chunks_exact(nr)) {
+            for (a, &wv) in acc.iter_mut().zip(wr) {
+                *a = madd::<FMA>(*a, xv, wv);
+            }
+        }
+        let b = bias.map(|b| &b[q * nr..]);
+        for (j, v) in o.iter_mut().enumerate() {
+            *v = acc[j] + b.map_or(0.0, |b| b[j]);
+        }
+    }
+}
+
+/// `acc + a * b`, fused when the caller is compiled with FMA.
+#[inline(always)]
+fn madd<const FMA: bool>(acc: f32, a: f32, b: f32) -> f32 {
+    if FMA { a.mul_add(b, acc) } else { acc + a * b }
 }
 
 fn invalid(detail: String) -> KernelError {

@@ -136,8 +136,9 @@ proptest! {
         let want = reference::eval(&Op::FullyConnected(attrs), &[Some(&x), Some(&w), b.as_ref(), slope.as_ref()], 1)?;
         let prepared = FullyConnectedGemm::prepare(kernel(), &attrs, &w, b.as_ref(), slope.as_ref())?;
         let mut y = vec![f32::NAN; rows * n];
-        prepared.run(&x.to_f32_vec(), x.shape(), &mut y, 1)?;
-        assert_close(&y, &want[0].to_f32_vec(), k as f32 + 2.0, "fully connected");
+        let threads = 1 + (seed % 2) as usize;
+        prepared.run(&x.to_f32_vec(), x.shape(), &mut y, threads)?;
+        assert_close(&y, &want[0].to_f32_vec(), k as f32 + 2.0, &format!("fully connected, {threads} threads"));
     }
 }
 
