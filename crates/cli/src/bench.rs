@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Also time every node and print where the time goes.
     #[arg(long)]
     pub profile: bool,
+    /// With `--profile`: how many of the slowest nodes to list (0 lists every node, in run order).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
     /// Fix an input's shape, e.g. `x=1,3,224,224` (repeatable; needed for symbolic dims).
     #[arg(long = "input-shape", value_name = "NAME=DIMS", value_parser = parse_input_shape)]
     pub input_shapes: Vec<InputShape>,
@@ -81,7 +84,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             p.run()?;
             runs.push(p.profile().context("the profiled run recorded no times")?);
         }
-        print_profile(out, &median_profile(runs))?;
+        print_profile(out, &median_profile(runs), args.top)?;
     }
     Ok(())
 }
@@ -157,7 +160,7 @@ fn gflops(flops: Option<u64>, t: Duration) -> String {
     }
 }
 
-fn print_profile(out: &mut dyn Write, nodes: &[NodeProfile]) -> Result<()> {
+fn print_profile(out: &mut dyn Write, nodes: &[NodeProfile], top: usize) -> Result<()> {
     let total: Duration = nodes.iter().map(|n| n.time).sum();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let share = |d: Duration| if total > Duration::ZERO { 100.0 * d.as_secs_f64() / total.as_secs_f64() } else { 0.0 };
@@ -176,10 +179,15 @@ fn print_profile(out: &mut dyn Write, nodes: &[NodeProfile]) -> Result<()> {
         writeln!(out, "{op:<22} {count:>6} {:>10.3} {:>6.1}% {:>9}", ms(*t), share(*t), gflops(*flops, *t))?;
     }
     let mut slow: Vec<&NodeProfile> = nodes.iter().collect();
-    slow.sort_by_key(|n| std::cmp::Reverse(n.time));
-    writeln!(out, "\n10 slowest nodes:")?;
+    if top == 0 {
+        writeln!(out, "\nevery node, in run order:")?;
+    } else {
+        slow.sort_by_key(|n| std::cmp::Reverse(n.time));
+        slow.truncate(top);
+        writeln!(out, "\n{} slowest nodes:", slow.len())?;
+    }
     writeln!(out, "{:<32} {:<16} {:<34} {:>9} {:>9}", "node", "op", "kernel", "ms", "GFLOP/s")?;
-    for n in slow.iter().take(10) {
+    for n in &slow {
         writeln!(
             out,
             "{:<32} {:<16} {:<34} {:>9.3} {:>9}",
