@@ -3,8 +3,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lithe_kernels::gemm::{
-    Blocking, F32Gemm4x8Generic, F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, TileEpilogue, TileOut,
-    sgemm,
+    Blocking, F32Gemm4x8Generic, F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, PackedB, TileEpilogue,
+    TileOut, sgemm,
 };
 use lithe_kernels_x86::available_f32_gemm;
 use std::hint::black_box;
@@ -43,6 +43,10 @@ fn bench(c: &mut Criterion) {
         ("conv_m64_k576_n3136", 64, 3136, 576),
         ("conv_m1280_k320_n49", 1280, 49, 320),
         ("conv_m512_k4608_n49", 512, 49, 4608),
+        ("conv_m1024_k1024_n49", 1024, 49, 1024),
+        // Pointwise convs run spatial-major: A is the input seen transposed, B the weights.
+        ("spatial_m49_k1024_n1024", 49, 1024, 1024),
+        ("spatial_m196_k512_n512", 196, 512, 512),
     ];
     let threads: usize = std::env::var("GEMM_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
     let tuned: Vec<Tuned> = available_f32_gemm()
@@ -82,6 +86,19 @@ fn bench(c: &mut Criterion) {
                     black_box(&mut out);
                 })
             });
+            if label.starts_with("spatial") {
+                // Xᵀ read in place from the channel-major input; the weights packed once as B.
+                let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.01).collect();
+                let xt = MatRef::new(&x, m, k, 1, m).expect("Xᵀ view");
+                let pb = PackedB::pack(kern, bv).expect("pack B");
+                g.bench_function(BenchmarkId::new(format!("{}/packed_b", kern.name()), label), |bch| {
+                    bch.iter(|| {
+                        sgemm(kern, m, n, k, GemmInput::Strided(xt), GemmInput::Packed(&pb), &mut out, n, &ep, threads)
+                            .expect("sgemm");
+                        black_box(&mut out);
+                    })
+                });
+            }
             if label.starts_with("conv") {
                 // Conv weights (A) packed once at load time.
                 let pa = PackedA::pack(kern, av).expect("pack A");

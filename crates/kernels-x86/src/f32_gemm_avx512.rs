@@ -58,6 +58,9 @@ fn lanes(n: usize) -> __mmask16 {
     if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as __mmask16 }
 }
 
+/// Depth steps ahead that the `B` panel is prefetched.
+const PF: usize = 24;
+
 /// # Safety
 /// AVX-512F must be available; `a` must hold `k * MR` values and `b` `k * NR`; `c` must be at
 /// most `MR x NR`.
@@ -70,8 +73,8 @@ unsafe fn kernel<const MR: usize>(k: usize, a: *const f32, b: *const f32, c: &mu
         // panels; the prefetch is a hint and never faults.
         unsafe {
             _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(8 * MR) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(8 * NR) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(8 * NR + 16) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PF * NR) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PF * NR + 16) as *const i8);
             let b0 = _mm512_loadu_ps(b);
             let b1 = _mm512_loadu_ps(b.add(16));
             for (i, row) in acc.iter_mut().enumerate() {

@@ -59,6 +59,13 @@ proptest! {
                 prepared.run(&x.to_f32_vec(), x.shape(), res, &mut y, &mut Vec::new(), 1)?;
                 close(&y, &want.to_f32_vec(), (cg * k * k) as f32 + 2.0)?;
             }
+            if k == 1 && stride == 1 && pad == 0 {
+                let sm = Conv2dGemm::prepare_spatial_major(kernel, &attrs, &wt, Some(&b), slope.as_ref())?;
+                let mut y = vec![f32::NAN; want.len()];
+                let res = rv.as_deref().map_or(Residual::None, Residual::Separate);
+                sm.run(&x.to_f32_vec(), x.shape(), res, &mut y, &mut Vec::new(), 2)?;
+                close(&y, &want.to_f32_vec(), cg as f32 + 2.0)?;
+            }
         }
     }
 

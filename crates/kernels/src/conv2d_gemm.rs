@@ -10,14 +10,16 @@
 use crate::KernelError;
 use crate::fast::FastActivation;
 use crate::gemm::{
-    F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, PanelSource, PerAxis, Residual, sgemm,
+    F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, PackedB, PanelSource, PerAxis, Residual, sgemm,
 };
 use flat::{FlatLayout, FlatPanels};
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, AxisWindow, ConvAttrs};
 use rayon::prelude::*;
+pub use spatial_major::spatial_major_pays;
 
 mod flat;
+mod spatial_major;
 
 const OP: &str = "Conv";
 
@@ -25,8 +27,8 @@ const OP: &str = "Conv";
 pub struct Conv2dGemm {
     kernel: &'static dyn F32GemmMicrokernel,
     attrs: ConvAttrs,
-    /// One packed weight matrix per group.
-    packed: Vec<PackedA>,
+    /// The packed weights, one matrix per group.
+    weights: PackedWeights,
     bias: Option<Vec<f32>>,
     /// The PReLU slope per output channel, when the activation is PReLU.
     slope: Option<Vec<f32>>,
@@ -34,6 +36,14 @@ pub struct Conv2dGemm {
     c_out: usize,
     kernel_hw: [usize; 2],
     unfold: ConvUnfold,
+}
+
+/// A conv's weights packed for one of the two GEMM forms.
+enum PackedWeights {
+    /// `W_g` as the GEMM's `A` (channel-major output).
+    ChannelMajor(Vec<PackedA>),
+    /// `W_gᵀ` as the GEMM's `B`, for pointwise convs run spatial-major ([`spatial_major`]).
+    SpatialMajor(Vec<PackedB>),
 }
 
 /// How a non-pointwise conv unfolds its input into the GEMM's `B` operand.
@@ -121,6 +131,30 @@ impl Conv2dGemm {
         b: Option<&Tensor>,
         slope: Option<&Tensor>,
     ) -> Result<Self, KernelError> {
+        Self::prepare_as(kernel, attrs, w, b, slope, false)
+    }
+
+    /// Like [`prepare`](Self::prepare), for a pointwise conv (1x1 kernel, stride 1, no
+    /// padding) to be run spatial-major: the output positions on the microkernel's `MR` side,
+    /// for maps with few positions (see [`spatial_major_pays`]). Other convs are an error.
+    pub fn prepare_spatial_major(
+        kernel: &'static dyn F32GemmMicrokernel,
+        attrs: &ConvAttrs,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        slope: Option<&Tensor>,
+    ) -> Result<Self, KernelError> {
+        Self::prepare_as(kernel, attrs, w, b, slope, true)
+    }
+
+    fn prepare_as(
+        kernel: &'static dyn F32GemmMicrokernel,
+        attrs: &ConvAttrs,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        slope: Option<&Tensor>,
+        spatial_major: bool,
+    ) -> Result<Self, KernelError> {
         let wv = w.view_in_place::<f32>().ok_or_else(|| unsupported(format!("weight has dtype {}", w.dtype())))?;
         let ws = wv.shape().to_vec();
         if ws.len() != 4 {
@@ -141,12 +175,23 @@ impl Conv2dGemm {
             None => wv.iter().copied().collect(),
         };
         let (mg, depth) = (c_out / group, cg * ws[2] * ws[3]);
-        let mut packed = Vec::with_capacity(group);
-        for g in 0..group {
-            let wg =
-                w_data.get(g * mg * depth..(g + 1) * mg * depth).ok_or_else(|| invalid("weight is short".into()))?;
-            packed.push(PackedA::pack(kernel, MatRef::row_major(wg, mg, depth)?)?);
+        if spatial_major && !always_pointwise(attrs, &ws[2..]) {
+            return Err(unsupported(format!(
+                "spatial-major needs a 1x1 stride-1 unpadded conv, found kernel {:?}, strides {:?}, pads {:?}",
+                &ws[2..],
+                attrs.strides,
+                attrs.pads
+            )));
         }
+        let groups = (0..group)
+            .map(|g| w_data.get(g * mg * depth..(g + 1) * mg * depth).ok_or_else(|| invalid("weight is short".into())));
+        let weights = if spatial_major {
+            let packed = groups.map(|wg| PackedB::pack(kernel, MatRef::row_major(wg?, mg, depth)?.t()));
+            PackedWeights::SpatialMajor(packed.collect::<Result<_, _>>()?)
+        } else {
+            let packed = groups.map(|wg| PackedA::pack(kernel, MatRef::row_major(wg?, mg, depth)?));
+            PackedWeights::ChannelMajor(packed.collect::<Result<_, _>>()?)
+        };
         let bias = crate::reference::conv::bias_values(OP, b, c_out)?;
         let slope = match (&attrs.epilogue.activation, slope) {
             (Activation::PRelu, Some(s)) => Some(per_channel_slope(s, c_out)?),
@@ -156,7 +201,7 @@ impl Conv2dGemm {
         Ok(Conv2dGemm {
             kernel,
             attrs: attrs.clone(),
-            packed,
+            weights,
             bias,
             slope,
             c_in: cg * group,
@@ -170,6 +215,12 @@ impl Conv2dGemm {
     /// [`ConvUnfold::Auto`], picks by shape).
     pub fn set_unfold(&mut self, unfold: ConvUnfold) {
         self.unfold = unfold;
+    }
+
+    /// Whether the weights were packed for the spatial-major form
+    /// ([`prepare_spatial_major`](Self::prepare_spatial_major)).
+    pub fn is_spatial_major(&self) -> bool {
+        matches!(self.weights, PackedWeights::SpatialMajor(_))
     }
 
     /// The microkernel the weights were packed for.
@@ -196,6 +247,9 @@ impl Conv2dGemm {
     /// output of one group when the flat layout is used, else none (the input is used directly
     /// or unfolded into the GEMM's own packed blocks).
     pub fn scratch_len(&self, shape: &Conv2dShape) -> usize {
+        if let PackedWeights::SpatialMajor(_) = self.weights {
+            return shape.output_hw[0] * shape.output_hw[1] * (self.c_out / self.attrs.group);
+        }
         match self.unfold_for(shape) {
             Unfold::Flat(l) => l.len(self.c_in / self.attrs.group) + self.c_out / self.attrs.group * l.cols,
             _ => 0,
@@ -229,6 +283,10 @@ impl Conv2dGemm {
         s.check_buffers(self.c_in, self.c_out, self.attrs.epilogue.residual, x, residual, y)?;
         let group = self.attrs.group;
         let (cg, mg, depth) = (self.c_in / group, self.c_out / group, self.depth());
+        let packed_a = match &self.weights {
+            PackedWeights::ChannelMajor(p) => p,
+            PackedWeights::SpatialMajor(p) => return self.run_spatial_major(p, x, &s, residual, y, scratch, threads),
+        };
         let unfold = self.unfold_for(&s);
         if let Unfold::Flat(layout) = unfold {
             let need = layout.len(cg) + mg * layout.cols;
@@ -247,7 +305,7 @@ impl Conv2dGemm {
                     other => other,
                 };
                 let bias = self.bias.as_ref().map(|b| PerAxis::Row(&b[g * mg..(g + 1) * mg]));
-                let packed = GemmInput::Packed(&self.packed[g]);
+                let packed = GemmInput::Packed(&packed_a[g]);
                 if let Unfold::Flat(layout) = unfold {
                     // GEMM into the flat output (bias only), then compact with residual and
                     // activation.
@@ -293,6 +351,67 @@ impl Conv2dGemm {
                     prelu_slope: self.slope.as_ref().map(|sl| PerAxis::Row(&sl[g * mg..(g + 1) * mg])),
                 };
                 sgemm(self.kernel, mg, out_size, depth, packed, b_in, y_g, out_size, &ep, threads)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`run`](Self::run) for weights packed spatial-major: per batch item and group,
+    /// `Yᵀ = Xᵀ · Wᵀ` into `scratch` (bias fused, and the activation too unless a residual
+    /// must come first), then scattered channel-major into `y`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_spatial_major(
+        &self,
+        packed_b: &[PackedB],
+        x: &[f32],
+        s: &Conv2dShape,
+        residual: Residual<'_>,
+        y: &mut [f32],
+        scratch: &mut Vec<f32>,
+        threads: usize,
+    ) -> Result<(), KernelError> {
+        if !self.is_pointwise(s) {
+            return Err(invalid(format!("a spatial-major conv got a non-pointwise geometry {:?}", s.windows)));
+        }
+        let group = self.attrs.group;
+        let (cg, mg) = (self.c_in / group, self.c_out / group);
+        let positions = s.output_hw[0] * s.output_hw[1];
+        if scratch.len() < positions * mg {
+            scratch.resize(positions * mg, 0.0);
+        }
+        let ct = &mut scratch[..positions * mg];
+        let act = FastActivation::from_ir(&self.attrs.epilogue.activation, self.slope.as_deref())?;
+        for n in 0..s.batch {
+            for g in 0..group {
+                let x_g = &x[(n * self.c_in + g * cg) * positions..][..cg * positions];
+                let first = (n * self.c_out + g * mg) * positions;
+                let y_g = &mut y[first..first + mg * positions];
+                let channels = g * mg..(g + 1) * mg;
+                let separate = match residual {
+                    Residual::Separate(r) => Some(&r[first..first + mg * positions]),
+                    _ => None,
+                };
+                let has_residual = !matches!(residual, Residual::None);
+                let ep = GemmEpilogue {
+                    bias: self.bias.as_ref().map(|b| PerAxis::Col(&b[channels.clone()])),
+                    residual: Residual::None,
+                    activation: if has_residual { Activation::None } else { self.attrs.epilogue.activation },
+                    prelu_slope: match (&self.slope, has_residual) {
+                        (Some(sl), false) => Some(PerAxis::Col(&sl[channels.clone()])),
+                        _ => None,
+                    },
+                };
+                // Xᵀ: row `i` (a position) reads column `i` of the channel-major `x_g`.
+                let a = GemmInput::Strided(MatRef::new(x_g, positions, cg, 1, positions)?);
+                let b = GemmInput::Packed(&packed_b[g]);
+                sgemm(self.kernel, positions, mg, cg, a, b, ct, mg, &ep, threads)?;
+                let finish = has_residual.then_some(spatial_major::Finish {
+                    residual: separate,
+                    residual_in_y: matches!(residual, Residual::InOutput),
+                    act: &act,
+                    first_channel: g * mg,
+                });
+                spatial_major::scatter(ct, positions, mg, finish.as_ref(), y_g, threads);
             }
         }
         Ok(())
@@ -470,6 +589,15 @@ pub fn per_channel_slope(s: &Tensor, c_out: usize) -> Result<Vec<f32>, KernelErr
         n if n == c_out && channel_shaped => Ok(values),
         _ => Err(unsupported(format!("PRelu slope of shape {shape:?} is not per channel"))),
     }
+}
+
+/// Whether a conv with these attributes and kernel size is pointwise (1x1, stride 1, no
+/// padding) for every input size.
+fn always_pointwise(attrs: &ConvAttrs, kernel_hw: &[usize]) -> bool {
+    use lithe_ir::op::AutoPad;
+    kernel_hw.iter().all(|&k| k == 1)
+        && attrs.strides.iter().all(|&s| s == 1)
+        && (attrs.auto_pad != AutoPad::NotSet || attrs.pads.iter().all(|&p| p == 0))
 }
 
 fn invalid(detail: String) -> KernelError {

@@ -113,6 +113,25 @@ fn check_conv(c: &ConvCase) -> Result<(), TestCaseError> {
         prepared.run(&x_data, x.shape(), residual, &mut y2, &mut scratch, 2)?;
         assert_close(&y2, &y, scale, &format!("{unfold:?}: 2 threads, residual in the output"));
     }
+    // Pointwise convs also run spatial-major; the others refuse it.
+    let pointwise = c.k == [1, 1] && c.stride == [1, 1] && c.pads == [0; 4];
+    match Conv2dGemm::prepare_spatial_major(kernel(), &attrs, &w, b.as_ref(), slope.as_ref()) {
+        Err(e) => prop_assert!(!pointwise, "pointwise conv refused spatial-major: {e}"),
+        Ok(sm) => {
+            prop_assert!(pointwise, "spatial-major accepted a non-pointwise conv");
+            for threads in [1, 2] {
+                let mut y = vec![f32::NAN; want[0].len()];
+                let residual = r_data.as_deref().map_or(Residual::None, Residual::Separate);
+                sm.run(&x_data, x.shape(), residual, &mut y, &mut scratch, threads)?;
+                assert_close(&y, &want[0].to_f32_vec(), scale, &format!("spatial-major, {threads} threads, {c:?}"));
+                if let Some(r) = &r_data {
+                    let mut y2 = r.clone();
+                    sm.run(&x_data, x.shape(), Residual::InOutput, &mut y2, &mut scratch, threads)?;
+                    assert_close(&y2, &y, scale, &format!("spatial-major, residual in the output, {c:?}"));
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -122,6 +141,13 @@ proptest! {
     #[test]
     fn conv_matches_the_reference(c in conv_case()) {
         check_conv(&c)?;
+    }
+
+    #[test]
+    fn pointwise_conv_matches_the_reference_both_ways(c in conv_case(), hw in [1usize..=16, 1usize..=16], wide: bool) {
+        // Pointwise geometry, with output channels past a 32-wide panel when `wide`.
+        let mg = if wide { c.mg * 7 } else { c.mg };
+        check_conv(&ConvCase { k: [1, 1], stride: [1, 1], pads: [0; 4], hw, mg, ..c })?;
     }
 
     #[test]

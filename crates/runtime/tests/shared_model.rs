@@ -109,3 +109,35 @@ fn depthwise_convs_run_on_the_direct_kernels() {
         assert!(max_abs_diff(&got, &want) < 1e-5, "bias {bias}, prelu {prelu}");
     }
 }
+
+/// A pointwise conv on a 7x7 map (49 positions: 64 columns of 32-wide panels channel-major)
+/// runs spatial-major, with bias, residual and activation, and agrees with the reference.
+#[test]
+fn pointwise_convs_on_small_maps_run_spatial_major() {
+    use lithe_ir::DType;
+    use lithe_ir::builder::GraphBuilder;
+    use lithe_ir::op::{Activation, ConvAttrs, Epilogue, Op};
+    let (c_in, c_out, hw) = (40, 64, 7);
+    let values = |n: usize, k: usize| (0..n).map(|i| ((i * k % 29) as f32 - 14.0) / 15.0).collect::<Vec<_>>();
+    let x = Tensor::from_vec(&[1, c_in, hw, hw], values(c_in * hw * hw, 37)).unwrap();
+    let r = Tensor::from_vec(&[1, c_out, hw, hw], values(c_out * hw * hw, 11)).unwrap();
+    let w = Tensor::from_vec(&[c_out, c_in, 1, 1], values(c_out * c_in, 13)).unwrap();
+    let bias = Tensor::from_vec(&[c_out], values(c_out, 7)).unwrap();
+    let mut b = GraphBuilder::new("pw");
+    let input = b.input("x", DType::F32, &[1, c_in, hw, hw]);
+    let residual = b.input("r", DType::F32, &[1, c_out, hw, hw]);
+    let attrs =
+        ConvAttrs { epilogue: Epilogue { residual: true, activation: Activation::Relu }, ..ConvAttrs::default() };
+    let (wv, bv) = (b.constant("w", w.clone()), b.constant("b", bias.clone()));
+    let y = b.node_with(Op::Conv(attrs.clone()), &[Some(input), Some(wv), Some(bv), Some(residual)], 1).unwrap()[0];
+    b.output(y);
+    let mut fast = Predictor::new(b.finish().unwrap()).unwrap();
+    let kernels: Vec<String> = fast.node_kernels().into_iter().map(|(_, k)| k).collect();
+    assert_eq!(kernels.len(), 1);
+    assert!(kernels[0].starts_with("conv2d_gemm_spatial/"), "{kernels:?}");
+    let got = fast.run_with(vec![x.clone(), r.clone()]).unwrap().remove(0);
+    let want = lithe_kernels::reference::eval(&Op::Conv(attrs), &[Some(&x), Some(&w), Some(&bias), Some(&r)], 1)
+        .unwrap()
+        .remove(0);
+    assert!(max_abs_diff(&got, &want) < 1e-4, "{}", max_abs_diff(&got, &want));
+}

@@ -5,7 +5,7 @@ use crate::plan::{Plan, Source, Step};
 use lithe_ir::op::{Activation, AvgPoolAttrs, ConvAttrs, PoolAttrs};
 use lithe_ir::{Graph, Op, Outlet, Tensor};
 use lithe_kernels::KernelError;
-use lithe_kernels::conv2d_gemm::{Conv2dGemm, per_channel_slope};
+use lithe_kernels::conv2d_gemm::{self, Conv2dGemm, per_channel_slope};
 use lithe_kernels::conv2d_winograd::{self, Conv2dWinograd};
 use lithe_kernels::fast;
 use lithe_kernels::fully_connected_gemm::FullyConnectedGemm;
@@ -98,6 +98,7 @@ impl Prepared {
     /// Name of the kernel the node runs with (for profiles and logs).
     pub fn kernel_name(&self) -> String {
         match self {
+            Prepared::Conv(c) if c.is_spatial_major() => format!("conv2d_gemm_spatial/{}", c.microkernel().name()),
             Prepared::Conv(c) => format!("conv2d_gemm/{}", c.microkernel().name()),
             Prepared::Winograd(c) => format!("winograd_{:?}/{}", c.tile(), c.microkernel().name()),
             Prepared::Depthwise(d) => format!("f32_dwconv_{0}x{0}/direct", d.kernel),
@@ -351,6 +352,9 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
             if let Some(wino) = winograd(graph, step, attrs, w, b, slope, kernels) {
                 return Some(Prepared::Winograd(Box::new(wino)));
             }
+            if let Some(sm) = spatial_major(graph, step, attrs, w, b, slope, kernels) {
+                return Some(Prepared::Conv(sm));
+            }
             let rows_per_group = w.shape()[0] / attrs.group.max(1);
             let gemm = Conv2dGemm::prepare(kernels.f32_gemm_for_rows(rows_per_group), attrs, w, b, slope);
             match gemm {
@@ -416,6 +420,39 @@ fn winograd(
     let &[_, c_out, oh, ow] = dims.as_slice() else { return None };
     let tile = conv2d_winograd::choose_tile(oh, ow, ws[1], c_out)?;
     Conv2dWinograd::prepare(kernels.f32_gemm_for_rows(c_out), attrs, w, b, slope, tile).ok()
+}
+
+/// The spatial-major form of a pointwise Conv whose statically known output map is small
+/// enough that putting its positions on the GEMM's row side pads less
+/// ([`conv2d_gemm::spatial_major_pays`]). `LITHE_SPATIAL_MAJOR=0` turns it off.
+fn spatial_major(
+    graph: &Graph,
+    step: &Step,
+    attrs: &ConvAttrs,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    slope: Option<&Tensor>,
+    kernels: KernelSet,
+) -> Option<Conv2dGemm> {
+    if std::env::var("LITHE_SPATIAL_MAJOR").as_deref() == Ok("0") {
+        return None;
+    }
+    let ws = w.shape();
+    if ws.len() != 4 || ws[2..] != [1, 1] {
+        return None;
+    }
+    let out = &graph.value(Outlet::new(step.node, 0)).ty;
+    let dims: Vec<usize> = out.shape.as_ref()?.dims().iter().map(|d| d.known()).collect::<Option<_>>()?;
+    let &[_, c_out, oh, ow] = dims.as_slice() else { return None };
+    let (positions, channels) = (oh * ow, c_out / attrs.group.max(1));
+    let (channel_major, spatial) = (kernels.f32_gemm_for_rows(channels), kernels.f32_gemm_for_rows(positions));
+    if spatial.nr() != channel_major.nr()
+        || !conv2d_gemm::spatial_major_pays(positions, channels, channel_major.mr(), spatial.mr(), spatial.nr())
+    {
+        return None;
+    }
+    // Refused (an error) unless the conv is 1x1, stride 1, unpadded.
+    Conv2dGemm::prepare_spatial_major(spatial, attrs, w, b, slope).ok()
 }
 
 fn depthwise(attrs: &ConvAttrs, w: &Tensor, b: Option<&Tensor>, slope: Option<&Tensor>, gemm: Conv2dGemm) -> Prepared {
