@@ -8,13 +8,14 @@
 //! LiteRT, ncnn, MNN) by the script, each engine/model/thread count in its own subprocess so a
 //! crashing engine only loses its own cell.
 
+use crate::process::{Captured, last_line, run_captured};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// Packages of the benchmark venv. torch comes from PyPI, whose Linux wheel pulls the nvidia-*
 /// CUDA wheels (about 3 GB) it never uses here: installed with `--no-deps` it does not even import
@@ -248,63 +249,6 @@ pub fn run(a: Args) -> Result<()> {
     std::fs::write(&out, report.markdown()).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote {}", out.display());
     Ok(())
-}
-
-/// A finished subprocess's output.
-struct Captured {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Run `cmd` with stdout and stderr captured, killing it after `timeout`.
-fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<Captured> {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let mut so = child.stdout.take().context("no stdout")?;
-    let mut se = child.stderr.take().context("no stderr")?;
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut so, &mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut se, &mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break Some(st);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = t_out.join().unwrap_or_default();
-    let mut stderr = t_err.join().unwrap_or_default();
-    let ok = match status {
-        Some(st) => {
-            if !st.success() {
-                stderr.push_str(&format!("\nexited with {st}"));
-            }
-            st.success()
-        }
-        None => {
-            stderr.push_str(&format!("\ntimed out after {} s", timeout.as_secs()));
-            false
-        }
-    };
-    Ok(Captured { ok, stdout, stderr })
-}
-
-/// The last non-empty line of `s`, shortened.
-fn last_line(s: &str) -> String {
-    let l = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
-    l.chars().take(160).collect()
 }
 
 /// The median from `lite-cli bench` output (`latency ms: median X  min Y  max Z`).

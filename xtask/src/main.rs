@@ -2,10 +2,13 @@
 //!
 //! Each subcommand is a module with one entry function.
 
+mod bench_arm;
 mod bench_peers;
 mod conformance;
+mod cross;
 mod golden;
 mod models;
+mod process;
 mod python;
 mod test_arm;
 
@@ -21,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Cross-build lite-cli for AArch64 and time it on a device (adb, ssh) or, as a smoke run, under qemu.
+    BenchArm(bench_arm::Args),
     /// Time Lithe next to onnxruntime, LiteRT, ncnn, MNN and tract on full-size CNNs; writes docs/benchmarks.md.
     BenchPeers(bench_peers::Args),
     /// Regenerate testdata/golden: small ONNX models and onnxruntime outputs (needs torch).
@@ -46,6 +51,7 @@ pub fn cache_dir() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::BenchArm(a) => bench_arm::run(a),
         Cmd::BenchPeers(a) => bench_peers::run(a),
         Cmd::Golden(a) => golden::run(a),
         Cmd::Models(a) => models::run(a),
