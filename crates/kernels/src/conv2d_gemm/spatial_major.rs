@@ -15,21 +15,31 @@ use crate::fast::activation::{ActVisitor, BlockAct, visit_act};
 use crate::fast::{FastActivation, Isa};
 use rayon::prelude::*;
 
-/// Whether the spatial-major form of a pointwise conv with `positions` output positions and
-/// `channels` output channels (per group) pads the GEMM less than the channel-major form by
-/// at least 5% (the margin pays for [`scatter`]). `channel_major_mr` and `spatial_major_mr`
-/// are the row tiles each form would use; both use panels `nr` wide.
+/// What [`scatter`] costs per output value, in GEMM multiply-adds. Fitted to per-node
+/// timings of both forms (`lite-cli bench --profile`, `LITHE_SPATIAL_MAJOR=0/1`): MobileNetV1's
+/// 7x7 1024->1024 and 14x14 512->512 convs (9% and 3% faster spatial-major) and ShuffleNetV2's
+/// 14x14 116->116 convs (35% slower: with a shallow `K` the transpose costs as much as the
+/// product).
+const SCATTER_MACS_PER_VALUE: usize = 57;
+
+/// Whether the spatial-major form of a pointwise conv with `positions` output positions,
+/// `channels` output channels and `depth` input channels (per group) is cheaper than the
+/// channel-major form by at least 3%, counting the padded multiply-adds of each form (with the
+/// row tiles `channel_major_mr` and `spatial_major_mr`, both `nr` wide) and the transpose
+/// back to channel-major ([`SCATTER_MACS_PER_VALUE`] per output value).
 pub fn spatial_major_pays(
     positions: usize,
     channels: usize,
+    depth: usize,
     channel_major_mr: usize,
     spatial_major_mr: usize,
     nr: usize,
 ) -> bool {
     let up = |v: usize, to: usize| v.div_ceil(to.max(1)) * to.max(1);
-    let channel_major = up(channels, channel_major_mr) * up(positions, nr);
-    let spatial_major = up(positions, spatial_major_mr) * up(channels, nr);
-    spatial_major * 105 < channel_major * 100
+    let channel_major = (up(channels, channel_major_mr) * up(positions, nr)) as f64 * depth as f64;
+    let spatial_major = (up(positions, spatial_major_mr) * up(channels, nr)) as f64 * depth as f64
+        + (SCATTER_MACS_PER_VALUE * positions * channels) as f64;
+    spatial_major * 1.03 < channel_major
 }
 
 /// What [`scatter`] does besides transposing: add the residual (a separate channel-major
@@ -187,13 +197,17 @@ mod tests {
     }
 
     #[test]
-    fn pays_where_positions_pad_badly() {
-        // 7x7 and 14x14 maps with 32-wide panels: spatial-major with a 14-row tile wins.
-        assert!(spatial_major_pays(49, 1024, 8, 14, 32));
-        assert!(spatial_major_pays(196, 512, 8, 14, 32));
+    fn pays_where_positions_pad_badly_and_the_product_is_deep() {
+        // 7x7 and deep 14x14 maps with 32-wide panels: spatial-major wins.
+        assert!(spatial_major_pays(49, 1024, 1024, 8, 14, 32));
+        assert!(spatial_major_pays(196, 256, 1024, 8, 14, 32));
+        // 196 x 512 <- 512 saves 12% of the padded product, about what the transpose costs.
+        assert!(!spatial_major_pays(196, 512, 512, 8, 14, 32));
+        // A shallow product: the transpose costs more than the padding saves.
+        assert!(!spatial_major_pays(196, 116, 116, 8, 14, 32));
         // 28x28 pads by 2%: not worth the transpose.
-        assert!(!spatial_major_pays(784, 128, 8, 8, 32));
+        assert!(!spatial_major_pays(784, 128, 512, 8, 8, 32));
         // Few channels pad the spatial-major panels instead.
-        assert!(!spatial_major_pays(196, 24, 12, 14, 32));
+        assert!(!spatial_major_pays(196, 24, 512, 12, 14, 32));
     }
 }

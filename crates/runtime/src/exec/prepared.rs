@@ -444,11 +444,10 @@ fn spatial_major(
     let out = &graph.value(Outlet::new(step.node, 0)).ty;
     let dims: Vec<usize> = out.shape.as_ref()?.dims().iter().map(|d| d.known()).collect::<Option<_>>()?;
     let &[_, c_out, oh, ow] = dims.as_slice() else { return None };
-    let (positions, channels) = (oh * ow, c_out / attrs.group.max(1));
+    let (positions, channels, depth) = (oh * ow, c_out / attrs.group.max(1), ws[1]);
     let (channel_major, spatial) = (kernels.f32_gemm_for_rows(channels), kernels.f32_gemm_for_rows(positions));
-    if spatial.nr() != channel_major.nr()
-        || !conv2d_gemm::spatial_major_pays(positions, channels, channel_major.mr(), spatial.mr(), spatial.nr())
-    {
+    let pays = conv2d_gemm::spatial_major_pays(positions, channels, depth, channel_major.mr(), spatial.mr(), spatial.nr());
+    if spatial.nr() != channel_major.nr() || !pays {
         return None;
     }
     // Refused (an error) unless the conv is 1x1, stride 1, unpadded.
