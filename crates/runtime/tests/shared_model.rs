@@ -110,14 +110,14 @@ fn depthwise_convs_run_on_the_direct_kernels() {
     }
 }
 
-/// A pointwise conv on a 7x7 map (49 positions: 64 columns of 32-wide panels channel-major)
+/// A deep pointwise conv on a 7x7 map (49 positions: 64 columns of 32-wide panels channel-major)
 /// runs spatial-major, with bias, residual and activation, and agrees with the reference.
 #[test]
 fn pointwise_convs_on_small_maps_run_spatial_major() {
     use lithe_ir::DType;
     use lithe_ir::builder::GraphBuilder;
     use lithe_ir::op::{Activation, ConvAttrs, Epilogue, Op};
-    let (c_in, c_out, hw) = (40, 64, 7);
+    let (c_in, c_out, hw) = (768, 64, 7);
     let values = |n: usize, k: usize| (0..n).map(|i| ((i * k % 29) as f32 - 14.0) / 15.0).collect::<Vec<_>>();
     let x = Tensor::from_vec(&[1, c_in, hw, hw], values(c_in * hw * hw, 37)).unwrap();
     let r = Tensor::from_vec(&[1, c_out, hw, hw], values(c_out * hw * hw, 11)).unwrap();
@@ -139,5 +139,5 @@ fn pointwise_convs_on_small_maps_run_spatial_major() {
     let want = lithe_kernels::reference::eval(&Op::Conv(attrs), &[Some(&x), Some(&w), Some(&bias), Some(&r)], 1)
         .unwrap()
         .remove(0);
-    assert!(max_abs_diff(&got, &want) < 1e-4, "{}", max_abs_diff(&got, &want));
+    assert!(max_abs_diff(&got, &want) < 1e-3, "{}", max_abs_diff(&got, &want));
 }

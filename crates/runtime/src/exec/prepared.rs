@@ -446,7 +446,8 @@ fn spatial_major(
     let &[_, c_out, oh, ow] = dims.as_slice() else { return None };
     let (positions, channels, depth) = (oh * ow, c_out / attrs.group.max(1), ws[1]);
     let (channel_major, spatial) = (kernels.f32_gemm_for_rows(channels), kernels.f32_gemm_for_rows(positions));
-    let pays = conv2d_gemm::spatial_major_pays(positions, channels, depth, channel_major.mr(), spatial.mr(), spatial.nr());
+    let pays =
+        conv2d_gemm::spatial_major_pays(positions, channels, depth, channel_major.mr(), spatial.mr(), spatial.nr());
     if spatial.nr() != channel_major.nr() || !pays {
         return None;
     }
