@@ -1,7 +1,7 @@
 //! FullyConnected (`activation(X · W + B)`, f32) as packed GEMM with the weight packed once.
 
 use crate::KernelError;
-use crate::fast::{FastActivation, Isa};
+use crate::fast::{FastActivation, Isa, NATIVE_FMA, madd};
 use crate::gemm::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedB, PerAxis, Residual, sgemm};
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, FcAttrs};
@@ -176,10 +176,6 @@ fn gemv_panels(isa: Isa, x: &[f32], w: &[f32], nr: usize, bias: Option<&[f32]>, 
     }
 }
 
-/// Whether the portable build may use `f32::mul_add`: only where FMA is part of the base
-/// instruction set (aarch64's NEON), so it never becomes a libm call.
-const NATIVE_FMA: bool = cfg!(target_arch = "aarch64");
-
 /// [`gemv_panels_by_width`] compiled with AVX-512F and FMA.
 ///
 /// # Safety
@@ -249,12 +245,6 @@ fn gemv_any<const FMA: bool>(x: &[f32], w: &[f32], nr: usize, bias: Option<&[f32
             *v = acc[j] + b.map_or(0.0, |b| b[j]);
         }
     }
-}
-
-/// `acc + a * b`, fused when the caller is compiled with FMA.
-#[inline(always)]
-fn madd<const FMA: bool>(acc: f32, a: f32, b: f32) -> f32 {
-    if FMA { a.mul_add(b, acc) } else { acc + a * b }
 }
 
 fn invalid(detail: String) -> KernelError {

@@ -13,8 +13,8 @@
 //! enabled and chosen at run time; the portable build is always present and is used elsewhere,
 //! or when `LITHE_KERNELS=generic` is set ([`crate::force_generic`]).
 
-use super::Isa;
 use super::activation::{ActVisitor, BlockAct, FastActivation, visit_act};
+use super::{Isa, NATIVE_FMA, madd};
 use crate::KernelError;
 use crate::short_rows::{copy_short, deinterleave_short, map_short, zip_map_short};
 use lithe_ir::op::AxisWindow;
@@ -351,10 +351,6 @@ fn run_planes(isa: Isa, kind: Kind, job: &Job<'_>, g: &Geom, out: &mut [f32], s:
     }
 }
 
-/// Whether the portable build may use `f32::mul_add`: only where FMA is part of the base
-/// instruction set (aarch64's NEON), so it never becomes a libm call.
-const NATIVE_FMA: bool = cfg!(target_arch = "aarch64");
-
 /// [`planes`] compiled with AVX-512F and FMA.
 ///
 /// # Safety
@@ -368,12 +364,6 @@ unsafe fn planes_avx512(kind: Kind, job: &Job<'_>, g: &Geom, out: &mut [f32], s:
         Kind::K5S1 => planes::<5, 1, 25, true>(job, g, out, s),
         Kind::K5S2 => planes::<5, 2, 25, true>(job, g, out, s),
     }
-}
-
-/// `acc + a * b`, fused when the caller is compiled with FMA.
-#[inline(always)]
-fn madd<const FMA: bool>(acc: f32, a: f32, b: f32) -> f32 {
-    if FMA { a.mul_add(b, acc) } else { acc + a * b }
 }
 
 /// Lanes per block of outputs: one AVX-512 register of f32.

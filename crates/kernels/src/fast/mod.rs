@@ -49,3 +49,13 @@ impl Isa {
         })
     }
 }
+
+/// Whether the portable builds may use `f32::mul_add`: only where FMA is part of the base
+/// instruction set (aarch64's NEON), so it never becomes a libm call.
+pub(crate) const NATIVE_FMA: bool = cfg!(target_arch = "aarch64");
+
+/// `acc + a * b`, fused when `FMA` (the caller is compiled with FMA, or [`NATIVE_FMA`]).
+#[inline(always)]
+pub(crate) fn madd<const FMA: bool>(acc: f32, a: f32, b: f32) -> f32 {
+    if FMA { a.mul_add(b, acc) } else { acc + a * b }
+}

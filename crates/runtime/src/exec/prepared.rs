@@ -398,8 +398,6 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
     }
 }
 
-/// A depthwise conv with square 3x3 or 5x5 kernels prepared for the direct kernels (keeping
-/// `gemm` as the fallback), or the GEMM path for every other conv.
 /// The Winograd form of a 3x3 stride-1 group-1 Conv when its statically known output size
 /// makes a Winograd tile faster ([`conv2d_winograd::choose_tile`]).
 fn winograd(
@@ -415,9 +413,7 @@ fn winograd(
     if ws.len() != 4 || ws[2..] != [3, 3] || attrs.group != 1 {
         return None;
     }
-    let out = &graph.value(Outlet::new(step.node, 0)).ty;
-    let dims: Vec<usize> = out.shape.as_ref()?.dims().iter().map(|d| d.known()).collect::<Option<_>>()?;
-    let &[_, c_out, oh, ow] = dims.as_slice() else { return None };
+    let [_, c_out, oh, ow] = static_output_nchw(graph, step)?;
     let tile = conv2d_winograd::choose_tile(oh, ow, ws[1], c_out)?;
     Conv2dWinograd::prepare(kernels.f32_gemm_for_rows(c_out), attrs, w, b, slope, tile).ok()
 }
@@ -441,9 +437,7 @@ fn spatial_major(
     if ws.len() != 4 || ws[2..] != [1, 1] {
         return None;
     }
-    let out = &graph.value(Outlet::new(step.node, 0)).ty;
-    let dims: Vec<usize> = out.shape.as_ref()?.dims().iter().map(|d| d.known()).collect::<Option<_>>()?;
-    let &[_, c_out, oh, ow] = dims.as_slice() else { return None };
+    let [_, c_out, oh, ow] = static_output_nchw(graph, step)?;
     let (positions, channels, depth) = (oh * ow, c_out / attrs.group.max(1), ws[1]);
     let (channel_major, spatial) = (kernels.f32_gemm_for_rows(channels), kernels.f32_gemm_for_rows(positions));
     let pays =
@@ -455,6 +449,15 @@ fn spatial_major(
     Conv2dGemm::prepare_spatial_major(spatial, attrs, w, b, slope).ok()
 }
 
+/// The output shape of a conv step when the graph knows all four dims.
+fn static_output_nchw(graph: &Graph, step: &Step) -> Option<[usize; 4]> {
+    let out = &graph.value(Outlet::new(step.node, 0)).ty;
+    let dims: Vec<usize> = out.shape.as_ref()?.dims().iter().map(|d| d.known()).collect::<Option<_>>()?;
+    dims.try_into().ok()
+}
+
+/// A depthwise conv with square 3x3 or 5x5 kernels prepared for the direct kernels (keeping
+/// `gemm` as the fallback), or the GEMM path for every other conv.
 fn depthwise(attrs: &ConvAttrs, w: &Tensor, b: Option<&Tensor>, slope: Option<&Tensor>, gemm: Conv2dGemm) -> Prepared {
     let ws = w.shape();
     let channels = ws[0];
