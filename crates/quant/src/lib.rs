@@ -1,0 +1,7 @@
+//! Lithe quantization: weight-only int8/int16 weights, activation calibration for
+//! post-training int8, and the int8 graph that the int8 kernels run.
+#![warn(missing_docs)]
+
+mod error;
+
+pub use error::QuantError;
