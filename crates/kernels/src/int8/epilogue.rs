@@ -1,0 +1,384 @@
+//! The fused requantize epilogue: `acc_i32` → f32 → activation clamp → f32, u8 or s8 (or the
+//! raw `acc_i32`), with one scalar definition every SIMD kernel reproduces bit for bit.
+
+use crate::KernelError;
+use std::marker::PhantomData;
+
+pub(crate) fn invalid(detail: String) -> KernelError {
+    KernelError::Invalid { op: "Int8Gemm", detail }
+}
+
+/// The activation fused into the epilogue, applied to the f32 value `y` before the output
+/// conversion.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum QActivation {
+    /// No clamp.
+    #[default]
+    None,
+    /// `max(y, 0)`.
+    Relu,
+    /// `min(max(y, min), max)` (ReLU6 is `Clamp { min: 0.0, max: 6.0 }`).
+    Clamp {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+}
+
+impl QActivation {
+    /// The `(min, max)` bounds, or `None` without a clamp.
+    pub fn bounds(self) -> Option<(f32, f32)> {
+        match self {
+            QActivation::None => None,
+            QActivation::Relu => Some((0.0, f32::INFINITY)),
+            QActivation::Clamp { min, max } => Some((min, max)),
+        }
+    }
+}
+
+/// The element type written by an int8 kernel and, for quantized outputs, its parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OutputKind {
+    /// The exact accumulator `Σ (x - x_zp)·w + bias_i32` (like ONNX `ConvInteger` /
+    /// `MatMulInteger`); scales, f32 bias and activation are ignored.
+    I32,
+    /// `y = act(acc·scale + bias)` as f32.
+    F32,
+    /// `clamp(round_half_even(y / scale) + zero_point, 0, 255)`.
+    U8 {
+        /// Output scale (`y_scale`).
+        scale: f32,
+        /// Output zero point.
+        zero_point: u8,
+    },
+    /// `clamp(round_half_even(y / scale) + zero_point, -128, 127)`.
+    S8 {
+        /// Output scale (`y_scale`).
+        scale: f32,
+        /// Output zero point.
+        zero_point: i8,
+    },
+}
+
+impl OutputKind {
+    /// Bytes per output element.
+    pub fn elem_size(self) -> usize {
+        match self {
+            OutputKind::I32 | OutputKind::F32 => 4,
+            OutputKind::U8 { .. } | OutputKind::S8 { .. } => 1,
+        }
+    }
+
+    /// For quantized outputs, the conversion of `y` (divisor, clamp bounds of `y / scale`,
+    /// zero point); `None` for I32 and F32.
+    pub fn requant(self) -> Option<Requant> {
+        match self {
+            OutputKind::U8 { scale, zero_point } => {
+                let zp = zero_point as i32;
+                Some(Requant { scale, lo: (-zp) as f32, hi: (255 - zp) as f32, zp })
+            }
+            OutputKind::S8 { scale, zero_point } => {
+                let zp = zero_point as i32;
+                Some(Requant { scale, lo: (-128 - zp) as f32, hi: (127 - zp) as f32, zp })
+            }
+            OutputKind::I32 | OutputKind::F32 => None,
+        }
+    }
+}
+
+/// Quantized output conversion: `q = round_half_even(min(max(y / scale, lo), hi)) + zp`.
+///
+/// `lo`/`hi` are the integer range minus the zero point, so clamping before rounding equals
+/// clamping after; a NaN `y / scale` becomes `lo` (`f32::max` semantics, which `maxps`,
+/// `vmaxnmq` reproduce with the value as first operand).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Requant {
+    /// The divisor (`y_scale`).
+    pub scale: f32,
+    /// Lower clamp of `y / scale`.
+    pub lo: f32,
+    /// Upper clamp of `y / scale`.
+    pub hi: f32,
+    /// Zero point added after rounding.
+    pub zp: i32,
+}
+
+impl Requant {
+    /// The quantized value (in the output type's range) as i32.
+    #[inline(always)]
+    pub fn apply(&self, y: f32) -> i32 {
+        // Round half to even by the 1.5·2²³ trick (exact for |t| < 2²², and t is within
+        // ±383 here): identical to `round_ties_even`, and vectorizes without SSE4.1.
+        const MAGIC: f32 = 12_582_912.0;
+        let t = (y / self.scale).max(self.lo).min(self.hi);
+        ((t + MAGIC) - MAGIC) as i32 + self.zp
+    }
+}
+
+/// `y = acc·scale + bias` (a multiply then an add: two roundings, never fused), then the
+/// clamp. Every kernel computes exactly this.
+#[inline(always)]
+pub fn dequant(acc: i32, scale: f32, bias: f32, clamp: Option<(f32, f32)>) -> f32 {
+    let y = acc as f32 * scale + bias;
+    match clamp {
+        Some((lo, hi)) => y.max(lo).min(hi),
+        None => y,
+    }
+}
+
+/// One `rows x cols` tile of an int8 kernel's output, element `(i, j)` at `i * ldc + j`
+/// elements from the start; the element type is the [`OutputKind`] of the epilogue it is
+/// used with.
+///
+/// Invariant: every element of the tile is valid for reads and writes during `'a` and no
+/// other reference aliases it.
+#[derive(Debug)]
+pub struct I8TileOut<'a> {
+    ptr: *mut u8,
+    elem: usize,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    _borrow: PhantomData<&'a mut [u8]>,
+}
+
+impl I8TileOut<'_> {
+    /// # Safety
+    /// `ptr` must satisfy the type invariant for `rows`, `cols`, `ldc` (in elements of `elem`
+    /// bytes) during `'a`.
+    pub(crate) unsafe fn from_raw(ptr: *mut u8, elem: usize, ldc: usize, rows: usize, cols: usize) -> Self {
+        I8TileOut { ptr, elem, ldc, rows, cols, _borrow: PhantomData }
+    }
+
+    /// Rows in the tile (at most the kernel's `MR`).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns in the tile (at most the kernel's `NR`).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Row stride in elements.
+    pub fn ldc(&self) -> usize {
+        self.ldc
+    }
+
+    /// Bytes per element.
+    pub fn elem_size(&self) -> usize {
+        self.elem
+    }
+
+    /// Pointer to element `(0, 0)`; see the type invariant for what may be accessed.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr
+    }
+}
+
+/// The per-tile view of the epilogue: per-row compensation, scale and bias starting at the
+/// tile's first row, the clamp and the output kind.
+///
+/// The kernel's raw accumulator `raw` (`Σ x'·w` over its packed operands) becomes
+/// `acc = raw - comp[i]` (wrapping i32 arithmetic: exact whenever the true accumulator fits
+/// in i32), then `y = dequant(acc, scale[i], bias[i], clamp)`, then the output conversion.
+#[derive(Clone, Copy, Debug)]
+pub struct I8TileEpilogue<'a> {
+    comp: &'a [i32],
+    scale: &'a [f32],
+    bias: &'a [f32],
+    clamp: Option<(f32, f32)>,
+    kind: OutputKind,
+}
+
+impl<'a> I8TileEpilogue<'a> {
+    /// An epilogue for tiles of up to `comp.len()` rows; `scale` and `bias` must be at least
+    /// as long as `comp`.
+    pub fn new(
+        comp: &'a [i32],
+        scale: &'a [f32],
+        bias: &'a [f32],
+        clamp: Option<(f32, f32)>,
+        kind: OutputKind,
+    ) -> Result<Self, KernelError> {
+        if scale.len() < comp.len() || bias.len() < comp.len() {
+            return Err(invalid(format!(
+                "epilogue rows: comp {}, scale {}, bias {}",
+                comp.len(),
+                scale.len(),
+                bias.len()
+            )));
+        }
+        Ok(I8TileEpilogue { comp, scale, bias, clamp, kind })
+    }
+
+    /// Whether this epilogue can finish `tile` (enough rows, matching element size).
+    pub fn fits(&self, tile: &I8TileOut<'_>) -> bool {
+        tile.rows <= self.comp.len() && tile.elem == self.kind.elem_size()
+    }
+
+    /// Per-row compensation (subtracted from the raw accumulator).
+    pub fn comp(&self) -> &'a [i32] {
+        self.comp
+    }
+
+    /// Per-row scale (`x_scale · w_scale[row]`).
+    pub fn scale(&self) -> &'a [f32] {
+        self.scale
+    }
+
+    /// Per-row f32 bias.
+    pub fn bias(&self) -> &'a [f32] {
+        self.bias
+    }
+
+    /// Activation bounds.
+    pub fn clamp(&self) -> Option<(f32, f32)> {
+        self.clamp
+    }
+
+    /// Output kind.
+    pub fn kind(&self) -> OutputKind {
+        self.kind
+    }
+
+    /// Finish element `(i, j)` from the kernel's raw accumulator (the scalar path; SIMD kernels
+    /// reproduce it exactly). Panics when `(i, j)` is outside the tile or the epilogue does not
+    /// fit it.
+    pub fn store(&self, tile: &mut I8TileOut<'_>, i: usize, j: usize, raw: i32) {
+        assert!(i < tile.rows && j < tile.cols, "tile index ({i}, {j}) out of {} x {}", tile.rows, tile.cols);
+        assert!(self.fits(tile), "the epilogue does not fit the tile");
+        let acc = raw.wrapping_sub(self.comp[i]);
+        let off = i * tile.ldc + j;
+        // SAFETY: (i, j) is in the tile (checked) and the element size matches the kind
+        // (checked by `fits`), so the element is valid for writes by the type invariant.
+        unsafe {
+            match self.kind {
+                OutputKind::I32 => (tile.ptr as *mut i32).add(off).write_unaligned(acc),
+                OutputKind::F32 => (tile.ptr as *mut f32).add(off).write_unaligned(dequant(
+                    acc,
+                    self.scale[i],
+                    self.bias[i],
+                    self.clamp,
+                )),
+                k @ (OutputKind::U8 { .. } | OutputKind::S8 { .. }) => {
+                    let rq = k.requant().expect("quantized kind");
+                    let q = rq.apply(dequant(acc, self.scale[i], self.bias[i], self.clamp));
+                    *tile.ptr.add(off) = q as u8;
+                }
+            }
+        }
+    }
+}
+
+/// The per-call epilogue of an int8 GEMM or conv, ONNX `QLinearConv`/`QLinearMatMul` style.
+///
+/// `y[row] = act(acc[row]·(x_scale·w_scale[row]) + bias[row])` where
+/// `acc = Σ (x - x_zp)·w + bias_i32[row]`; the output is then written as [`OutputKind`]
+/// says. `bias_i32` is ONNX `QLinearConv`'s `B` input (scale `x_scale·w_scale`), added exactly.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuantEpilogue<'a> {
+    /// Input (activation) scale.
+    pub x_scale: f32,
+    /// Optional f32 bias per output row/channel.
+    pub bias: Option<&'a [f32]>,
+    /// Optional int32 bias per output row/channel, added to the accumulator.
+    pub bias_i32: Option<&'a [i32]>,
+    /// The fused activation.
+    pub activation: QActivation,
+}
+
+/// An int8 kernel's output buffer: row-major `rows x cols` with a row stride given next to it.
+#[derive(Debug)]
+pub enum QuantOut<'a> {
+    /// Raw accumulators ([`OutputKind::I32`]).
+    I32(&'a mut [i32]),
+    /// Dequantized f32 ([`OutputKind::F32`]).
+    F32(&'a mut [f32]),
+    /// Requantized u8 with `y_scale` and `y_zero_point`.
+    U8 {
+        /// Output buffer.
+        data: &'a mut [u8],
+        /// `y_scale`.
+        scale: f32,
+        /// `y_zero_point`.
+        zero_point: u8,
+    },
+    /// Requantized s8 with `y_scale` and `y_zero_point`.
+    S8 {
+        /// Output buffer.
+        data: &'a mut [i8],
+        /// `y_scale`.
+        scale: f32,
+        /// `y_zero_point`.
+        zero_point: i8,
+    },
+}
+
+impl QuantOut<'_> {
+    /// The output kind.
+    pub fn kind(&self) -> OutputKind {
+        match self {
+            QuantOut::I32(_) => OutputKind::I32,
+            QuantOut::F32(_) => OutputKind::F32,
+            QuantOut::U8 { scale, zero_point, .. } => OutputKind::U8 { scale: *scale, zero_point: *zero_point },
+            QuantOut::S8 { scale, zero_point, .. } => OutputKind::S8 { scale: *scale, zero_point: *zero_point },
+        }
+    }
+
+    /// Length in elements.
+    pub fn len(&self) -> usize {
+        match self {
+            QuantOut::I32(d) => d.len(),
+            QuantOut::F32(d) => d.len(),
+            QuantOut::U8 { data, .. } => data.len(),
+            QuantOut::S8 { data, .. } => data.len(),
+        }
+    }
+
+    /// True when the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer as raw bytes pointer (element size [`OutputKind::elem_size`]).
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
+        match self {
+            QuantOut::I32(d) => d.as_mut_ptr() as *mut u8,
+            QuantOut::F32(d) => d.as_mut_ptr() as *mut u8,
+            QuantOut::U8 { data, .. } => data.as_mut_ptr(),
+            QuantOut::S8 { data, .. } => data.as_mut_ptr() as *mut u8,
+        }
+    }
+
+    /// A reborrow of the elements from `offset` on (clamped to the end).
+    pub fn slice_from(&mut self, offset: usize) -> QuantOut<'_> {
+        match self {
+            QuantOut::I32(d) => {
+                let o = offset.min(d.len());
+                QuantOut::I32(&mut d[o..])
+            }
+            QuantOut::F32(d) => {
+                let o = offset.min(d.len());
+                QuantOut::F32(&mut d[o..])
+            }
+            QuantOut::U8 { data, scale, zero_point } => {
+                let o = offset.min(data.len());
+                QuantOut::U8 { data: &mut data[o..], scale: *scale, zero_point: *zero_point }
+            }
+            QuantOut::S8 { data, scale, zero_point } => {
+                let o = offset.min(data.len());
+                QuantOut::S8 { data: &mut data[o..], scale: *scale, zero_point: *zero_point }
+            }
+        }
+    }
+}
+
+/// Validate an f32 scale used as a divisor or multiplier (finite; nonzero for `y_scale`).
+pub(crate) fn check_scale(what: &str, s: f32, nonzero: bool) -> Result<(), KernelError> {
+    if !s.is_finite() || (nonzero && s == 0.0) {
+        return Err(invalid(format!("{what} must be finite{}, got {s}", if nonzero { " and nonzero" } else { "" })));
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Int8 execution kernels (ONNX `QLinearConv` / `QLinearMatMul` semantics): u8 activations
+//! with a zero point, s8 weights with per-output-channel scales (zero point 0), exact i32
+//! accumulation and a fused requantize epilogue.
+//!
+//! `acc[co][p] = Σ_k (x[k][p] - x_zp)·w[co][k] + bias_i32[co]` exactly (wrapping i32, i.e. exact
+//! whenever the true value fits), then `y = acc·(x_scale·w_scale[co]) + bias[co]` (multiply then
+//! add, in f32), an optional clamp, and the output as i32 (the raw `acc`), f32, or u8/s8
+//! requantized as `clamp(round_half_even(y / y_scale) + y_zp)`. Every kernel produces the same
+//! bits as the [`reference`] kernels.
+//!
+//! The pieces, mirroring the f32 [`gemm`](crate::gemm) frame:
+//! - [`I8GemmMicrokernel`]: one trait for the family; [`I8Gemm4x8c4Generic`] is the portable
+//!   member, SIMD members live in `lithe-kernels-x86` (AVX-512 VNNI, AVX2) and
+//!   `lithe-kernels-arm` (NEON `sdot`, `smlal`).
+//! - [`PackedI8Weights`]: weights packed once into depth-grouped panels with their row sums;
+//!   the activation zero point becomes a per-row compensation `x_zp·Σw` subtracted in the
+//!   epilogue. Activations ([`I8Input`]) are packed per call by column blocks.
+//! - [`i8_gemm`]: the driver (blocking, packing, edge tiles, epilogue, threads).
+//! - [`QLinearConv2d`]: NCHW convolution on it (pointwise, implicit im2col padding with the
+//!   zero point, groups) and a direct depthwise 3x3/5x5 stride 1/2 kernel.
+
+pub mod conformance;
+mod conv;
+mod depthwise;
+mod driver;
+mod epilogue;
+mod microkernel;
+mod pack;
+pub mod reference;
+
+pub use conv::{QConvGeometry, QLinearConv2d, s8_to_u8_activations, u8_zero_point_from_s8};
+pub use driver::i8_gemm;
+pub use epilogue::{I8TileEpilogue, I8TileOut, OutputKind, QActivation, QuantEpilogue, QuantOut, Requant, dequant};
+pub use microkernel::{I8Gemm4x8c4Generic, I8GemmMicrokernel, check_i8_microkernel_args};
+pub use pack::{I8Input, I8PanelSource, MAX_DEPTH, PackedI8Weights, U8MatRef};

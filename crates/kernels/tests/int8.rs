@@ -1,0 +1,192 @@
+//! The int8 frame with the portable microkernel against the reference kernels: the shared
+//! conformance suites, random cases, and typed errors on bad arguments.
+
+use lithe_kernels::KernelError;
+use lithe_kernels::int8::conformance::{
+    ALL_OUTPUTS, I8GemmCase, QConvCase, all_activations, check_case, check_conv_case, run_conv_suite, run_suite,
+};
+use lithe_kernels::int8::reference::{QuantValues, i8_gemm_reference};
+use lithe_kernels::int8::{
+    I8Gemm4x8c4Generic, I8GemmMicrokernel, I8Input, OutputKind, PackedI8Weights, QActivation, QConvGeometry,
+    QLinearConv2d, QuantEpilogue, QuantOut, U8MatRef, i8_gemm, s8_to_u8_activations, u8_zero_point_from_s8,
+};
+use proptest::prelude::*;
+
+static GENERIC: I8Gemm4x8c4Generic = I8Gemm4x8c4Generic;
+
+#[test]
+fn gemm_suite_generic() {
+    run_suite(&GENERIC).unwrap();
+}
+
+#[test]
+fn conv_suite_generic() {
+    run_conv_suite(&GENERIC).unwrap();
+}
+
+#[test]
+fn reference_small_by_hand() {
+    // 1 x 2 output, k = 2: acc = (x - zp)·w.
+    let w = [2i8, -3];
+    let x = [10u8, 0, 4, 255]; // rows k: [10, 0], [4, 255]
+    let ep = QuantEpilogue { x_scale: 0.5, ..Default::default() };
+    let got = i8_gemm_reference(1, 2, 2, &w, &x, 4, &[1.0], &ep, OutputKind::I32).unwrap();
+    assert_eq!(got, QuantValues::I32(vec![(10 - 4) * 2 + 0, (0 - 4) * 2 + (255 - 4) * -3]));
+    // y = acc·0.5 → u8 with scale 1, zp 100; ties go to even: acc 12 → 6; -761 → -380.5 → -380 → clamp 0.
+    let got =
+        i8_gemm_reference(1, 2, 2, &w, &x, 4, &[1.0], &ep, OutputKind::U8 { scale: 1.0, zero_point: 100 }).unwrap();
+    assert_eq!(got, QuantValues::U8(vec![106, 0]));
+    let got =
+        i8_gemm_reference(1, 1, 1, &[1], &[5], 0, &[1.0], &ep, OutputKind::S8 { scale: 1.0, zero_point: 0 }).unwrap();
+    assert_eq!(got, QuantValues::S8(vec![2])); // 2.5 rounds to 2
+}
+
+#[test]
+fn s8_activation_helper_keeps_differences() {
+    let src: Vec<i8> = (-128..=127).collect();
+    let mut dst = vec![0u8; src.len()];
+    s8_to_u8_activations(&src, &mut dst).unwrap();
+    for zp in [-128i8, -3, 0, 77, 127] {
+        let uzp = u8_zero_point_from_s8(zp);
+        for (&s, &u) in src.iter().zip(&dst) {
+            assert_eq!(s as i32 - zp as i32, u as i32 - uzp as i32);
+        }
+    }
+    assert!(s8_to_u8_activations(&src, &mut dst[1..]).is_err());
+}
+
+#[test]
+fn extreme_depth_is_exact() {
+    // Every product at its extreme: 255·(-128) summed over MAX_DEPTH must not overflow.
+    let k = lithe_kernels::int8::MAX_DEPTH;
+    let w = vec![-128i8; k];
+    let x = vec![255u8; k];
+    let packed = PackedI8Weights::pack(&GENERIC, 1, k, &w, &[1.0]).unwrap();
+    let mut out = [0i32; 1];
+    let ep = QuantEpilogue { x_scale: 1.0, ..Default::default() };
+    let view = U8MatRef::new(&x, k, 1, 1).unwrap();
+    i8_gemm(&GENERIC, &packed, I8Input::Dense(view), 0, &ep, QuantOut::I32(&mut out), 1, 1).unwrap();
+    assert_eq!(out[0] as i64, -128 * 255 * k as i64);
+    assert!(PackedI8Weights::pack(&GENERIC, 1, k + 1, &vec![0; k + 1], &[1.0]).is_err());
+}
+
+fn is_invalid<T: std::fmt::Debug>(r: Result<T, KernelError>) -> bool {
+    matches!(r, Err(KernelError::Invalid { .. }))
+}
+
+#[test]
+fn bad_arguments_are_typed_errors() {
+    let w = vec![1i8; 6];
+    assert!(is_invalid(PackedI8Weights::pack(&GENERIC, 2, 4, &w, &[1.0])));
+    assert!(is_invalid(PackedI8Weights::pack(&GENERIC, 2, 3, &w, &[1.0, 2.0, 3.0])));
+    assert!(is_invalid(PackedI8Weights::pack(&GENERIC, 2, 3, &w, &[f32::NAN])));
+    let p = PackedI8Weights::pack(&GENERIC, 2, 3, &w, &[1.0]).unwrap();
+    let x = vec![0u8; 12];
+    let ep = QuantEpilogue { x_scale: 1.0, ..Default::default() };
+    let view = U8MatRef::new(&x, 3, 4, 4).unwrap();
+    assert!(is_invalid(U8MatRef::new(&x, 3, 5, 4)));
+    let mut small = vec![0f32; 7];
+    assert!(is_invalid(i8_gemm(&GENERIC, &p, I8Input::Dense(view), 0, &ep, QuantOut::F32(&mut small), 4, 1)));
+    let mut out = vec![0u8; 8];
+    let bad_scale = QuantOut::U8 { data: &mut out, scale: 0.0, zero_point: 0 };
+    assert!(is_invalid(i8_gemm(&GENERIC, &p, I8Input::Dense(view), 0, &ep, bad_scale, 4, 1)));
+    let bias = [1.0f32; 3];
+    let ep_bad = QuantEpilogue { x_scale: 1.0, bias: Some(&bias), ..Default::default() };
+    let mut outf = vec![0f32; 8];
+    assert!(is_invalid(i8_gemm(&GENERIC, &p, I8Input::Dense(view), 0, &ep_bad, QuantOut::F32(&mut outf), 4, 1)));
+    let view_k = U8MatRef::new(&x, 2, 4, 4).unwrap();
+    assert!(is_invalid(i8_gemm(&GENERIC, &p, I8Input::Dense(view_k), 0, &ep, QuantOut::F32(&mut outf), 4, 1)));
+    // Conv: bad shapes, bad input lengths, windows larger than the input.
+    let g = QConvGeometry::default();
+    assert!(is_invalid(QLinearConv2d::prepare(&GENERIC, &[0; 5], [2, 1, 1, 3], &[1.0], g)));
+    let conv = QLinearConv2d::prepare(&GENERIC, &[0; 18], [2, 1, 3, 3], &[1.0], g).unwrap();
+    assert!(is_invalid(conv.output_shape([1, 2, 3, 3])));
+    assert!(is_invalid(conv.output_shape([1, 1, 2, 5])));
+    let mut o = vec![0f32; 2];
+    assert!(is_invalid(conv.run(&[0; 8], [1, 1, 3, 3], 0, &ep, QuantOut::F32(&mut o), 1)));
+    let zero_stride = QConvGeometry { strides: [0, 1], ..g };
+    assert!(is_invalid(QLinearConv2d::prepare(&GENERIC, &[0; 18], [2, 1, 3, 3], &[1.0], zero_stride)));
+}
+
+#[test]
+fn depthwise_takes_the_direct_kernel() {
+    let geom = QConvGeometry { strides: [2, 2], pads: [1; 4], dilations: [1, 1], groups: 4 };
+    let c = QLinearConv2d::prepare(&GENERIC, &[1; 36], [4, 1, 3, 3], &[1.0], geom).unwrap();
+    assert!(c.is_depthwise());
+    let dil = QConvGeometry { dilations: [2, 2], ..geom };
+    let c = QLinearConv2d::prepare(&GENERIC, &[1; 36], [4, 1, 3, 3], &[1.0], dil).unwrap();
+    assert!(!c.is_depthwise());
+}
+
+fn arb_gemm_case() -> impl Strategy<Value = I8GemmCase> {
+    (
+        (1usize..40, 1usize..60, 0usize..300, any::<u8>()),
+        (any::<bool>(), any::<bool>(), any::<bool>(), 0usize..4, 0usize..4),
+        (0usize..3, any::<bool>(), 1usize..3, any::<u64>()),
+    )
+        .prop_map(|((m, n, k, zp), (pc, bias, bi, act, out), (pad, source, threads, seed))| I8GemmCase {
+            m,
+            n,
+            k,
+            x_zp: [0, 128, zp, 255][seed as usize % 4],
+            per_channel: pc,
+            bias,
+            bias_i32: bi,
+            activation: all_activations()[act],
+            out: ALL_OUTPUTS[out],
+            pad,
+            source,
+            threads,
+            seed,
+        })
+}
+
+/// Random convs (depthwise-shaped ones about a third of the time).
+pub fn arb_conv_case() -> impl Strategy<Value = QConvCase> {
+    (
+        (1usize..3, 1usize..6, 1usize..6, 1usize..4, 3usize..12, 3usize..12),
+        (prop_oneof![Just(1usize), Just(3), Just(5)], 1usize..3, 0usize..3, 0usize..3, 1usize..3, any::<bool>()),
+        (0usize..4, 0usize..4, any::<bool>(), any::<bool>(), 1usize..3, any::<u64>()),
+    )
+        .prop_map(|((n, cg, cog, g, h, w), (k, s, p0, p1, d, dw), (act, out, bias, bi, threads, seed))| {
+            let k = k.min(h).min(w);
+            let (pad, d) = ([p0.min(k - 1), p1.min(k - 1), p1.min(k - 1), p0.min(k - 1)], if dw { 1 } else { d });
+            let d = if (k - 1) * d + 1 > h.min(w) { 1 } else { d };
+            let (c_in, c_out, groups) = if dw { (g * cg, g * cg, g * cg) } else { (g * cg, g * cog, g) };
+            QConvCase {
+                n,
+                c_in,
+                c_out,
+                hw: [h, w],
+                kernel_hw: [k, k],
+                geom: QConvGeometry { strides: [s, s], pads: pad, dilations: [d, d], groups },
+                x_zp: [0, 128, (seed >> 8) as u8, 255][seed as usize % 4],
+                bias,
+                bias_i32: bi,
+                activation: all_activations()[act],
+                out: ALL_OUTPUTS[out],
+                allow_depthwise: true,
+                threads,
+                seed,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn generic_gemm_matches_reference(case in arb_gemm_case()) {
+        prop_assert_eq!(check_case(&GENERIC, &case), Ok(()));
+    }
+
+    #[test]
+    fn generic_conv_matches_reference(case in arb_conv_case()) {
+        prop_assert_eq!(check_conv_case(&GENERIC, &case), Ok(()));
+    }
+}
+
+#[test]
+fn names_and_activation_bounds() {
+    assert_eq!(GENERIC.name(), "qu8s8_gemm_4x8c4__generic");
+    assert_eq!(QActivation::Relu.bounds(), Some((0.0, f32::INFINITY)));
+}
