@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod calib;
+pub mod data;
 mod error;
 
 pub use error::QuantError;
