@@ -1,0 +1,85 @@
+//! Int8 GEMM throughput next to f32 on the same shapes (criterion's elements/s = 2·m·n·k
+//! operations/s, i.e. GOPS for int8 and GFLOP/s for f32): square sizes, conv-shaped problems
+//! (`m` output channels, `k` depth, `n` positions) and MobileNetV2's pointwise convs.
+//!
+//! int8: weights packed once ([`PackedI8Weights`]), u8 activations packed per call, u8 output
+//! requantized with per-channel scales and bias (the full fused epilogue). f32: the best f32
+//! kernel with its weights packed once (`PackedA`) and the activations strided, no epilogue.
+//! `GEMM_THREADS` sets the thread count (default 1).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, sgemm};
+use lithe_kernels::int8::{
+    I8Gemm4x8c4Generic, I8GemmMicrokernel, I8Input, PackedI8Weights, QActivation, QuantEpilogue, QuantOut, U8MatRef,
+    i8_gemm,
+};
+use lithe_kernels_x86::{available_i8_gemm, detect_f32_gemm};
+use std::hint::black_box;
+
+/// (label, m, n, k)
+const SHAPES: &[(&str, usize, usize, usize)] = &[
+    ("sq512", 512, 512, 512),
+    ("sq1024", 1024, 1024, 1024),
+    ("sq2048", 2048, 2048, 2048),
+    ("conv_m512_k512_n196", 512, 196, 512),
+    ("conv_m1024_k1024_n49", 1024, 49, 1024),
+    ("conv_m64_k64_n3136", 64, 3136, 64),
+    ("conv_m64_k576_n3136", 64, 3136, 576),
+    ("mbv2_m144_k24_n3136", 144, 3136, 24),
+    ("mbv2_m32_k144_n3136", 32, 3136, 144),
+    ("mbv2_m384_k64_n196", 384, 196, 64),
+    ("mbv2_m64_k384_n196", 64, 196, 384),
+    ("mbv2_m960_k160_n49", 960, 49, 160),
+    ("mbv2_m1280_k320_n49", 1280, 49, 320),
+];
+
+fn bench(c: &mut Criterion) {
+    let threads: usize = std::env::var("GEMM_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let mut i8_kernels = available_i8_gemm();
+    static GENERIC: I8Gemm4x8c4Generic = I8Gemm4x8c4Generic;
+    i8_kernels.push(&GENERIC);
+    let f32_kernel: &dyn F32GemmMicrokernel = detect_f32_gemm().unwrap_or(&F32Gemm4x8Generic);
+    let mut g = c.benchmark_group(format!("qgemm_t{threads}"));
+    g.sample_size(10);
+    for &(label, m, n, k) in SHAPES {
+        g.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        let w: Vec<i8> = (0..m * k).map(|i| ((i * 7 % 251) as i32 - 125) as i8).collect();
+        let x: Vec<u8> = (0..k * n).map(|i| (i * 5 % 253) as u8).collect();
+        let w_scale: Vec<f32> = (0..m).map(|i| 0.001 + (i % 7) as f32 * 1e-4).collect();
+        let bias: Vec<f32> = (0..m).map(|i| (i % 5) as f32 * 0.1).collect();
+        let ep = QuantEpilogue { x_scale: 0.02, bias: Some(&bias), bias_i32: None, activation: QActivation::Relu };
+        let mut out = vec![0u8; m * n];
+        for &kern in &i8_kernels {
+            if kern.name().contains("generic") && m * n * k > 512 * 512 * 512 {
+                continue;
+            }
+            let packed = PackedI8Weights::pack(kern, m, k, &w, &w_scale).expect("pack");
+            let xv = U8MatRef::new(&x, k, n, n).expect("x view");
+            g.bench_function(BenchmarkId::new(kern.name(), label), |bch| {
+                bch.iter(|| {
+                    let o = QuantOut::U8 { data: &mut out, scale: 0.05, zero_point: 3 };
+                    i8_gemm(kern, &packed, I8Input::Dense(xv), 128, &ep, o, n, threads).expect("i8_gemm");
+                    black_box(&mut out);
+                })
+            });
+        }
+        let a: Vec<f32> = w.iter().map(|&v| v as f32 * 0.001).collect();
+        let b: Vec<f32> = x.iter().map(|&v| v as f32 * 0.01).collect();
+        let mut outf = vec![0f32; m * n];
+        let av = MatRef::row_major(&a, m, k).expect("A view");
+        let bv = MatRef::row_major(&b, k, n).expect("B view");
+        let pa = PackedA::pack(f32_kernel, av).expect("pack A");
+        let fep = GemmEpilogue::default();
+        g.bench_function(BenchmarkId::new(format!("f32/{}", f32_kernel.name()), label), |bch| {
+            bch.iter(|| {
+                sgemm(f32_kernel, m, n, k, GemmInput::Packed(&pa), GemmInput::Strided(bv), &mut outf, n, &fep, threads)
+                    .expect("sgemm");
+                black_box(&mut outf);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
