@@ -115,3 +115,35 @@ fn input_and_const_have_no_rule() {
     assert!(matches!(run(&Op::Input, &[]), Err(IrError::Attribute(_))));
     assert!(matches!(run(&Op::Const(Tensor::scalar(1.0f32)), &[]), Err(IrError::Attribute(_))));
 }
+
+#[test]
+fn quantize_and_dequantize_linear_types() {
+    use lithe_ir::op::{InferInput, infer};
+    use lithe_ir::{Dim, Shape, TypeInfo};
+    let ty = |d: DType, s: &[usize]| TypeInfo::new(d, Shape(s.iter().map(|&n| Dim::Known(n)).collect()));
+    let x = ty(DType::F32, &[1, 4, 2, 2]);
+    let s4 = ty(DType::F32, &[4]);
+    let s3 = ty(DType::F32, &[3]);
+    let scalar = ty(DType::F32, &[]);
+    let zp_u8 = ty(DType::U8, &[]);
+    fn inp(t: &TypeInfo) -> Option<InferInput<'_>> {
+        Some(InferInput { info: t, value: None })
+    }
+    let q = infer(&Op::QuantizeLinear { axis: 1, to: DType::U8 }, &[inp(&x), inp(&scalar), inp(&zp_u8)], 1).unwrap();
+    assert_eq!(q[0], ty(DType::U8, &[1, 4, 2, 2]));
+    let q = infer(&Op::QuantizeLinear { axis: 1, to: DType::I8 }, &[inp(&x), inp(&s4)], 1).unwrap();
+    assert_eq!(q[0].dtype, DType::I8);
+    // Scale length against the axis, zero point dtype against the output.
+    assert!(infer(&Op::QuantizeLinear { axis: 1, to: DType::I8 }, &[inp(&x), inp(&s3)], 1).is_err());
+    assert!(infer(&Op::QuantizeLinear { axis: 1, to: DType::I8 }, &[inp(&x), inp(&scalar), inp(&zp_u8)], 1).is_err());
+    assert!(infer(&Op::QuantizeLinear { axis: 1, to: DType::F32 }, &[inp(&x), inp(&scalar)], 1).is_err());
+    let qi = ty(DType::I8, &[1, 4, 2, 2]);
+    let d = infer(&Op::DequantizeLinear { axis: 1 }, &[inp(&qi), inp(&s4)], 1).unwrap();
+    assert_eq!(d[0], ty(DType::F32, &[1, 4, 2, 2]));
+    assert!(infer(&Op::DequantizeLinear { axis: 1 }, &[inp(&x), inp(&s4)], 1).is_err());
+    assert!(infer(&Op::DequantizeLinear { axis: 0 }, &[inp(&qi), inp(&s4)], 1).is_err());
+    assert!(infer(&Op::DequantizeLinear { axis: 1 }, &[inp(&qi), inp(&scalar), inp(&zp_u8)], 1).is_err());
+    let c = Tensor::scalar(1.0f32);
+    let cv = Some(InferInput { info: &scalar, value: Some(&c) });
+    assert!(infer(&Op::DequantizeLinear { axis: 1 }, &[inp(&qi), cv], 1).is_ok());
+}

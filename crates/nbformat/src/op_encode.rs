@@ -195,6 +195,10 @@ pub fn op_to_pb(op: &Op, weights: &mut WeightsWriter) -> pb::Op {
         Op::Abs => Kind::Abs(E),
         Op::Min => Kind::Min(E),
         Op::Max => Kind::Max(E),
+        Op::QuantizeLinear { axis, to } => {
+            Kind::QuantizeLinear(pb::QuantizeLinearAttrs { axis: *axis, to: dtype_to_pb(*to) as i32 })
+        }
+        Op::DequantizeLinear { axis } => Kind::DequantizeLinear(pb::AxisAttrs { axis: *axis }),
     };
     pb::Op { kind: Some(kind) }
 }

@@ -81,7 +81,8 @@ impl Builder {
                 let dtype = match op {
                     Op::Shape { .. } | Op::ArgMax(_) => DType::I64,
                     Op::Equal => DType::Bool,
-                    Op::Cast { to } => *to,
+                    Op::Cast { to } | Op::QuantizeLinear { to, .. } => *to,
+                    Op::DequantizeLinear { .. } => DType::F32,
                     Op::ConstantOfShape { value } => value.dtype(),
                     Op::Where => dtype_of(1).unwrap_or(first),
                     Op::Dropout if slot == 1 => DType::Bool,

@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod bind;
+mod dequantize;
 mod error;
 mod exec;
 mod load;

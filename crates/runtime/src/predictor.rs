@@ -95,13 +95,14 @@ impl Predictor {
 
     /// Plan the execution of `graph` (described by `meta`, already validated) with `options`.
     pub(crate) fn with_meta(
-        graph: Graph,
+        mut graph: Graph,
         meta: ModelMeta,
         options: PredictorOptions,
     ) -> Result<Predictor, RuntimeError> {
         if let Some(name) = &options.target {
             check_target(&graph, &meta, name)?;
         }
+        crate::dequantize::dequantize_constant_weights(&mut graph)?;
         let plan = Plan::new(&graph)?;
         let prepared = prepare_steps(&graph, &plan, kernel_set());
         let (input_names, input_types) = graph

@@ -7,7 +7,8 @@
 //!   `2 * out_elems * K`, FullyConnected `2 * out_elems * K`. A bias (or Gemm's C) adds 1 per
 //!   output element; a fused residual adds 1 and a fused activation its own count per element.
 //! - Elementwise ops and activations count 1 per output element (Add, Sub, Mul, Div, Pow,
-//!   Sqrt, Relu, LeakyRelu, PRelu, Clip, Tanh, Erf, Exp, Log, Neg, Abs, Equal, Where), except
+//!   Sqrt, Relu, LeakyRelu, PRelu, Clip, Tanh, Erf, Exp, Log, Neg, Abs, Equal, Where,
+//!   QuantizeLinear, DequantizeLinear), except
 //!   compound activations: HardSigmoid 3 (mul, add, clamp), Sigmoid 4 (neg, exp, add, div),
 //!   HardSwish 4 (mul, add, clamp, mul). Min/Max count `inputs - 1` per output element.
 //! - Pools count the window size per output element (MaxPool, AveragePool); global pools
@@ -126,7 +127,9 @@ pub fn flops(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[&TypeInfo]) -> Op
         | Op::Div
         | Op::Pow
         | Op::Equal
-        | Op::Where => per_out(1),
+        | Op::Where
+        | Op::QuantizeLinear { .. }
+        | Op::DequantizeLinear { .. } => per_out(1),
         Op::HardSigmoid { .. } => per_out(3),
         Op::Sigmoid | Op::HardSwish => per_out(4),
         Op::Min | Op::Max => per_out(inputs.len().saturating_sub(1) as u64),

@@ -18,6 +18,7 @@ mod conv;
 mod elementwise;
 mod layout;
 mod linalg;
+mod quant;
 mod reduce;
 mod slicing;
 
@@ -137,6 +138,8 @@ fn rule(op: &Op, a: &Args, num_outputs: usize) -> Result<Vec<TypeInfo>, IrError>
         Op::Pad { .. } => slicing::pad(a)?,
         Op::Slice => slicing::slice(a)?,
         Op::Resize(r) => slicing::resize(a, r)?,
+        Op::QuantizeLinear { axis, to } => quant::quantize_linear(a, *axis, *to)?,
+        Op::DequantizeLinear { axis } => quant::dequantize_linear(a, *axis)?,
     })
 }
 
@@ -165,7 +168,9 @@ fn max_inputs(op: &Op) -> usize {
         | Op::Dropout
         | Op::LayerNormalization { .. }
         | Op::Range
-        | Op::Where => 3,
+        | Op::Where
+        | Op::QuantizeLinear { .. }
+        | Op::DequantizeLinear { .. } => 3,
         Op::PRelu
         | Op::MatMul
         | Op::Add

@@ -194,6 +194,22 @@ pub enum Op {
     Min,
     /// Elementwise maximum of all inputs, broadcast.
     Max,
+    /// Linear quantization `q = saturate(round_half_even(x / scale) + zero_point)`.
+    /// Inputs: x (f32), scale (f32, a scalar or one per slice along `axis`), zero_point?
+    /// (of dtype `to`, same length as scale; absent means 0).
+    QuantizeLinear {
+        /// The channel axis of per-axis scales (negative counts from the end).
+        axis: i64,
+        /// Output dtype: u8, i8 or i16.
+        to: crate::DType,
+    },
+    /// Linear dequantization `x = (q - zero_point) * scale`, f32 output.
+    /// Inputs: q (u8, i8, i16 or i32), scale (f32, a scalar or one per slice along `axis`),
+    /// zero_point? (q's dtype, same length as scale; absent means 0).
+    DequantizeLinear {
+        /// The channel axis of per-axis scales (negative counts from the end).
+        axis: i64,
+    },
 }
 
 impl Op {
@@ -259,6 +275,8 @@ impl Op {
             Op::Abs => "Abs",
             Op::Min => "Min",
             Op::Max => "Max",
+            Op::QuantizeLinear { .. } => "QuantizeLinear",
+            Op::DequantizeLinear { .. } => "DequantizeLinear",
         }
     }
 
@@ -322,6 +340,8 @@ impl Op {
             "Abs",
             "Min",
             "Max",
+            "QuantizeLinear",
+            "DequantizeLinear",
         ];
         v.sort_unstable();
         v

@@ -25,6 +25,7 @@ pub mod matmul;
 pub mod norm;
 pub mod pad;
 pub mod pool;
+pub mod quantize;
 pub mod reduce;
 pub mod reshape;
 pub mod resize;
@@ -285,6 +286,14 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], num_outputs: usize) -> Result<V
         Op::Abs => unary(&a, math::abs).and_then(one),
         Op::Min => one(compare::min(&a.all(1)?)?),
         Op::Max => one(compare::max(&a.all(1)?)?),
+        Op::QuantizeLinear { axis, to } => {
+            a.at_most(3)?;
+            one(quantize::quantize_linear(a.req(0, "x")?, a.req(1, "y_scale")?, a.opt(2), *axis, *to)?)
+        }
+        Op::DequantizeLinear { axis } => {
+            a.at_most(3)?;
+            one(quantize::dequantize_linear(a.req(0, "x")?, a.req(1, "x_scale")?, a.opt(2), *axis)?)
+        }
     }
 }
 

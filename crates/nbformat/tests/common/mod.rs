@@ -285,6 +285,16 @@ pub fn all_ops_graph() -> Graph {
         }
     }
 
+    // Quantize and dequantize, per tensor and per axis, with and without zero points.
+    let q_scale = b.c(Tensor::scalar(0.05f32));
+    let q_zp = b.c(Tensor::scalar(128u8));
+    let qx = b.op(Op::QuantizeLinear { axis: 1, to: DType::U8 }, &[Some(x), Some(q_scale), Some(q_zp)]);
+    outs.push(qx);
+    outs.push(b.op(Op::DequantizeLinear { axis: 1 }, &[Some(qx), Some(q_scale), Some(q_zp)]));
+    let w_scale = b.c(Tensor::from_vec(&[4], vec![0.1f32, 0.2, 0.3, 0.4]).unwrap());
+    let wq = b.op(Op::QuantizeLinear { axis: 1, to: DType::I8 }, &[Some(x), Some(w_scale)]);
+    outs.push(b.op(Op::DequantizeLinear { axis: -3 }, &[Some(wq), Some(w_scale)]));
+
     // Symbolic, unknown and unranked inputs.
     outs.push(b.op(Op::Relu, &[Some(s)]));
     outs.push(b.op(Op::Identity, &[Some(u)]));

@@ -6,6 +6,7 @@ mod constant;
 mod identity;
 mod math;
 mod nn;
+mod quant;
 mod reduce;
 mod resize;
 mod shape;
@@ -23,6 +24,7 @@ pub(crate) fn register_all(r: &mut Registry) {
     identity::register(r);
     math::register(r);
     nn::register(r);
+    quant::register(r);
     reduce::register(r);
     resize::register(r);
     shape::register(r);

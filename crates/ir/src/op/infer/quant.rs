@@ -1,0 +1,80 @@
+//! QuantizeLinear and DequantizeLinear: the shape of the input, the dtype of the other side,
+//! scales and zero points either scalars (per tensor) or one per slice along `axis`.
+
+use super::InferInput;
+use super::common::{Args, axis, one, same_dtype, show, vector_len, want_dtype};
+use crate::{DType, Dim, IrError, TypeInfo};
+
+/// The dtypes QuantizeLinear produces.
+const QUANTIZED: [DType; 3] = [DType::U8, DType::I8, DType::I16];
+
+/// QuantizeLinear: f32 in, `to` out; a zero point, when given, has dtype `to`.
+pub(super) fn quantize_linear(a: &Args, axis_attr: i64, to: DType) -> Result<Vec<TypeInfo>, IrError> {
+    if !QUANTIZED.contains(&to) {
+        return Err(IrError::Attribute(format!("{}: output dtype must be u8, i8 or i16, got {to}", a.op)));
+    }
+    let x = a.req(0, "x")?;
+    want_dtype(a.op, "x", &x, DType::F32)?;
+    check_params(a, &x, axis_attr)?;
+    if let Some(zp) = a.opt(2) {
+        want_dtype(a.op, "y_zero_point", &zp, to)?;
+    }
+    Ok(one(to, x.info.shape.clone()))
+}
+
+/// DequantizeLinear: u8/i8/i16/i32 in, f32 out; a zero point, when given, has q's dtype.
+pub(super) fn dequantize_linear(a: &Args, axis_attr: i64) -> Result<Vec<TypeInfo>, IrError> {
+    let q = a.req(0, "x")?;
+    if !matches!(q.info.dtype, DType::U8 | DType::I8 | DType::I16 | DType::I32) {
+        return Err(IrError::DType {
+            what: format!("{} input x (u8, i8, i16 or i32)", a.op),
+            expected: DType::I8,
+            found: q.info.dtype,
+        });
+    }
+    check_params(a, &q, axis_attr)?;
+    if let Some(zp) = a.opt(2) {
+        same_dtype(a.op, "x", &q, "x_zero_point", &zp)?;
+    }
+    Ok(one(DType::F32, q.info.shape.clone()))
+}
+
+/// Scale (slot 1, f32) and zero point (slot 2): both 0-D/1-D of one length, which is 1 or the
+/// size of `axis` of the data.
+fn check_params(a: &Args, data: &InferInput<'_>, axis_attr: i64) -> Result<(), IrError> {
+    let scale = a.req(1, "scale")?;
+    want_dtype(a.op, "scale", &scale, DType::F32)?;
+    let rank_ok = |i: &InferInput<'_>| i.info.shape.as_ref().is_none_or(|s| s.rank() <= 1);
+    for (slot, what) in [(1, "scale"), (2, "zero_point")] {
+        if let Some(i) = a.opt(slot)
+            && !rank_ok(&i)
+        {
+            return Err(IrError::Shape(format!(
+                "{}: {what} must be a scalar or a 1-D tensor, got shape {}",
+                a.op,
+                show(i.info.shape.as_ref())
+            )));
+        }
+    }
+    let n_scale = vector_len(&scale);
+    if let (Some(zp), Some(ns)) = (a.opt(2), n_scale)
+        && let Some(nz) = vector_len(&zp)
+        && nz != ns
+    {
+        return Err(IrError::Shape(format!("{}: zero_point has {nz} elements, scale has {ns}", a.op)));
+    }
+    let per_axis = scale.info.shape.as_ref().is_some_and(|s| s.rank() == 1);
+    if let (true, Some(shape)) = (per_axis, data.info.shape.as_ref()) {
+        let ax = axis(a.op, axis_attr, shape.rank())?;
+        if let (Some(ns), Dim::Known(d)) = (n_scale, &shape.0[ax])
+            && ns != *d
+            && ns != 1
+        {
+            return Err(IrError::Shape(format!(
+                "{}: scale has {ns} elements but axis {ax} of the data has size {d} (shape {shape})",
+                a.op
+            )));
+        }
+    }
+    Ok(())
+}

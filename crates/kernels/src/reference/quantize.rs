@@ -1,0 +1,149 @@
+//! QuantizeLinear and DequantizeLinear, per tensor or per slice along an axis.
+//!
+//! Quantize: `q = saturate(round_half_even(x / scale) + zero_point)` with the division in f32
+//! (onnxruntime's order of operations); NaN becomes the zero point. Dequantize:
+//! `x = (q - zero_point) * scale` with the difference exact in i64 and one f32 product.
+
+use super::util::{axis_index, invalid};
+use crate::KernelError;
+use lithe_ir::{DType, Tensor};
+use ndarray::ArrayD;
+
+/// Per-element scale and zero point lookup for one tensor.
+struct Params {
+    scale: Vec<f32>,
+    zero_point: Vec<i64>,
+    /// Elements per slice below the axis (1 for per-tensor).
+    inner: usize,
+    /// Size of the axis (1 for per-tensor).
+    channels: usize,
+}
+
+impl Params {
+    fn new(
+        op: &'static str,
+        shape: &[usize],
+        scale: &Tensor,
+        zero_point: Option<&Tensor>,
+        axis: i64,
+    ) -> Result<Params, KernelError> {
+        if scale.dtype() != DType::F32 {
+            return Err(invalid(op, format!("scale must be f32, got {}", scale.dtype())));
+        }
+        if scale.shape().len() > 1 {
+            return Err(invalid(op, format!("scale must be a scalar or 1-D, got shape {:?}", scale.shape())));
+        }
+        let scale_v = scale.to_f32_vec();
+        let zero_point_v = match zero_point {
+            Some(z) if !z.dtype().is_integer() => {
+                return Err(invalid(op, format!("zero point must be an integer tensor, got {}", z.dtype())));
+            }
+            Some(z) => z.to_i64_vec(),
+            None => vec![0; scale_v.len()],
+        };
+        if zero_point_v.len() != scale_v.len() {
+            return Err(invalid(
+                op,
+                format!("zero point has {} elements, scale has {}", zero_point_v.len(), scale_v.len()),
+            ));
+        }
+        let (inner, channels) = if scale.shape().len() == 1 {
+            let ax = axis_index(op, axis, shape.len())?;
+            let channels = shape[ax];
+            if scale_v.len() != channels {
+                return Err(invalid(
+                    op,
+                    format!("{} scales for axis {ax} of size {channels} (shape {shape:?})", scale_v.len()),
+                ));
+            }
+            (shape[ax + 1..].iter().product::<usize>().max(1), channels)
+        } else {
+            if scale_v.len() != 1 {
+                return Err(invalid(op, "a 0-D scale must hold one element"));
+            }
+            (1, 1)
+        };
+        Ok(Params { scale: scale_v, zero_point: zero_point_v, inner, channels })
+    }
+
+    /// The channel of element `i` (row-major order).
+    fn channel(&self, i: usize) -> usize {
+        if self.channels == 1 { 0 } else { (i / self.inner) % self.channels }
+    }
+}
+
+/// Quantize f32 `x` to `to` (u8, i8 or i16) with `scale` and `zero_point` (dtype `to`).
+pub fn quantize_linear(
+    x: &Tensor,
+    scale: &Tensor,
+    zero_point: Option<&Tensor>,
+    axis: i64,
+    to: DType,
+) -> Result<Tensor, KernelError> {
+    const OP: &str = "QuantizeLinear";
+    let xs = x.expect_view::<f32>("QuantizeLinear input").map_err(|e| invalid(OP, e.to_string()))?;
+    if let Some(z) = zero_point
+        && z.dtype() != to
+    {
+        return Err(invalid(OP, format!("zero point has dtype {}, the output is {to}", z.dtype())));
+    }
+    let p = Params::new(OP, x.shape(), scale, zero_point, axis)?;
+    let (lo, hi) = match to {
+        DType::U8 => (0i64, 255i64),
+        DType::I8 => (-128, 127),
+        DType::I16 => (-32768, 32767),
+        other => return Err(invalid(OP, format!("output dtype must be u8, i8 or i16, got {other}"))),
+    };
+    let q: Vec<i64> = xs
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let c = p.channel(i);
+            quantize_value(v, p.scale[c], p.zero_point[c], lo, hi)
+        })
+        .collect();
+    let shape = x.shape().to_vec();
+    let build = |e: ndarray::ShapeError| invalid(OP, e.to_string());
+    Ok(match to {
+        DType::U8 => Tensor::from(ArrayD::from_shape_vec(shape, q.iter().map(|&v| v as u8).collect()).map_err(build)?),
+        DType::I8 => Tensor::from(ArrayD::from_shape_vec(shape, q.iter().map(|&v| v as i8).collect()).map_err(build)?),
+        _ => Tensor::from(ArrayD::from_shape_vec(shape, q.iter().map(|&v| v as i16).collect()).map_err(build)?),
+    })
+}
+
+/// One quantized value clamped to `[lo, hi]`.
+pub fn quantize_value(x: f32, scale: f32, zero_point: i64, lo: i64, hi: i64) -> i64 {
+    let r = (x / scale).round_ties_even();
+    // `as` saturates and maps NaN to 0; the clamp keeps the sum in range.
+    (r as i64).saturating_add(zero_point).clamp(lo, hi)
+}
+
+/// Dequantize `q` (u8, i8, i16 or i32) to f32 with `scale` and `zero_point` (q's dtype).
+pub fn dequantize_linear(
+    q: &Tensor,
+    scale: &Tensor,
+    zero_point: Option<&Tensor>,
+    axis: i64,
+) -> Result<Tensor, KernelError> {
+    const OP: &str = "DequantizeLinear";
+    if !matches!(q.dtype(), DType::U8 | DType::I8 | DType::I16 | DType::I32) {
+        return Err(invalid(OP, format!("input must be u8, i8, i16 or i32, got {}", q.dtype())));
+    }
+    if let Some(z) = zero_point
+        && z.dtype() != q.dtype()
+    {
+        return Err(invalid(OP, format!("zero point has dtype {}, the input is {}", z.dtype(), q.dtype())));
+    }
+    let p = Params::new(OP, q.shape(), scale, zero_point, axis)?;
+    let values = q.to_i64_vec();
+    let out: Vec<f32> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let c = p.channel(i);
+            (v - p.zero_point[c]) as f32 * p.scale[c]
+        })
+        .collect();
+    let a = ArrayD::from_shape_vec(q.shape().to_vec(), out).map_err(|e| invalid(OP, e.to_string()))?;
+    Ok(Tensor::from(a))
+}
