@@ -20,10 +20,10 @@ use std::time::Duration;
 /// Packages of the benchmark venv. torch comes from PyPI, whose Linux wheel pulls the nvidia-*
 /// CUDA wheels (about 3 GB) it never uses here: installed with `--no-deps` it does not even import
 /// (`libcudart.so.13` missing), so they are paid once and the venv is cached in `target/`.
-const PACKAGES: &[&str] =
+pub(crate) const PACKAGES: &[&str] =
     &["torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "numpy", "ncnn", "pnnx", "MNN"];
-/// The venv's name under `target/`.
-const VENV: &str = "peersenv";
+/// The venv's name under `target/` (`cargo xtask quant-data` shares it).
+pub(crate) const VENV: &str = "peersenv";
 /// LiteRT gets a venv of its own: `litert-torch` pins its own torch version and pulls much more,
 /// and if it cannot be installed only the LiteRT column is lost.
 const LITERT_VENV: &str = "peersenv-litert";

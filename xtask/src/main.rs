@@ -10,6 +10,7 @@ mod golden;
 mod models;
 mod process;
 mod python;
+mod quant_data;
 mod test_arm;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Cmd {
     Models(models::Args),
     /// Run the ONNX backend node tests for every op Lithe claims.
     OnnxConformance(conformance::Args),
+    /// MNIST split and models (testdata/mnist), ImageNet MobileNetV2, photo crops and onnxruntime int8 baselines.
+    QuantData(quant_data::Args),
     /// Cross-compile the kernel crates and the runtime for aarch64 and run their tests under qemu.
     TestArm(test_arm::Args),
 }
@@ -56,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Golden(a) => golden::run(a),
         Cmd::Models(a) => models::run(a),
         Cmd::OnnxConformance(a) => conformance::run(a),
+        Cmd::QuantData(a) => quant_data::run(a),
         Cmd::TestArm(a) => test_arm::run(a),
     }
 }
