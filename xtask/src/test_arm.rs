@@ -40,7 +40,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .arg(&target_dir)
         .env(LINKER_ENV, LINKER)
         .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER", &runner)
-        .env("PROPTEST_CASES", &cases);
+        .env("PROPTEST_CASES", &cases)
+        // The `max` CPU model has every extension qemu emulates (dotprod among them), so the
+        // int8 `sdot` kernel runs next to the baseline NEON kernels; the test checks it ran.
+        .env("QEMU_CPU", "max")
+        .env("LITHE_EXPECT_DOTPROD", "1");
     for p in PACKAGES {
         cmd.args(["-p", p]);
     }
