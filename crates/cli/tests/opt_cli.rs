@@ -152,3 +152,55 @@ fn bench_reports_latency_and_a_profile_naming_the_fast_kernels() {
     let o = cli(&[os("bench"), os(&model), os("--repeats"), os("0")]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn opt_quant_weight_only_writes_smaller_files_that_run_close_to_fp32() {
+    let dir = golden("mobilenet_v2");
+    let work = tempfile::tempdir().unwrap();
+    let run = |nb: &Path, tag: &str| {
+        let outdir = work.path().join(tag);
+        let r = cli(&[os("run"), os(nb), os("--input"), os(&dir.join("input_0.npy")), os("--output"), os(&outdir)]);
+        assert!(r.status.success(), "{}", text(&r));
+        let got = std::fs::read_dir(&outdir).unwrap().next().unwrap().unwrap().path();
+        read_npy(&got).unwrap().to_f32_vec()
+    };
+    let fp32 = work.path().join("fp32.nb");
+    assert!(cli(&[os("opt"), os("--model"), os(&dir.join("model.onnx")), os("--out"), os(&fp32)]).status.success());
+    let want = run(&fp32, "fp32");
+    let size32 = std::fs::metadata(&fp32).unwrap().len() as f64;
+    // This golden model has random weights, which amplify rounding noise through its 52
+    // convs, so the bounds are loose sanity checks; accuracy on a trained model is checked by
+    // lithe-quant's MNIST test.
+    for (mode, max_ratio, min_cosine) in [("weight-int8", 0.35, 0.9), ("weight-int16", 0.60, 0.9999)] {
+        let nb = work.path().join(format!("{mode}.nb"));
+        let o = cli(&[
+            os("opt"),
+            os("--model"),
+            os(&dir.join("model.onnx")),
+            os("--out"),
+            os(&nb),
+            os("--quant"),
+            os(mode),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains(&format!("{mode}: ")), "{}", text(&o));
+        let ratio = std::fs::metadata(&nb).unwrap().len() as f64 / size32;
+        assert!(ratio < max_ratio, "{mode}: {ratio}");
+        let got = run(&nb, mode);
+        let dot: f64 = got.iter().zip(&want).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+        let norm = |v: &[f32]| v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+        let cosine = dot / (norm(&got) * norm(&want));
+        assert!(cosine >= min_cosine, "{mode}: cosine {cosine}");
+    }
+    let bad = cli(&[
+        os("opt"),
+        os("--model"),
+        os(&dir.join("model.onnx")),
+        os("--out"),
+        os(&fp32),
+        os("--quant"),
+        os("int3"),
+    ]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("weight-int8"), "{}", text(&bad));
+}

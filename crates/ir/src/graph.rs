@@ -514,9 +514,14 @@ impl Graph {
     }
 
     /// Number of parameters of a node: elements of its floating-point constant inputs that are
-    /// not scalars (a Clip bound or a Pow exponent is a hyperparameter, not a weight).
+    /// not scalars (a Clip bound or a Pow exponent is a hyperparameter, not a weight). For a
+    /// `DequantizeLinear` of a constant, the quantized elements (its scales are not counted).
     pub fn node_params(&self, id: NodeId) -> usize {
-        self.node_inputs(id)
+        let inputs = self.node_inputs(id);
+        if matches!(self.node(id).op, Op::DequantizeLinear { .. }) {
+            return inputs.first().copied().flatten().and_then(|o| self.const_value(o)).map_or(0, Tensor::len);
+        }
+        inputs
             .into_iter()
             .flatten()
             .filter_map(|o| self.const_value(o))
@@ -525,14 +530,23 @@ impl Graph {
             .sum()
     }
 
-    /// Total parameters: elements of every non-scalar floating-point constant.
+    /// Total parameters: the sum of [`Graph::node_params`] over every node, with a constant
+    /// read by several nodes counted once.
     pub fn total_params(&self) -> usize {
-        self.initializers()
-            .into_iter()
-            .filter_map(|id| self.const_value(Outlet::new(id, 0)))
-            .filter(|t| t.dtype().is_float() && !t.shape().is_empty())
-            .map(Tensor::len)
-            .sum()
+        let mut counted = HashSet::new();
+        let mut total = 0;
+        for id in self.node_ids() {
+            let dq = matches!(self.node(id).op, Op::DequantizeLinear { .. });
+            for (slot, o) in self.node_inputs(id).into_iter().enumerate() {
+                let Some(o) = o else { continue };
+                let Some(t) = self.const_value(o) else { continue };
+                let counts = if dq { slot == 0 } else { t.dtype().is_float() && !t.shape().is_empty() };
+                if counts && counted.insert(o) {
+                    total += t.len();
+                }
+            }
+        }
+        total
     }
 
     /// FLOPs of one node (2 per multiply-add), `None` when shapes are not all known.

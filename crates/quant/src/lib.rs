@@ -5,5 +5,6 @@
 pub mod calib;
 pub mod data;
 mod error;
+pub mod weight_only;
 
 pub use error::QuantError;
