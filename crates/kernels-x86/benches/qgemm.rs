@@ -8,12 +8,13 @@
 //! `GEMM_THREADS` sets the thread count (default 1).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use lithe_kernels::fast::{DwPads, DwParams, FastActivation, depthwise_conv2d_nchw};
 use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, sgemm};
 use lithe_kernels::int8::{
-    I8Gemm4x8c4Generic, I8GemmMicrokernel, I8Input, PackedI8Weights, QActivation, QuantEpilogue, QuantOut, U8MatRef,
-    i8_gemm,
+    I8Gemm4x8c4Generic, I8GemmMicrokernel, I8Input, PackedI8Weights, QActivation, QConvGeometry, QLinearConv2d,
+    QuantEpilogue, QuantOut, U8MatRef, i8_gemm,
 };
-use lithe_kernels_x86::{available_i8_gemm, detect_f32_gemm};
+use lithe_kernels_x86::{available_i8_gemm, best_i8_gemm, detect_f32_gemm};
 use std::hint::black_box;
 
 /// (label, m, n, k)
@@ -81,5 +82,54 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Depthwise convs (channels, height = width, kernel, stride): the int8 direct kernel (u8 out,
+/// ReLU6) next to the f32 one (ReLU6). Elements/s = 2·k²·outputs.
+fn depthwise(c: &mut Criterion) {
+    let threads: usize = std::env::var("GEMM_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let shapes =
+        [(32usize, 112usize, 3usize, 1usize), (96, 112, 3, 2), (144, 56, 3, 1), (576, 14, 3, 1), (672, 14, 5, 2)];
+    let mut g = c.benchmark_group(format!("qdwconv_t{threads}"));
+    g.sample_size(10);
+    for (ch, hw, k, s) in shapes {
+        let label = format!("c{ch}_{hw}x{hw}_k{k}s{s}");
+        let p = k / 2;
+        let o = (hw + 2 * p - k) / s + 1;
+        g.throughput(Throughput::Elements((2 * k * k * ch * o * o) as u64));
+        let x: Vec<u8> = (0..ch * hw * hw).map(|i| (i * 5 % 253) as u8).collect();
+        let w: Vec<i8> = (0..ch * k * k).map(|i| ((i * 7 % 251) as i32 - 125) as i8).collect();
+        let w_scale: Vec<f32> = (0..ch).map(|i| 0.001 + (i % 7) as f32 * 1e-4).collect();
+        let bias: Vec<f32> = (0..ch).map(|i| (i % 5) as f32 * 0.1).collect();
+        let geom = QConvGeometry { strides: [s, s], pads: [p; 4], dilations: [1, 1], groups: ch };
+        let conv = QLinearConv2d::prepare(best_i8_gemm(), &w, [ch, 1, k, k], &w_scale, geom).expect("prepare");
+        let ep = QuantEpilogue {
+            x_scale: 0.02,
+            bias: Some(&bias),
+            bias_i32: None,
+            activation: QActivation::Clamp { min: 0.0, max: 6.0 },
+        };
+        let mut out = vec![0u8; ch * o * o];
+        g.bench_function(BenchmarkId::new("qu8s8_dwconv", &label), |b| {
+            b.iter(|| {
+                let q = QuantOut::U8 { data: &mut out, scale: 0.05, zero_point: 0 };
+                conv.run(&x, [1, ch, hw, hw], 128, &ep, q, threads).expect("run");
+                black_box(&mut out);
+            })
+        });
+        let xf: Vec<f32> = x.iter().map(|&v| v as f32 * 0.01).collect();
+        let wf: Vec<f32> = w.iter().map(|&v| v as f32 * 0.01).collect();
+        let params = DwParams { kernel: k, stride: s, pads: DwPads { top: p, left: p, bottom: p, right: p } };
+        let mut outf = vec![0f32; ch * o * o];
+        let act = FastActivation::Clip { min: 0.0, max: 6.0 };
+        g.bench_function(BenchmarkId::new("f32_dwconv", &label), |b| {
+            b.iter(|| {
+                depthwise_conv2d_nchw(&xf, 1, ch, hw, hw, &wf, Some(&bias), &params, None, &act, &mut outf, threads)
+                    .expect("f32 dw");
+                black_box(&mut outf);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, depthwise);
 criterion_main!(benches);

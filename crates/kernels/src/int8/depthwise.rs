@@ -49,6 +49,32 @@ pub(crate) fn depthwise_supported(w_shape: [usize; 4], geom: &QConvGeometry) -> 
 /// An output element type of the epilogue.
 trait OutElem: Copy + Send + Sync {
     fn finish(acc: i32, scale: f32, bias: f32, clamp: Option<(f32, f32)>, rq: Option<Requant>) -> Self;
+
+    /// [`finish`](Self::finish) over a row, with the options resolved outside the loop so it
+    /// vectorizes.
+    #[inline(always)]
+    fn finish_row(
+        acc: &[i32],
+        scale: f32,
+        bias: f32,
+        clamp: Option<(f32, f32)>,
+        rq: Option<Requant>,
+        out: &mut [Self],
+    ) {
+        match (clamp, rq) {
+            (None, None) => row(acc, out, |a| Self::finish(a, scale, bias, None, None)),
+            (Some(c), None) => row(acc, out, |a| Self::finish(a, scale, bias, Some(c), None)),
+            (None, Some(r)) => row(acc, out, |a| Self::finish(a, scale, bias, None, Some(r))),
+            (Some(c), Some(r)) => row(acc, out, |a| Self::finish(a, scale, bias, Some(c), Some(r))),
+        }
+    }
+}
+
+#[inline(always)]
+fn row<T>(acc: &[i32], out: &mut [T], f: impl Fn(i32) -> T) {
+    for (o, &a) in out.iter_mut().zip(acc) {
+        *o = f(a);
+    }
 }
 
 impl OutElem for i32 {
@@ -173,10 +199,15 @@ fn run_planes<T: OutElem>(isa: Isa, job: &Job<'_>, first: usize, out: &mut [T], 
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
-            // SAFETY: `Isa::Avx512` is only produced by `Isa::detect` after
-            // `is_x86_feature_detected!` confirmed avx512f, avx2 and fma; the body is safe code,
-            // so enabling AVX2 is the only obligation.
-            unsafe { planes_avx2(job, first, out, s) }
+            if avx512bw() {
+                // SAFETY: `Isa::Avx512` is only produced by `Isa::detect` after
+                // `is_x86_feature_detected!` confirmed avx512f, avx2 and fma, and `avx512bw()`
+                // detected AVX-512BW; the body is safe code.
+                unsafe { planes_avx512bw(job, first, out, s) }
+            } else {
+                // SAFETY: as above for avx2 and fma; the body is safe code.
+                unsafe { planes_avx2(job, first, out, s) }
+            }
         }
         Isa::Generic => planes(job, first, out, s),
     }
@@ -192,15 +223,57 @@ unsafe fn planes_avx2<T: OutElem>(job: &Job<'_>, first: usize, out: &mut [T], s:
     planes(job, first, out, s)
 }
 
-/// Planes `first ..` into `out` (a whole number of output planes).
+/// AVX-512BW (512-bit i16 arithmetic) on this CPU, detected once.
+#[cfg(target_arch = "x86_64")]
+fn avx512bw() -> bool {
+    static BW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *BW.get_or_init(|| is_x86_feature_detected!("avx512bw"))
+}
+
+/// [`planes`] compiled with AVX-512F/BW.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX-512BW, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn planes_avx512bw<T: OutElem>(job: &Job<'_>, first: usize, out: &mut [T], s: &mut Scratch) {
+    planes(job, first, out, s)
+}
+
+/// Dispatch on the window and stride once per run of planes.
 #[inline(always)]
 fn planes<T: OutElem>(job: &Job<'_>, first: usize, out: &mut [T], s: &mut Scratch) {
-    let (k, st, oh, ow) = (job.k, job.s, job.oh, job.ow);
-    let (hp, wp) = ((oh - 1) * st + k, (ow - 1) * st + k);
+    // Blocks of 32 outputs (two AVX-512 vectors of i32) on wide rows, 8 on narrow ones (7x7 and
+    // 14x14 maps would waste most of a 32-wide block).
+    match (job.k, job.s, job.ow >= 24) {
+        (3, 1, true) => planes_k::<T, 3, 1, 32>(job, first, out, s),
+        (3, 1, false) => planes_k::<T, 3, 1, 8>(job, first, out, s),
+        (3, _, true) => planes_k::<T, 3, 2, 32>(job, first, out, s),
+        (3, _, false) => planes_k::<T, 3, 2, 8>(job, first, out, s),
+        (5, 1, true) => planes_k::<T, 5, 1, 32>(job, first, out, s),
+        (5, 1, false) => planes_k::<T, 5, 1, 8>(job, first, out, s),
+        (_, _, true) => planes_k::<T, 5, 2, 32>(job, first, out, s),
+        (_, _, false) => planes_k::<T, 5, 2, 8>(job, first, out, s),
+    }
+}
+
+/// Planes `first ..` into `out` (a whole number of output planes) for a `K x K` window at
+/// stride `S`, `L` outputs per register block.
+#[inline(always)]
+fn planes_k<T: OutElem, const K: usize, const S: usize, const L: usize>(
+    job: &Job<'_>,
+    first: usize,
+    out: &mut [T],
+    s: &mut Scratch,
+) {
+    let (oh, ow) = (job.oh, job.ow);
+    // Rows padded to whole blocks of L outputs (the extra outputs read zeros and are dropped).
+    let owp = ow.div_ceil(L) * L;
+    let (hp, wp) = ((oh - 1) * S + K, (owp - 1) * S + K);
     let (we, wo) = (wp.div_ceil(2), wp / 2);
     s.padded.resize(hp * wp, 0);
-    s.acc.resize(oh * ow, 0);
-    if st == 2 {
+    s.acc.resize(oh * owp, 0);
+    if S == 2 {
         s.phases.resize(hp * (we + wo), 0);
     }
     for (pi, o) in out.chunks_exact_mut(oh * ow).enumerate() {
@@ -217,7 +290,7 @@ fn planes<T: OutElem>(job: &Job<'_>, first: usize, out: &mut [T], s: &mut Scratc
                 *d = v as i16 - job.zp;
             }
         }
-        if st == 2 {
+        if S == 2 {
             let (ev, od) = s.phases.split_at_mut(hp * we);
             for r in 0..hp {
                 let src = &s.padded[r * wp..][..wp];
@@ -229,39 +302,36 @@ fn planes<T: OutElem>(job: &Job<'_>, first: usize, out: &mut [T], s: &mut Scratc
                 }
             }
         }
-        let wts = &job.wts[ch * k * k..][..k * k];
+        let wts: [i16; 25] = std::array::from_fn(|i| if i < K * K { job.wts[ch * K * K + i] } else { 0 });
         let init = job.bias_i32[ch];
         for oy in 0..oh {
-            let acc = &mut s.acc[oy * ow..][..ow];
-            acc.fill(init);
-            for ky in 0..k {
-                let r = oy * st + ky;
-                for kx in 0..k {
-                    let wv = wts[ky * k + kx] as i32;
-                    let src = if st == 1 {
-                        &s.padded[r * wp + kx..][..ow]
-                    } else if kx % 2 == 0 {
-                        &s.phases[r * we + kx / 2..][..ow]
-                    } else {
-                        &s.phases[hp * we + r * wo + kx / 2..][..ow]
-                    };
-                    for (a, &p) in acc.iter_mut().zip(src) {
-                        *a = a.wrapping_add(wv * p as i32);
+            let acc_row = &mut s.acc[oy * owp..][..owp];
+            for (blk, acc_out) in acc_row.chunks_exact_mut(L).enumerate() {
+                let x0 = blk * L;
+                let mut a = [init; L];
+                for ky in 0..K {
+                    let r = oy * S + ky;
+                    for kx in 0..K {
+                        let wv = wts[ky * K + kx];
+                        let src: &[i16] = if S == 1 {
+                            &s.padded[r * wp + kx + x0..][..L]
+                        } else if kx % 2 == 0 {
+                            &s.phases[r * we + kx / 2 + x0..][..L]
+                        } else {
+                            &s.phases[hp * we + r * wo + kx / 2 + x0..][..L]
+                        };
+                        // |(x - zp)·w| <= 255·128 fits i16, so the i16 product is exact.
+                        for (al, &p) in a.iter_mut().zip(src) {
+                            *al = al.wrapping_add(wv.wrapping_mul(p) as i32);
+                        }
                     }
                 }
+                acc_out.copy_from_slice(&a);
             }
         }
         let (scale, bias) = (job.scale[ch], job.bias[ch]);
-        match (job.clamp, job.rq) {
-            (None, None) => finish_plane(&s.acc, o, |a| T::finish(a, scale, bias, None, None)),
-            (clamp, rq) => finish_plane(&s.acc, o, |a| T::finish(a, scale, bias, clamp, rq)),
+        for (orow, arow) in o.chunks_exact_mut(ow).zip(s.acc.chunks_exact(owp)) {
+            T::finish_row(&arow[..ow], scale, bias, job.clamp, job.rq, orow);
         }
-    }
-}
-
-#[inline(always)]
-fn finish_plane<T>(acc: &[i32], out: &mut [T], f: impl Fn(i32) -> T) {
-    for (o, &a) in out.iter_mut().zip(acc) {
-        *o = f(a);
     }
 }

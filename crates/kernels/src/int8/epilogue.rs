@@ -108,11 +108,13 @@ impl Requant {
     /// The quantized value (in the output type's range) as i32.
     #[inline(always)]
     pub fn apply(&self, y: f32) -> i32 {
-        // Round half to even by the 1.5·2²³ trick (exact for |t| < 2²², and t is within
-        // ±383 here): identical to `round_ties_even`, and vectorizes without SSE4.1.
+        // Round half to even by the 1.5·2²³ trick: for |t| < 2²² (t is within ±383 here)
+        // `t + MAGIC` has ulp 1, so its bits are MAGIC's plus `round_half_even(t)`. Identical to
+        // `t.round_ties_even() as i32`, and it vectorizes (no SSE4.1 rounding, no saturating
+        // float-to-int conversion).
         const MAGIC: f32 = 12_582_912.0;
         let t = (y / self.scale).max(self.lo).min(self.hi);
-        ((t + MAGIC) - MAGIC) as i32 + self.zp
+        ((t + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) + self.zp
     }
 }
 
