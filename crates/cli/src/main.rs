@@ -8,6 +8,7 @@ mod bench;
 mod info;
 mod model;
 mod opt;
+mod quant;
 mod report;
 mod run;
 mod stats;
@@ -39,6 +40,8 @@ enum Command {
     Ops,
     /// Time a model: median/min/max latency, and with --profile a per-node breakdown.
     Bench(bench::BenchArgs),
+    /// Quantize a model: weight-only int8/int16, or static int8 calibrated on data.
+    Quant(quant::QuantArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Opt(a) => opt::run(&a, &mut out),
         Command::Ops => ops(&mut out),
         Command::Bench(a) => bench::run(&a, &mut out),
+        Command::Quant(a) => quant::run(&a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

@@ -24,4 +24,7 @@ pub enum QuantError {
         /// What is wrong.
         reason: String,
     },
+    /// Running the model on calibration or evaluation data failed.
+    #[error("running the model: {0}")]
+    Run(String),
 }

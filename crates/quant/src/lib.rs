@@ -5,6 +5,8 @@
 pub mod calib;
 pub mod data;
 mod error;
+pub mod eval;
+pub mod ptq;
 pub mod weight_only;
 
 pub use error::QuantError;

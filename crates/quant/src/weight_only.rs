@@ -89,7 +89,7 @@ pub struct WeightOnlyReport {
 
 /// How one constant is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Storage {
+pub(crate) enum Storage {
     /// A weight, per channel along the axis, at the requested width.
     Weight { axis: usize },
     /// A bias, one int16 scale for the tensor.
@@ -98,7 +98,7 @@ enum Storage {
 
 /// How input `slot` of `op` is stored when it is a constant of rank `rank`, if it is a
 /// weight (slot 1) or a 1-D bias (slot 2) of a quantized op.
-fn storage_of(op: &Op, slot: usize, rank: usize) -> Option<Storage> {
+pub(crate) fn storage_of(op: &Op, slot: usize, rank: usize) -> Option<Storage> {
     let weight_axis = match op {
         Op::Conv(_) if rank >= 3 => Some(0),
         Op::ConvTranspose(_) if rank >= 3 => Some(1),
@@ -170,14 +170,14 @@ pub fn quantize_weights(
 }
 
 /// A weight quantized per channel.
-struct Quantized {
-    values: Tensor,
-    scales: Vec<f32>,
-    worst_relative_error: f32,
+pub(crate) struct Quantized {
+    pub(crate) values: Tensor,
+    pub(crate) scales: Vec<f32>,
+    pub(crate) worst_relative_error: f32,
 }
 
 /// Symmetric quantization of `w`, per channel along `axis` or per tensor.
-fn quantize_per_channel(w: &ArrayD<f32>, axis: Option<usize>, bits: WeightBits) -> Quantized {
+pub(crate) fn quantize_per_channel(w: &ArrayD<f32>, axis: Option<usize>, bits: WeightBits) -> Quantized {
     let n = bits.max_level();
     let mut scales = Vec::new();
     let mut worst = 0.0f32;
@@ -212,7 +212,7 @@ fn quantize_per_channel(w: &ArrayD<f32>, axis: Option<usize>, bits: WeightBits) 
 
 /// Replace the constant at `o` by `DequantizeLinear(q, scales)` whose output keeps `name`
 /// (per-axis scales along `axis`, or one scalar scale).
-fn replace_with_dequantize(
+pub(crate) fn replace_with_dequantize(
     graph: &mut Graph,
     o: Outlet,
     name: &str,

@@ -21,19 +21,26 @@ use crate::QuantError;
 pub struct KlObserver {
     hist: AbsHistogram,
     start_bin: usize,
+    /// Exact zeros counted into the histogram since it last started counting.
+    zeros: u64,
 }
 
 impl KlObserver {
     /// An observer with `options`' bins, passes and first candidate.
     pub fn new(options: &CalibOptions) -> Result<Self, QuantError> {
         options.check()?;
-        Ok(KlObserver { hist: AbsHistogram::new(options, false), start_bin: options.kl_start_bin })
+        Ok(KlObserver { hist: AbsHistogram::new(options, false), start_bin: options.kl_start_bin, zeros: 0 })
     }
 }
 
 impl Observer for KlObserver {
+    /// Exact zeros are counted apart and left out of the divergence: zero is exactly
+    /// representable at every threshold, and after a ReLU its spike in bin 0 would otherwise
+    /// dominate the divergence of every candidate that merges bin 0 with its neighbours,
+    /// driving the choice to the smallest candidate whatever the rest of the data.
     fn observe(&mut self, batch: &[f32]) {
         self.hist.observe(batch);
+        self.zeros += batch.iter().filter(|&&x| x == 0.0).count() as u64;
     }
 
     fn needs_second_pass(&self) -> bool {
@@ -42,6 +49,7 @@ impl Observer for KlObserver {
 
     fn begin_second_pass(&mut self) {
         self.hist.begin_second_pass();
+        self.zeros = 0;
     }
 
     fn threshold(&self, spec: QuantSpec) -> Option<f32> {
@@ -50,7 +58,11 @@ impl Observer for KlObserver {
         }
         let max = self.hist.max()?;
         let levels = spec.max_level() as usize + 1;
-        Some(match kl_best_bins(self.hist.counts(), self.start_bin, levels) {
+        let mut counts = self.hist.counts().to_vec();
+        if let Some(first) = counts.first_mut() {
+            *first = first.saturating_sub(self.zeros);
+        }
+        Some(match kl_best_bins(&counts, self.start_bin, levels) {
             Some(i) => (((i as f64 + 0.5) * self.hist.bin_width()) as f32).min(max),
             None => max,
         })

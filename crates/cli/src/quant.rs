@@ -1,0 +1,193 @@
+//! `lite-cli quant`: quantize a model (weight-only, or static int8 with calibration data),
+//! report the size and the fp32-vs-quantized agreement, write one `.nb`.
+
+use crate::args::{InputShape, parse_input_shape};
+use crate::model;
+use crate::report::human;
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use lithe_ir::{Dim, Graph, Outlet};
+use lithe_nbformat::ModelMeta;
+use lithe_passes::PassManager;
+use lithe_quant::calib::{CalibAlgo, CalibOptions};
+use lithe_quant::data::{CalibSource, InputSpec, Preprocess, open_source};
+use lithe_quant::eval::compare;
+use lithe_quant::ptq::{PtqConfig, quantize_static};
+use lithe_quant::weight_only::{WeightBits, quantize_weights};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `lite-cli quant`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  lite-cli quant -m m.onnx -o m.nb --quant weight-int8\n  \
+    lite-cli quant -m m.onnx -o m_int8.nb --quant int8 --calib calib.npy --algo kl --eval eval.npy\n  \
+    lite-cli quant -m m.onnx -o m_int8.nb --quant int8 --calib photos/ \
+    --preprocess resize=256,crop=224,scale=1/255,mean=0.485:0.456:0.406,std=0.229:0.224:0.225")]
+pub struct QuantArgs {
+    /// The fp32 model (ONNX or `.nb`); it is optimized first like `lite-cli opt`.
+    #[arg(long, short = 'm')]
+    pub model: PathBuf,
+    /// Where to write the quantized `.nb`.
+    #[arg(long, short = 'o')]
+    pub out: PathBuf,
+    /// `int8` (static, needs `--calib`), `weight-int8` or `weight-int16` (no data needed).
+    #[arg(long, default_value = "int8")]
+    pub quant: String,
+    /// Calibration data: a `.npy` (one input), a `.npz` (one member per input) or an image folder.
+    #[arg(long)]
+    pub calib: Option<PathBuf>,
+    /// Use at most this many calibration batches (all when absent).
+    #[arg(long)]
+    pub calib_batches: Option<usize>,
+    /// Samples per calibration batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Activation calibration: abs_max, avg, kl, hist, mse.
+    #[arg(long, default_value = "kl")]
+    pub algo: CalibAlgo,
+    /// Percentile of `--algo hist`.
+    #[arg(long)]
+    pub hist_percent: Option<f32>,
+    /// One weight scale per layer instead of per output channel.
+    #[arg(long)]
+    pub per_layer: bool,
+    /// Leave nodes whose name matches this pattern (`*` wildcards) in fp32 (repeatable).
+    #[arg(long, value_name = "NODE_PATTERN")]
+    pub skip: Vec<String>,
+    /// Evaluation data (same forms as `--calib`): report fp32-vs-quantized agreement on it.
+    #[arg(long)]
+    pub eval: Option<PathBuf>,
+    /// Use at most this many evaluation samples.
+    #[arg(long)]
+    pub eval_samples: Option<usize>,
+    /// Preprocessing of image folders, e.g. `resize=256,crop=224,scale=1/255,mean=...,std=...`.
+    #[arg(long)]
+    pub preprocess: Option<Preprocess>,
+    /// Fix an input's shape, e.g. `x=1,3,224,224` (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME=DIMS", value_parser = parse_input_shape)]
+    pub input_shapes: Vec<InputShape>,
+    /// Threads for calibration and evaluation runs.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// Run `lite-cli quant`.
+pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
+    let (mut graph, _) = model::load(&args.model, &args.input_shapes)?;
+    PassManager::default_pipeline()
+        .run(&mut graph)
+        .with_context(|| format!("cannot optimize '{}'", args.model.display()))?;
+    let fp32 = graph.clone();
+    let fp32_bytes = lithe_nbformat::write(&fp32, &ModelMeta::default()).context("cannot encode the fp32 model")?.len();
+    let mode = args.quant.trim().to_ascii_lowercase();
+    let applied = if mode == "int8" {
+        static_int8(args, &mut graph, out)?
+    } else {
+        let bits: WeightBits = mode.parse().context("--quant (int8, weight-int8, weight-int16)")?;
+        let r = quantize_weights(&mut graph, bits, 1).context("cannot quantize the weights")?;
+        writeln!(out, "{bits}: {} weights and {} biases stored as integers", r.quantized, r.biases)?;
+        bits.to_string()
+    };
+    if let Some(eval) = &args.eval {
+        let source = open(eval, &fp32, args)?;
+        let a = compare(&fp32, &graph, source.as_ref(), args.batch_size, args.eval_samples, args.threads)
+            .context("evaluation")?;
+        writeln!(
+            out,
+            "fp32 vs {applied} on {} samples of {}: top-1 agreement {:.4}, max abs error {:.4}, mean abs error {:.5}, cosine {:.6}",
+            a.samples,
+            eval.display(),
+            a.top1_agreement,
+            a.max_abs_error,
+            a.mean_abs_error,
+            a.cosine
+        )?;
+    }
+    let meta = ModelMeta {
+        producer: format!("lithe {}", env!("CARGO_PKG_VERSION")),
+        source: args.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        passes: vec![applied],
+        valid_targets: vec!["arm".into(), "x86".into()],
+    };
+    lithe_nbformat::write_file(&args.out, &graph, &meta)
+        .with_context(|| format!("cannot write '{}'", args.out.display()))?;
+    let size = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    writeln!(
+        out,
+        "wrote {}: {}B ({:.1}% of the fp32 .nb, {}B)",
+        args.out.display(),
+        human(size),
+        100.0 * size as f64 / fp32_bytes.max(1) as f64,
+        human(fp32_bytes as u64)
+    )?;
+    Ok(())
+}
+
+/// Static int8: calibrate on `--calib` and insert the QDQ pairs.
+fn static_int8(args: &QuantArgs, graph: &mut Graph, out: &mut dyn Write) -> Result<String> {
+    let Some(calib) = &args.calib else { bail!("--quant int8 needs calibration data (--calib PATH)") };
+    let source = open(calib, graph, args)?;
+    let mut calib_options = CalibOptions::default();
+    let mut algo = args.algo.clone();
+    if let (CalibAlgo::Hist { percent }, Some(p)) = (&mut algo, args.hist_percent) {
+        *percent = p;
+    }
+    calib_options.two_pass = true;
+    let config = PtqConfig {
+        algo,
+        calib: calib_options,
+        per_channel: !args.per_layer,
+        skip: args.skip.clone(),
+        batch_size: args.batch_size.max(1),
+        max_samples: args.calib_batches.map(|b| b * args.batch_size.max(1)),
+        threads: args.threads,
+    };
+    let total = config.max_samples.unwrap_or(usize::MAX).min(source.len()) as u64;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("calibrating (pass {msg}) [{bar:30}] {pos}/{len} samples {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = quantize_static(graph, source.as_ref(), &config, &mut |pass, done| {
+        bar.set_message(pass.to_string());
+        bar.set_position(done as u64);
+    })
+    .with_context(|| format!("cannot calibrate on '{}'", calib.display()))?;
+    bar.finish_and_clear();
+    writeln!(
+        out,
+        "int8 ({}, {} weights): {} nodes quantized, {} skipped, {} activations calibrated on {} samples",
+        config.algo,
+        if config.per_channel { "per-channel" } else { "per-layer" },
+        report.quantized.len(),
+        report.skipped.len(),
+        report.ranges.len(),
+        report.samples
+    )?;
+    Ok(format!("int8-{}", config.algo))
+}
+
+/// Open `path` as data for `graph`'s inputs.
+fn open(path: &Path, graph: &Graph, args: &QuantArgs) -> Result<Box<dyn CalibSource>> {
+    let specs: Vec<InputSpec> = graph
+        .inputs()
+        .iter()
+        .map(|&id| {
+            let v = graph.value(Outlet::new(id, 0));
+            let dims: Vec<Option<usize>> =
+                v.ty.shape
+                    .as_ref()
+                    .map(|s| s.0.iter().enumerate().map(|(i, d)| if i == 0 { None } else { known(d) }).collect())
+                    .unwrap_or_default();
+            InputSpec::new(v.name.clone(), &dims)
+        })
+        .collect();
+    open_source(path, &specs, args.preprocess.as_ref()).with_context(|| format!("cannot open '{}'", path.display()))
+}
+
+fn known(d: &Dim) -> Option<usize> {
+    match d {
+        Dim::Known(n) => Some(*n),
+        _ => None,
+    }
+}

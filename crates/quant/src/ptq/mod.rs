@@ -1,0 +1,333 @@
+//! Static post-training quantization with calibration data.
+//!
+//! 1. [`quantizable_nodes`]: Conv (grouped and depthwise included), FullyConnected, Gemm and
+//!    MatMul whose weight is a constant, minus the nodes whose name matches a `--skip` pattern.
+//! 2. [`calibrate`]: the fp32 model runs over the calibration batches; an [`Observer`] per
+//!    activation (the data input of each quantizable node) proposes its threshold.
+//! 3. [`insert_qdq`]: each such activation gets `QuantizeLinear -> DequantizeLinear` (u8; zero
+//!    point 0 and `scale = T/255` when calibration never saw a negative value, else zero point
+//!    128 and `scale = T/127`), read by the quantized nodes only; weights become int8 constants
+//!    behind a `DequantizeLinear`, symmetric, per output channel (default) or per layer.
+//!    Biases stay f32 (the int8 kernels add them in the f32 epilogue).
+//!
+//! The result is a QDQ graph with ONNX semantics: the predictor runs it as is (quantization
+//! simulated exactly), it exports to ONNX for onnxruntime, and the int8 kernels run the
+//! quantized nodes.
+
+mod runner;
+
+pub use runner::ValueRunner;
+
+use crate::QuantError;
+use crate::calib::{CalibAlgo, CalibOptions, Observer, QuantSpec};
+use crate::data::CalibSource;
+use crate::weight_only::{Storage, WeightBits, quantize_per_channel, storage_of};
+use lithe_ir::{DType, Graph, NodeId, Op, Outlet, Tensor};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Settings of a static post-training quantization run.
+#[derive(Clone, Debug)]
+pub struct PtqConfig {
+    /// The activation calibration algorithm.
+    pub algo: CalibAlgo,
+    /// Histogram settings of the histogram-based algorithms.
+    pub calib: CalibOptions,
+    /// Weights per output channel (true, the default) or one scale per layer.
+    pub per_channel: bool,
+    /// Node-name patterns (`*` matches any run of characters) of nodes left in fp32.
+    pub skip: Vec<String>,
+    /// Samples per predictor run.
+    pub batch_size: usize,
+    /// Use at most this many calibration samples (all when `None`).
+    pub max_samples: Option<usize>,
+    /// Threads of the calibration predictor.
+    pub threads: usize,
+}
+
+impl Default for PtqConfig {
+    fn default() -> Self {
+        PtqConfig {
+            algo: CalibAlgo::Kl,
+            calib: CalibOptions::default(),
+            per_channel: true,
+            skip: Vec::new(),
+            batch_size: 16,
+            max_samples: None,
+            threads: 1,
+        }
+    }
+}
+
+/// The calibrated range of one activation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActivationRange {
+    /// The real value mapped to the largest level.
+    pub threshold: f32,
+    /// True when calibration never saw a negative value (u8 with zero point 0).
+    pub non_negative: bool,
+    /// The largest |x| seen.
+    pub abs_max: f32,
+}
+
+impl ActivationRange {
+    /// Scale and zero point of the u8 encoding.
+    pub fn scale_zero_point(&self) -> (f32, u8) {
+        let t = if self.threshold > 0.0 && self.threshold.is_finite() { self.threshold } else { 1.0 };
+        if self.non_negative { (t / 255.0, 0) } else { (t / 127.0, 128) }
+    }
+}
+
+/// What [`quantize_static`] did.
+#[derive(Clone, Debug, Default)]
+pub struct PtqReport {
+    /// Names of the nodes quantized.
+    pub quantized: Vec<String>,
+    /// Names of the nodes skipped by a pattern.
+    pub skipped: Vec<String>,
+    /// Each quantized activation by value name, with its range.
+    pub ranges: Vec<(String, ActivationRange)>,
+    /// Calibration samples used.
+    pub samples: usize,
+}
+
+/// True when `name` matches `pattern`, where `*` matches any run of characters.
+pub fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The nodes that static quantization covers, and the nodes a `skip` pattern removed.
+pub fn quantizable_nodes(graph: &Graph, skip: &[String]) -> (Vec<NodeId>, Vec<NodeId>) {
+    let mut take = Vec::new();
+    let mut skipped = Vec::new();
+    for id in graph.node_ids() {
+        let node = graph.node(id);
+        let inputs = graph.node_inputs(id);
+        let weight = inputs.get(1).copied().flatten().and_then(|o| graph.const_value(o));
+        let data_is_f32 = inputs.first().copied().flatten().is_some_and(|o| graph.value(o).ty.dtype == DType::F32);
+        let eligible = matches!(node.op, Op::Conv(_) | Op::FullyConnected(_) | Op::Gemm(_) | Op::MatMul)
+            && data_is_f32
+            && weight.is_some_and(|w| {
+                w.dtype() == DType::F32
+                    && matches!(storage_of(&node.op, 1, w.shape().len()), Some(Storage::Weight { .. }))
+            });
+        if !eligible {
+            continue;
+        }
+        if skip.iter().any(|p| matches_pattern(p, &node.name)) {
+            skipped.push(id);
+        } else {
+            take.push(id);
+        }
+    }
+    (take, skipped)
+}
+
+/// The activations to calibrate: the data input (slot 0) of each node, without repeats.
+pub fn activation_values(graph: &Graph, nodes: &[NodeId]) -> Vec<Outlet> {
+    let set: BTreeSet<Outlet> = nodes.iter().filter_map(|&id| graph.node_inputs(id)[0]).collect();
+    set.into_iter().collect()
+}
+
+/// Run `graph` over `source` and calibrate each of `values` with `config.algo` (two passes
+/// over the data when the algorithm asks for it). `progress` gets (pass, samples done).
+pub fn calibrate(
+    graph: &Graph,
+    values: &[Outlet],
+    source: &dyn CalibSource,
+    config: &PtqConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<ActivationRange>, usize), QuantError> {
+    if config.batch_size == 0 {
+        return Err(QuantError::Setting { field: "batch_size", reason: "must be at least 1".into() });
+    }
+    let mut observers: Vec<Box<dyn Observer>> =
+        values.iter().map(|_| config.algo.observer(&config.calib)).collect::<Result<_, _>>()?;
+    let mut mins = vec![f32::INFINITY; values.len()];
+    let mut maxs = vec![0.0f32; values.len()];
+    let mut runner = ValueRunner::new(graph, values, config.threads)?;
+    let mut pass = 1;
+    let mut samples;
+    loop {
+        let first = pass == 1;
+        samples = runner.run_source(
+            source,
+            config.batch_size,
+            config.max_samples,
+            &mut |tensors| {
+                for (i, t) in tensors.iter().enumerate() {
+                    let v = t.to_f32_vec();
+                    if first {
+                        for &x in &v {
+                            if x.is_finite() {
+                                mins[i] = mins[i].min(x);
+                                maxs[i] = maxs[i].max(x.abs());
+                            }
+                        }
+                    }
+                    observers[i].observe(&v);
+                }
+            },
+            &mut |done| progress(pass, done),
+        )?;
+        if samples == 0 {
+            return Err(QuantError::CalibData { path: "calibration data".into(), reason: "no samples".into() });
+        }
+        if pass == 1 && observers.iter().any(|o| o.needs_second_pass()) {
+            observers.iter_mut().for_each(|o| o.begin_second_pass());
+            pass = 2;
+            continue;
+        }
+        break;
+    }
+    let ranges = observers
+        .iter()
+        .zip(mins.iter().zip(&maxs))
+        .map(|(o, (&min, &abs_max))| {
+            let non_negative = min >= 0.0;
+            let spec = if non_negative { QuantSpec::UINT8 } else { QuantSpec::INT8 };
+            let threshold = o.threshold(spec).filter(|t| *t > 0.0 && t.is_finite()).unwrap_or(abs_max.max(1e-8));
+            ActivationRange { threshold, non_negative, abs_max }
+        })
+        .collect();
+    Ok((ranges, samples))
+}
+
+/// Insert the QDQ pairs of `nodes` (activations with `ranges`, in [`activation_values`]
+/// order) and quantize their weights to int8.
+pub fn insert_qdq(
+    graph: &mut Graph,
+    nodes: &[NodeId],
+    values: &[Outlet],
+    ranges: &[ActivationRange],
+    per_channel: bool,
+) -> Result<(), QuantError> {
+    let node_set: BTreeSet<NodeId> = nodes.iter().copied().collect();
+    for (&value, range) in values.iter().zip(ranges) {
+        let name = graph.value(value).name.clone();
+        let (scale, zero_point) = range.scale_zero_point();
+        let s = graph.add_const(format!("{name}.act_scale"), Tensor::scalar(scale));
+        let z = graph.add_const(format!("{name}.act_zero_point"), Tensor::scalar(zero_point));
+        let q = graph.add_node_inferred(
+            format!("{name}.quantize"),
+            Op::QuantizeLinear { axis: 1, to: DType::U8 },
+            &[Some(value), Some(s), Some(z)],
+            1,
+        )?[0];
+        let dq = graph.add_node_inferred(
+            format!("{name}.dequantize"),
+            Op::DequantizeLinear { axis: 1 },
+            &[Some(q), Some(s), Some(z)],
+            1,
+        )?[0];
+        for (consumer, slot) in graph.consumers(value) {
+            if slot == 0 && node_set.contains(&consumer) {
+                graph.set_input(consumer, 0, Some(dq))?;
+            }
+        }
+    }
+    // Weights, each once (a weight shared by several quantized nodes is quantized once).
+    let mut weights: BTreeMap<Outlet, usize> = BTreeMap::new();
+    for &id in nodes {
+        let Some(w) = graph.node_inputs(id)[1] else { continue };
+        let Some(t) = graph.const_value(w) else { continue };
+        if let Some(Storage::Weight { axis }) = storage_of(&graph.node(id).op, 1, t.shape().len()) {
+            weights.insert(w, axis);
+        }
+    }
+    for (w, axis) in weights {
+        let Some(t) = graph.const_value(w) else { continue };
+        let t = t.expect_view::<f32>("weight")?.to_owned();
+        let name = graph.value(w).name.clone();
+        let axis = per_channel.then_some(axis);
+        let q = quantize_per_channel(&t, axis, WeightBits::Int8);
+        replace_weight(graph, w, &name, q, axis, &node_set)?;
+    }
+    graph.infer_shapes()?;
+    Ok(())
+}
+
+/// Give the quantized readers of weight `w` a `DequantizeLinear` of its int8 form; other
+/// readers keep the f32 constant.
+fn replace_weight(
+    graph: &mut Graph,
+    w: Outlet,
+    name: &str,
+    q: crate::weight_only::Quantized,
+    axis: Option<usize>,
+    quantized: &BTreeSet<NodeId>,
+) -> Result<(), QuantError> {
+    let values = graph.add_const(format!("{name}.q"), q.values);
+    let scale = match axis {
+        Some(_) => Tensor::from_vec(&[q.scales.len()], q.scales)?,
+        None => Tensor::scalar(q.scales.first().copied().unwrap_or(1.0)),
+    };
+    let scales = graph.add_const(format!("{name}.scale"), scale);
+    let axis = axis.unwrap_or(0) as i64;
+    let dq = graph.add_node_inferred(
+        format!("{name}.dequantize"),
+        Op::DequantizeLinear { axis },
+        &[Some(values), Some(scales)],
+        1,
+    )?[0];
+    for (consumer, slot) in graph.consumers(w) {
+        if slot == 1 && quantized.contains(&consumer) {
+            graph.set_input(consumer, 1, Some(dq))?;
+        }
+    }
+    if graph.consumers(w).is_empty() && !graph.outputs().contains(&w) {
+        graph.remove_node(w.node);
+    }
+    Ok(())
+}
+
+/// Calibrate on `source` and turn `graph` into its int8 QDQ form (see the module docs).
+pub fn quantize_static(
+    graph: &mut Graph,
+    source: &dyn CalibSource,
+    config: &PtqConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PtqReport, QuantError> {
+    let (nodes, skipped) = quantizable_nodes(graph, &config.skip);
+    let values = activation_values(graph, &nodes);
+    let (ranges, samples) = calibrate(graph, &values, source, config, progress)?;
+    let report = PtqReport {
+        quantized: nodes.iter().map(|&id| graph.node(id).name.clone()).collect(),
+        skipped: skipped.iter().map(|&id| graph.node(id).name.clone()).collect(),
+        ranges: values.iter().map(|&v| graph.value(v).name.clone()).zip(ranges.iter().copied()).collect(),
+        samples,
+    };
+    insert_qdq(graph, &nodes, &values, &ranges, config.per_channel)?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_pattern;
+
+    #[test]
+    fn patterns_match_like_a_shell_glob_without_classes() {
+        assert!(matches_pattern("conv1", "conv1"));
+        assert!(!matches_pattern("conv1", "conv12"));
+        assert!(matches_pattern("conv*", "conv12"));
+        assert!(matches_pattern("*fc", "head.fc"));
+        assert!(matches_pattern("*features.1*Conv", "/features.15/conv/Conv"));
+        assert!(!matches_pattern("*features.1*Conv", "/features.2/conv/Relu"));
+        assert!(matches_pattern("*", ""));
+        assert!(!matches_pattern("a*a", "a"));
+    }
+}
