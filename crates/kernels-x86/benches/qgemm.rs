@@ -11,8 +11,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use lithe_kernels::fast::{DwPads, DwParams, FastActivation, depthwise_conv2d_nchw};
 use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, sgemm};
 use lithe_kernels::int8::{
-    I8Gemm4x8c4Generic, I8GemmMicrokernel, I8Input, PackedI8Weights, QActivation, QConvGeometry, QLinearConv2d,
-    QuantEpilogue, QuantOut, U8MatRef, i8_gemm,
+    I8Gemm4x8c4Generic, I8Input, PackedI8Weights, QActivation, QConvGeometry, QLinearConv2d, QuantEpilogue, QuantOut,
+    U8MatRef, i8_gemm,
 };
 use lithe_kernels_x86::{available_i8_gemm, best_i8_gemm, detect_f32_gemm};
 use std::hint::black_box;

@@ -31,7 +31,8 @@ fn reference_small_by_hand() {
     let x = [10u8, 0, 4, 255]; // rows k: [10, 0], [4, 255]
     let ep = QuantEpilogue { x_scale: 0.5, ..Default::default() };
     let got = i8_gemm_reference(1, 2, 2, &w, &x, 4, &[1.0], &ep, OutputKind::I32).unwrap();
-    assert_eq!(got, QuantValues::I32(vec![(10 - 4) * 2 + 0, (0 - 4) * 2 + (255 - 4) * -3]));
+    // Column 0: (10 - 4)·2 + (4 - 4)·(-3); column 1: (0 - 4)·2 + (255 - 4)·(-3).
+    assert_eq!(got, QuantValues::I32(vec![12, -8 - 753]));
     // y = acc·0.5 → u8 with scale 1, zp 100; ties go to even: acc 12 → 6; -761 → -380.5 → -380 → clamp 0.
     let got =
         i8_gemm_reference(1, 2, 2, &w, &x, 4, &[1.0], &ep, OutputKind::U8 { scale: 1.0, zero_point: 100 }).unwrap();

@@ -229,8 +229,8 @@ pub fn run_suite(kernel: &dyn I8GemmMicrokernel) -> Result<(), String> {
                     n,
                     k,
                     x_zp: zps[i % 4],
-                    per_channel: i % 3 != 0,
-                    bias: i % 2 == 0,
+                    per_channel: !i.is_multiple_of(3),
+                    bias: i.is_multiple_of(2),
                     bias_i32: i % 5 == 1,
                     activation: acts[(i / 4) % 4],
                     out: ALL_OUTPUTS[i % 4],
@@ -335,7 +335,8 @@ pub fn run_conv_suite(kernel: &'static dyn I8GemmMicrokernel) -> Result<(), Stri
         groups: g,
     };
     // (c_in, c_out, [h, w], [kh, kw], geometry)
-    let convs: Vec<(usize, usize, [usize; 2], [usize; 2], QConvGeometry)> = vec![
+    type Conv = (usize, usize, [usize; 2], [usize; 2], QConvGeometry);
+    let convs: Vec<Conv> = vec![
         (16, 24, [7, 9], [1, 1], geom(1, [0; 4], 1, 1)),
         (5, 3, [5, 5], [1, 1], geom(1, [0; 4], 1, 1)),
         (8, 12, [9, 8], [1, 1], geom(2, [0; 4], 1, 1)),

@@ -208,6 +208,7 @@ pub(crate) struct PackScratch {
 
 /// Pack columns `c0 .. c0 + ncb` of `b` (all `k` rows) for a kernel with `nr`, `kr` and
 /// `b_offset` into `s.block`: `ceil(ncb / nr)` panels of `kg · nr · kr` bytes.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_b_block(
     b: I8Input<'_>,
     k: usize,

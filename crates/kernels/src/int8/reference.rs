@@ -86,12 +86,11 @@ impl QuantValues {
     }
 }
 
+/// Per-row f32 scale, f32 bias and int32 bias.
+type RowParams = (Vec<f32>, Vec<f32>, Vec<i64>);
+
 /// The f32 scale and bias per output row, and int32 bias, validated.
-fn row_params(
-    m: usize,
-    w_scale: &[f32],
-    ep: &QuantEpilogue<'_>,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<i64>), KernelError> {
+fn row_params(m: usize, w_scale: &[f32], ep: &QuantEpilogue<'_>) -> Result<RowParams, KernelError> {
     let ws: Vec<f32> = match w_scale.len() {
         1 => vec![w_scale[0]; m],
         l if l == m => w_scale.to_vec(),
