@@ -51,6 +51,10 @@ pub struct QuantArgs {
     /// One weight scale per layer instead of per output channel.
     #[arg(long)]
     pub per_layer: bool,
+    /// Shift each quantized node's bias by the mean error its int8 weights cause on the
+    /// calibration data (recommended for depthwise-heavy nets such as MobileNets).
+    #[arg(long)]
+    pub bias_correction: bool,
     /// Leave nodes whose name matches this pattern (`*` wildcards) in fp32 (repeatable).
     #[arg(long, value_name = "NODE_PATTERN")]
     pub skip: Vec<String>,
@@ -141,6 +145,7 @@ fn static_int8(args: &QuantArgs, graph: &mut Graph, out: &mut dyn Write) -> Resu
         batch_size: args.batch_size.max(1),
         max_samples: args.calib_batches.map(|b| b * args.batch_size.max(1)),
         threads: args.threads,
+        bias_correction: args.bias_correction,
     };
     let total = config.max_samples.unwrap_or(usize::MAX).min(source.len()) as u64;
     let bar = ProgressBar::new(total);
@@ -156,9 +161,10 @@ fn static_int8(args: &QuantArgs, graph: &mut Graph, out: &mut dyn Write) -> Resu
     bar.finish_and_clear();
     writeln!(
         out,
-        "int8 ({}, {} weights): {} nodes quantized, {} skipped, {} activations calibrated on {} samples",
+        "int8 ({}, {} weights{}): {} nodes quantized, {} skipped, {} activations calibrated on {} samples",
         config.algo,
         if config.per_channel { "per-channel" } else { "per-layer" },
+        if config.bias_correction { ", bias correction" } else { "" },
         report.quantized.len(),
         report.skipped.len(),
         report.ranges.len(),

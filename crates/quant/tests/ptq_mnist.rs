@@ -133,3 +133,37 @@ fn skip_patterns_leave_nodes_in_fp32() {
     let w = g.node_inputs(id)[1].unwrap();
     assert!(matches!(g.node(w.node).op, Op::Const(_)), "skipped node's weight stays f32");
 }
+
+#[test]
+fn bias_correction_removes_most_of_the_mean_output_shift() {
+    let train = Idx::open("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
+    let test = Idx::open("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
+    let fp32 = optimized("dwsep.onnx");
+    let want = lithe_quant::eval::outputs(&fp32, &test, 250, None, 1).unwrap();
+    // Per-layer weights round coarsely, so the shift to correct is large.
+    let mut shift = Vec::new();
+    for bias_correction in [false, true] {
+        let mut g = fp32.clone();
+        let config = PtqConfig {
+            algo: CalibAlgo::AbsMax,
+            per_channel: false,
+            bias_correction,
+            batch_size: 100,
+            max_samples: Some(1000),
+            ..PtqConfig::default()
+        };
+        quantize_static(&mut g, &train, &config, &mut |_, _| {}).unwrap();
+        let got = lithe_quant::eval::outputs(&g, &test, 250, None, 1).unwrap();
+        // The mean (over test images) of each logit's error, averaged in magnitude.
+        let mut mean_err = vec![0.0f64; 10];
+        for (a, b) in got.iter().zip(&want) {
+            for (k, (x, y)) in a.iter().zip(b).enumerate() {
+                mean_err[k] += f64::from(x - y) / want.len() as f64;
+            }
+        }
+        shift.push(mean_err.iter().map(|e| e.abs()).sum::<f64>() / 10.0);
+        let acc = lithe_quant::eval::agreement(&got, &want).accuracy(&test.labels).0;
+        assert!(acc > 0.95, "bias_correction={bias_correction}: accuracy {acc}");
+    }
+    assert!(shift[1] < 0.5 * shift[0], "mean logit shift without / with correction: {shift:?}");
+}

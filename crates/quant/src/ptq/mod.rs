@@ -14,6 +14,7 @@
 //! simulated exactly), it exports to ONNX for onnxruntime, and the int8 kernels run the
 //! quantized nodes.
 
+mod bias_correction;
 mod runner;
 
 pub use runner::ValueRunner;
@@ -22,6 +23,7 @@ use crate::QuantError;
 use crate::calib::{CalibAlgo, CalibOptions, Observer, QuantSpec};
 use crate::data::CalibSource;
 use crate::weight_only::{Storage, WeightBits, quantize_per_channel, storage_of};
+pub use bias_correction::TapMeans;
 use lithe_ir::{DType, Graph, NodeId, Op, Outlet, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +44,9 @@ pub struct PtqConfig {
     pub max_samples: Option<usize>,
     /// Threads of the calibration predictor.
     pub threads: usize,
+    /// Shift each quantized node's bias by the mean output error its int8 weights cause on
+    /// the calibration data.
+    pub bias_correction: bool,
 }
 
 impl Default for PtqConfig {
@@ -54,6 +59,7 @@ impl Default for PtqConfig {
             batch_size: 16,
             max_samples: None,
             threads: 1,
+            bias_correction: false,
         }
     }
 }
@@ -144,13 +150,15 @@ pub fn activation_values(graph: &Graph, nodes: &[NodeId]) -> Vec<Outlet> {
 }
 
 /// Run `graph` over `source` and calibrate each of `values` with `config.algo` (two passes
-/// over the data when the algorithm asks for it). `progress` gets (pass, samples done).
+/// over the data when the algorithm asks for it). `progress` gets (pass, samples done);
+/// `first_pass` sees the values of every batch of the first pass.
 pub fn calibrate(
     graph: &Graph,
     values: &[Outlet],
     source: &dyn CalibSource,
     config: &PtqConfig,
     progress: &mut dyn FnMut(usize, usize),
+    first_pass: &mut dyn FnMut(&[&Tensor]),
 ) -> Result<(Vec<ActivationRange>, usize), QuantError> {
     if config.batch_size == 0 {
         return Err(QuantError::Setting { field: "batch_size", reason: "must be at least 1".into() });
@@ -169,6 +177,9 @@ pub fn calibrate(
             config.batch_size,
             config.max_samples,
             &mut |tensors| {
+                if first {
+                    first_pass(tensors);
+                }
                 for (i, t) in tensors.iter().enumerate() {
                     let v = t.to_f32_vec();
                     if first {
@@ -215,6 +226,7 @@ pub fn insert_qdq(
     values: &[Outlet],
     ranges: &[ActivationRange],
     per_channel: bool,
+    corrections: &BTreeMap<NodeId, TapMeans>,
 ) -> Result<(), QuantError> {
     let node_set: BTreeSet<NodeId> = nodes.iter().copied().collect();
     for (&value, range) in values.iter().zip(ranges) {
@@ -255,8 +267,34 @@ pub fn insert_qdq(
         let name = graph.value(w).name.clone();
         let axis = per_channel.then_some(axis);
         let q = quantize_per_channel(&t, axis, WeightBits::Int8);
+        let readers: Vec<NodeId> = graph
+            .consumers(w)
+            .into_iter()
+            .filter(|(n, slot)| *slot == 1 && node_set.contains(n))
+            .map(|(n, _)| n)
+            .collect();
+        if readers.iter().any(|n| corrections.contains_key(n)) {
+            let scale = match axis {
+                Some(_) => Tensor::from_vec(&[q.scales.len()], q.scales.clone())?,
+                None => Tensor::scalar(q.scales.first().copied().unwrap_or(1.0)),
+            };
+            let rounded = lithe_kernels::reference::quantize::dequantize_linear(
+                &q.values,
+                &scale,
+                None,
+                axis.unwrap_or(0) as i64,
+            )
+            .map_err(|e| QuantError::Run(e.to_string()))?;
+            let rounded = rounded.expect_view::<f32>("weight")?.to_owned();
+            for n in &readers {
+                if let Some(c) = corrections.get(n) {
+                    c.correct(graph, *n, &t, &rounded)?;
+                }
+            }
+        }
         replace_weight(graph, w, &name, q, axis, &node_set)?;
     }
+    graph.remove_unused();
     graph.infer_shapes()?;
     Ok(())
 }
@@ -304,14 +342,36 @@ pub fn quantize_static(
 ) -> Result<PtqReport, QuantError> {
     let (nodes, skipped) = quantizable_nodes(graph, &config.skip);
     let values = activation_values(graph, &nodes);
-    let (ranges, samples) = calibrate(graph, &values, source, config, progress)?;
+    let mut corrections: BTreeMap<NodeId, TapMeans> = BTreeMap::new();
+    if config.bias_correction {
+        for &id in &nodes {
+            if let Some(t) = TapMeans::for_node(graph, id) {
+                corrections.insert(id, t);
+            }
+        }
+    }
+    // Which requested value each corrected node reads.
+    let reads: Vec<(NodeId, usize)> = corrections
+        .keys()
+        .filter_map(|&id| {
+            let x = graph.node_inputs(id)[0]?;
+            values.iter().position(|&v| v == x).map(|i| (id, i))
+        })
+        .collect();
+    let (ranges, samples) = calibrate(graph, &values, source, config, progress, &mut |tensors| {
+        for &(id, i) in &reads {
+            if let (Some(c), Some(t)) = (corrections.get_mut(&id), tensors.get(i)) {
+                c.observe(t);
+            }
+        }
+    })?;
     let report = PtqReport {
         quantized: nodes.iter().map(|&id| graph.node(id).name.clone()).collect(),
         skipped: skipped.iter().map(|&id| graph.node(id).name.clone()).collect(),
         ranges: values.iter().map(|&v| graph.value(v).name.clone()).zip(ranges.iter().copied()).collect(),
         samples,
     };
-    insert_qdq(graph, &nodes, &values, &ranges, config.per_channel)?;
+    insert_qdq(graph, &nodes, &values, &ranges, config.per_channel, &corrections)?;
     Ok(report)
 }
 
