@@ -81,7 +81,7 @@ struct Params {
 }
 
 /// Number of operator kinds [`build_op`] knows (`Input`, `Const` and every IR operator).
-const NUM_OPS: usize = 59;
+const NUM_OPS: usize = 61;
 
 fn build_op(k: usize, p: &Params) -> Op {
     let i = |n: usize| p.ints[n];
@@ -194,6 +194,8 @@ fn build_op(k: usize, p: &Params) -> Op {
         55 => Op::Abs,
         56 => Op::Min,
         57 => Op::FullyConnected(FcAttrs { activation }),
+        58 => Op::QuantizeLinear { axis: p.ints[0], to: p.dtype },
+        59 => Op::DequantizeLinear { axis: p.ints[0] },
         _ => Op::Max,
     }
 }

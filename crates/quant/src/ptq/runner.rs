@@ -72,7 +72,7 @@ impl ValueRunner {
             .collect::<Result<_, _>>()?;
         let samples = batch.samples();
         let chunk = self.fixed_batch.unwrap_or(samples).max(1);
-        if samples % chunk != 0 {
+        if !samples.is_multiple_of(chunk) {
             return Err(QuantError::CalibData {
                 path: "calibration data".into(),
                 reason: format!("{samples} samples do not split into the model's fixed batch of {chunk}"),
