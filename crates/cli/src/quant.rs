@@ -132,7 +132,7 @@ fn static_int8(args: &QuantArgs, graph: &mut Graph, out: &mut dyn Write) -> Resu
     let Some(calib) = &args.calib else { bail!("--quant int8 needs calibration data (--calib PATH)") };
     let source = open(calib, graph, args)?;
     let mut calib_options = CalibOptions::default();
-    let mut algo = args.algo.clone();
+    let mut algo = args.algo;
     if let (CalibAlgo::Hist { percent }, Some(p)) = (&mut algo, args.hist_percent) {
         *percent = p;
     }

@@ -73,10 +73,10 @@ fn int8_mnist_models_stay_within_three_tenths_of_a_point_of_fp32() {
     let test = Idx::open("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
     for model in ["lenet_bn.onnx", "dwsep.onnx"] {
         let fp32 = optimized(model);
-        for (algo, per_channel) in ALGOS.iter().cloned() {
+        for &(algo, per_channel) in ALGOS {
             let mut g = fp32.clone();
             let config = PtqConfig {
-                algo: algo.clone(),
+                algo,
                 per_channel,
                 batch_size: 100,
                 max_samples: Some(500),
@@ -155,7 +155,7 @@ fn bias_correction_removes_most_of_the_mean_output_shift() {
         quantize_static(&mut g, &train, &config, &mut |_, _| {}).unwrap();
         let got = lithe_quant::eval::outputs(&g, &test, 250, None, 1).unwrap();
         // The mean (over test images) of each logit's error, averaged in magnitude.
-        let mut mean_err = vec![0.0f64; 10];
+        let mut mean_err = [0.0f64; 10];
         for (a, b) in got.iter().zip(&want) {
             for (k, (x, y)) in a.iter().zip(b).enumerate() {
                 mean_err[k] += f64::from(x - y) / want.len() as f64;
