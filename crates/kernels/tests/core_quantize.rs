@@ -105,3 +105,13 @@ fn malformed_parameters_are_errors_not_panics() {
     assert!(run(dop.clone(), &[Some(&q), Some(&Tensor::scalar(1i64))]).is_err());
     assert!(run(dop, &[Some(&q), Some(&t(&[1, 1], vec![1.0f32]))]).is_err());
 }
+
+#[test]
+fn a_one_element_scale_is_per_tensor_whatever_the_axis() {
+    // onnxruntime's QDQ models dequantize 1-D biases with axis 1 and a [1] scale.
+    let q = t(&[3], vec![10i32, -20, 30]);
+    let s = t(&[1], vec![0.5f32]);
+    let z = t(&[1], vec![0i32]);
+    let d = run(Op::DequantizeLinear { axis: 1 }, &[Some(&q), Some(&s), Some(&z)]).unwrap();
+    assert_eq!(vals::<f32>(&d), vec![5.0, -10.0, 15.0]);
+}

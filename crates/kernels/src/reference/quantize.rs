@@ -47,7 +47,8 @@ impl Params {
                 format!("zero point has {} elements, scale has {}", zero_point_v.len(), scale_v.len()),
             ));
         }
-        let (inner, channels) = if scale.shape().len() == 1 {
+        // A one-element scale is per tensor whatever its rank (onnxruntime's reading).
+        let (inner, channels) = if scale.shape().len() == 1 && scale_v.len() != 1 {
             let ax = axis_index(op, axis, shape.len())?;
             let channels = shape[ax];
             if scale_v.len() != channels {

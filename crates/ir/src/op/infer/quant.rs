@@ -63,7 +63,9 @@ fn check_params(a: &Args, data: &InferInput<'_>, axis_attr: i64) -> Result<(), I
     {
         return Err(IrError::Shape(format!("{}: zero_point has {nz} elements, scale has {ns}", a.op)));
     }
-    let per_axis = scale.info.shape.as_ref().is_some_and(|s| s.rank() == 1);
+    // A one-element scale is per tensor whatever its rank (onnxruntime's reading); the axis
+    // only matters for longer ones.
+    let per_axis = scale.info.shape.as_ref().is_some_and(|s| s.rank() == 1) && n_scale != Some(1);
     if let (true, Some(shape)) = (per_axis, data.info.shape.as_ref()) {
         let ax = axis(a.op, axis_attr, shape.rank())?;
         if let (Some(ns), Dim::Known(d)) = (n_scale, &shape.0[ax])
