@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lithe_ir::{Dim, Graph, Outlet};
 use lithe_nbformat::ModelMeta;
 use lithe_passes::PassManager;
+use lithe_quant::analysis::{compare_values, quantized_values};
 use lithe_quant::calib::{CalibAlgo, CalibOptions};
 use lithe_quant::data::{CalibSource, InputSpec, Preprocess, open_source};
 use lithe_quant::eval::compare;
@@ -43,7 +44,7 @@ pub struct QuantArgs {
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Activation calibration: abs_max, avg, kl, hist, mse.
-    #[arg(long, default_value = "kl")]
+    #[arg(long, default_value = "hist")]
     pub algo: CalibAlgo,
     /// Percentile of `--algo hist`.
     #[arg(long)]
@@ -70,6 +71,14 @@ pub struct QuantArgs {
     /// Fix an input's shape, e.g. `x=1,3,224,224` (repeatable).
     #[arg(long = "input-shape", value_name = "NAME=DIMS", value_parser = parse_input_shape)]
     pub input_shapes: Vec<InputShape>,
+    /// Print each quantized node's output error against fp32 on the `--eval` data (or the
+    /// calibration data): cosine similarity and SNR, worst first (cumulative: a node's error
+    /// includes everything upstream).
+    #[arg(long)]
+    pub analyze: bool,
+    /// How many rows of `--analyze` to print (0: all).
+    #[arg(long, default_value_t = 10)]
+    pub analyze_top: usize,
     /// Threads for calibration and evaluation runs.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -92,6 +101,26 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "{bits}: {} weights and {} biases stored as integers", r.quantized, r.biases)?;
         bits.to_string()
     };
+    if args.analyze {
+        let data = args.eval.as_ref().or(args.calib.as_ref());
+        let Some(data) = data else { bail!("--analyze needs --eval or --calib data") };
+        let source = open(data, &fp32, args)?;
+        let values = quantized_values(&fp32, &graph);
+        let rows =
+            compare_values(&fp32, &graph, &values, source.as_ref(), args.batch_size, args.eval_samples, args.threads)
+                .context("per-layer analysis")?;
+        let take = if args.analyze_top == 0 { rows.len() } else { args.analyze_top.min(rows.len()) };
+        writeln!(
+            out,
+            "per-layer error vs fp32 on {} ({} quantized nodes, worst {take} first):",
+            data.display(),
+            rows.len()
+        )?;
+        writeln!(out, "  {:>8}  {:>9}  {:<16} value", "SNR dB", "cosine", "op")?;
+        for r in rows.iter().take(take) {
+            writeln!(out, "  {:>8.2}  {:>9.6}  {:<16} {}", r.snr_db, r.cosine, r.op, r.value)?;
+        }
+    }
     if let Some(eval) = &args.eval {
         let source = open(eval, &fp32, args)?;
         let a = compare(&fp32, &graph, source.as_ref(), args.batch_size, args.eval_samples, args.threads)

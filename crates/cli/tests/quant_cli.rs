@@ -50,6 +50,7 @@ fn quant_int8_calibrates_reports_agreement_and_writes_a_runnable_nb() {
         "50",
         "--eval",
         &s(&eval),
+        "--analyze",
     ]);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
@@ -57,6 +58,7 @@ fn quant_int8_calibrates_reports_agreement_and_writes_a_runnable_nb() {
     let agree: f64 = line.split("top-1 agreement ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
     assert!(agree >= 0.98, "{line}");
     assert!(out.contains("nodes quantized") && out.contains("wrote"), "{out}");
+    assert!(out.contains("per-layer error vs fp32") && out.contains("SNR dB"), "{out}");
 
     // The written model runs and classifies like the report says.
     let outdir = work.path().join("out");

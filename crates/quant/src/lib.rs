@@ -2,6 +2,7 @@
 //! post-training int8, and the int8 graph that the int8 kernels run.
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod calib;
 pub mod data;
 mod error;

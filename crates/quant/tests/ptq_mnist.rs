@@ -75,13 +75,8 @@ fn int8_mnist_models_stay_within_three_tenths_of_a_point_of_fp32() {
         let fp32 = optimized(model);
         for &(algo, per_channel) in ALGOS {
             let mut g = fp32.clone();
-            let config = PtqConfig {
-                algo,
-                per_channel,
-                batch_size: 100,
-                max_samples: Some(500),
-                ..PtqConfig::default()
-            };
+            let config =
+                PtqConfig { algo, per_channel, batch_size: 100, max_samples: Some(500), ..PtqConfig::default() };
             let report = quantize_static(&mut g, &train, &config, &mut |_, _| {}).unwrap();
             assert_eq!(report.samples, 500);
             assert!(report.quantized.len() >= 3, "{model}: {report:?}");
@@ -166,4 +161,36 @@ fn bias_correction_removes_most_of_the_mean_output_shift() {
         assert!(acc > 0.95, "bias_correction={bias_correction}: accuracy {acc}");
     }
     assert!(shift[1] < 0.5 * shift[0], "mean logit shift without / with correction: {shift:?}");
+}
+
+#[test]
+fn per_layer_analysis_lists_every_quantized_node_worst_first() {
+    let train = Idx::open("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
+    let test = Idx::open("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
+    let fp32 = optimized("lenet_bn.onnx");
+    let mut g = fp32.clone();
+    let config = PtqConfig { algo: CalibAlgo::AbsMax, max_samples: Some(200), batch_size: 100, ..PtqConfig::default() };
+    let report = quantize_static(&mut g, &train, &config, &mut |_, _| {}).unwrap();
+    let values = lithe_quant::analysis::quantized_values(&fp32, &g);
+    assert_eq!(values.len(), report.quantized.len());
+    let rows = lithe_quant::analysis::compare_values(&fp32, &g, &values, &test, 100, Some(300), 1).unwrap();
+    assert_eq!(rows.len(), values.len());
+    for w in rows.windows(2) {
+        assert!(w[0].snr_db <= w[1].snr_db, "{rows:?}");
+    }
+    for r in &rows {
+        assert!(r.snr_db.is_finite() && r.snr_db > 10.0 && r.cosine > 0.95 && r.cosine <= 1.0 + 1e-9, "{r:?}");
+    }
+    // The same model against itself: no error anywhere.
+    let same = lithe_quant::analysis::compare_values(
+        &g,
+        &g,
+        &values.iter().map(|v| (v.1, v.1, v.2)).collect::<Vec<_>>(),
+        &test,
+        100,
+        Some(100),
+        1,
+    )
+    .unwrap();
+    assert!(same.iter().all(|r| r.snr_db.is_infinite() && (r.cosine - 1.0).abs() < 1e-9), "{same:?}");
 }
