@@ -30,7 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Settings of a static post-training quantization run.
 #[derive(Clone, Debug)]
 pub struct PtqConfig {
-    /// The activation calibration algorithm.
+    /// The activation calibration algorithm (default `hist` at the 99.99th percentile: the
+    /// most accurate here, see docs/quantization.md).
     pub algo: CalibAlgo,
     /// Histogram settings of the histogram-based algorithms.
     pub calib: CalibOptions,
@@ -52,7 +53,7 @@ pub struct PtqConfig {
 impl Default for PtqConfig {
     fn default() -> Self {
         PtqConfig {
-            algo: CalibAlgo::Kl,
+            algo: CalibAlgo::Hist { percent: crate::calib::DEFAULT_HIST_PERCENT },
             calib: CalibOptions::default(),
             per_channel: true,
             skip: Vec::new(),
