@@ -5,7 +5,6 @@ use crate::fast::{FastActivation, Isa, NATIVE_FMA, madd};
 use crate::gemm::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedB, PerAxis, Residual, sgemm};
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, FcAttrs};
-use rayon::prelude::*;
 
 const OP: &str = "FullyConnected";
 
@@ -147,14 +146,7 @@ impl FullyConnectedGemm {
                 let w = &panels[first_panel * nr * k..];
                 gemv_panels(isa, xr, w, nr, self.bias.as_deref().map(|b| &b[first_panel * nr..]), out);
             };
-            let panel_count = n.div_ceil(nr);
-            let tasks = threads.min(panel_count);
-            if tasks <= 1 {
-                run(0, yr);
-            } else {
-                let per_task = panel_count.div_ceil(tasks);
-                yr.par_chunks_mut(per_task * nr).enumerate().for_each(|(t, out)| run(t * per_task, out));
-            }
+            crate::parallel::for_unit_runs(yr, n.div_ceil(nr), nr, 1, threads, run);
             activation.apply_row(yr);
         }
         Ok(())

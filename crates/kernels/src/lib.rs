@@ -13,6 +13,7 @@ pub mod fully_connected_gemm;
 pub mod gemm;
 pub mod int8;
 mod knobs;
+mod parallel;
 pub mod reference;
 mod short_rows;
 

@@ -13,7 +13,6 @@
 
 use crate::fast::activation::{ActVisitor, BlockAct, visit_act};
 use crate::fast::{FastActivation, Isa};
-use rayon::prelude::*;
 
 /// What [`scatter`] costs per output value, in GEMM multiply-adds. Fitted to per-node
 /// timings of both forms (`lite-cli bench --profile`, `LITHE_SPATIAL_MAJOR=0/1`): MobileNetV1's
@@ -72,14 +71,7 @@ pub(crate) fn scatter(ct: &[f32], n: usize, m: usize, finish: Option<&Finish<'_>
         });
         scatter_channels(isa, ct, n, m, c0, part_finish.as_ref(), y_part);
     };
-    let blocks = m.div_ceil(B);
-    let tasks = threads.min(blocks);
-    if tasks <= 1 || n == 0 {
-        run(0, y);
-    } else {
-        let per_task = blocks.div_ceil(tasks) * B;
-        y.par_chunks_mut(per_task * n).enumerate().for_each(|(t, part)| run(t * per_task, part));
-    }
+    crate::parallel::for_unit_runs(y, m, n, B, threads, run);
 }
 
 /// [`scatter`] for channels `c0..c0 + y.len() / n`, with the chosen instruction set.

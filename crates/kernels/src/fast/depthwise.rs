@@ -18,7 +18,6 @@ use super::{Isa, NATIVE_FMA, madd};
 use crate::KernelError;
 use crate::short_rows::{copy_short, deinterleave_short, map_short, zip_map_short};
 use lithe_ir::op::AxisWindow;
-use rayon::prelude::*;
 
 const OP: &str = "DepthwiseConv";
 
@@ -161,13 +160,7 @@ pub fn depthwise_conv2d_nchw(
         };
         run_planes(isa, kind, &job, &geom, out_chunk, &mut Scratch::default());
     };
-    let threads = threads.min(planes);
-    if threads <= 1 {
-        run(0, out);
-    } else {
-        let per_task = planes.div_ceil(threads);
-        out.par_chunks_mut(per_task * out_plane).enumerate().for_each(|(t, chunk)| run(t * per_task, chunk));
-    }
+    crate::parallel::for_unit_runs(out, planes, out_plane, 1, threads, run);
     Ok(())
 }
 

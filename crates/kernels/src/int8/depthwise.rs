@@ -11,7 +11,6 @@ use super::conv::QConvGeometry;
 use super::epilogue::{QuantEpilogue, QuantOut, Requant, check_scale, dequant, invalid};
 use crate::KernelError;
 use crate::fast::Isa;
-use rayon::prelude::*;
 
 /// Depthwise weights widened to i16, with per-channel scales.
 #[derive(Clone, Debug)]
@@ -185,14 +184,9 @@ fn split<T: OutElem>(job: &Job<'_>, out: &mut [T], threads: usize) {
     let ohw = job.oh * job.ow;
     let planes = out.len() / ohw.max(1);
     let isa = Isa::detect();
-    if threads <= 1 || planes < 2 {
-        run_planes(isa, job, 0, out, &mut Scratch::default());
-        return;
-    }
-    let per = planes.div_ceil(threads.min(planes));
-    out.par_chunks_mut(per * ohw)
-        .enumerate()
-        .for_each(|(i, o)| run_planes(isa, job, i * per, o, &mut Scratch::default()));
+    crate::parallel::for_unit_runs(out, planes, ohw, 1, threads, |first, o| {
+        run_planes(isa, job, first, o, &mut Scratch::default())
+    });
 }
 
 fn run_planes<T: OutElem>(isa: Isa, job: &Job<'_>, first: usize, out: &mut [T], s: &mut Scratch) {
