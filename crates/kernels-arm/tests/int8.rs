@@ -4,12 +4,13 @@
 //! kernels and the tests pass trivially; run them with `cargo xtask test-arm`.
 
 use lithe_kernels::int8::I8GemmMicrokernel;
-use lithe_kernels::int8::QConvGeometry;
-use lithe_kernels::int8::conformance::{
-    ALL_OUTPUTS, I8GemmCase, QConvCase, all_activations, check_case, check_conv_case, run_conv_suite, run_suite,
-};
+use lithe_kernels::int8::conformance::{check_case, check_conv_case, run_conv_suite, run_suite};
 use lithe_kernels_arm::{available_i8_gemm, best_i8_gemm, detect_i8_gemm};
 use proptest::prelude::*;
+
+#[path = "../../kernels/tests/support/int8_cases.rs"]
+mod int8_cases;
+use int8_cases::{SIMD_SIZES, arb_conv_case, arb_gemm_case};
 
 #[test]
 fn gemm_suite_for_every_available_kernel() {
@@ -52,64 +53,11 @@ fn detection_is_consistent() {
     }
 }
 
-fn arb_case() -> impl Strategy<Value = I8GemmCase> {
-    (
-        (1usize..70, 1usize..100, 0usize..700, any::<u8>()),
-        (any::<bool>(), any::<bool>(), any::<bool>(), 0usize..4, 0usize..4),
-        (0usize..3, any::<bool>(), 1usize..3, any::<u64>()),
-    )
-        .prop_map(|((m, n, k, zp), (pc, bias, bi, act, out), (pad, source, threads, seed))| I8GemmCase {
-            m,
-            n,
-            k,
-            x_zp: [0, 128, zp, 255][seed as usize % 4],
-            per_channel: pc,
-            bias,
-            bias_i32: bi,
-            activation: all_activations()[act],
-            out: ALL_OUTPUTS[out],
-            pad,
-            source,
-            threads,
-            seed,
-        })
-}
-
-fn arb_conv() -> impl Strategy<Value = QConvCase> {
-    (
-        (1usize..3, 1usize..9, 1usize..9, 1usize..3, 3usize..14, 3usize..14),
-        (prop_oneof![Just(1usize), Just(3), Just(5)], 1usize..3, 0usize..3, 1usize..3, any::<bool>()),
-        (0usize..4, 0usize..4, any::<bool>(), 1usize..3, any::<u64>()),
-    )
-        .prop_map(|((n, cg, cog, g, h, w), (k, s, p, d, dw), (act, out, bias, threads, seed))| {
-            let k = k.min(h).min(w);
-            let p = p.min(k - 1);
-            let d = if dw || (k - 1) * d + 1 > h.min(w) { 1 } else { d };
-            let (c_in, c_out, groups) = if dw { (g * cg, g * cg, g * cg) } else { (g * cg, g * cog, g) };
-            QConvCase {
-                n,
-                c_in,
-                c_out,
-                hw: [h, w],
-                kernel_hw: [k, k],
-                geom: QConvGeometry { strides: [s, s], pads: [p, p, p, p], dilations: [d, d], groups },
-                x_zp: [0, 128, (seed >> 8) as u8, 255][seed as usize % 4],
-                bias,
-                bias_i32: seed % 3 == 0,
-                activation: all_activations()[act],
-                out: ALL_OUTPUTS[out],
-                allow_depthwise: true,
-                threads,
-                seed,
-            }
-        })
-}
-
 proptest! {
     // An explicit count: `PROPTEST_CASES` does not override it.
     #![proptest_config(ProptestConfig::with_cases(48))]
     #[test]
-    fn simd_kernels_match_reference(case in arb_case()) {
+    fn simd_kernels_match_reference(case in arb_gemm_case(SIMD_SIZES)) {
         for k in available_i8_gemm() {
             let k: &dyn I8GemmMicrokernel = k;
             prop_assert_eq!(check_case(k, &case), Ok(()));
@@ -117,7 +65,7 @@ proptest! {
     }
 
     #[test]
-    fn simd_convs_match_reference(case in arb_conv()) {
+    fn simd_convs_match_reference(case in arb_conv_case(SIMD_SIZES)) {
         for k in available_i8_gemm() {
             prop_assert_eq!(check_conv_case(k, &case), Ok(()));
         }

@@ -2,15 +2,17 @@
 //! conformance suites, random cases, and typed errors on bad arguments.
 
 use lithe_kernels::KernelError;
-use lithe_kernels::int8::conformance::{
-    ALL_OUTPUTS, I8GemmCase, QConvCase, all_activations, check_case, check_conv_case, run_conv_suite, run_suite,
-};
+use lithe_kernels::int8::conformance::{check_case, check_conv_case, run_conv_suite, run_suite};
 use lithe_kernels::int8::reference::{QuantValues, i8_gemm_reference};
 use lithe_kernels::int8::{
     I8Gemm4x8c4Generic, I8GemmMicrokernel, I8Input, OutputKind, PackedI8Weights, QActivation, QConvGeometry,
     QLinearConv2d, QuantEpilogue, QuantOut, U8MatRef, i8_gemm, s8_to_u8_activations, u8_zero_point_from_s8,
 };
 use proptest::prelude::*;
+
+#[path = "support/int8_cases.rs"]
+mod int8_cases;
+use int8_cases::{GENERIC_SIZES, arb_conv_case, arb_gemm_case};
 
 static GENERIC: I8Gemm4x8c4Generic = I8Gemm4x8c4Generic;
 
@@ -119,69 +121,15 @@ fn depthwise_takes_the_direct_kernel() {
     assert!(!c.is_depthwise());
 }
 
-fn arb_gemm_case() -> impl Strategy<Value = I8GemmCase> {
-    (
-        (1usize..40, 1usize..60, 0usize..300, any::<u8>()),
-        (any::<bool>(), any::<bool>(), any::<bool>(), 0usize..4, 0usize..4),
-        (0usize..3, any::<bool>(), 1usize..3, any::<u64>()),
-    )
-        .prop_map(|((m, n, k, zp), (pc, bias, bi, act, out), (pad, source, threads, seed))| I8GemmCase {
-            m,
-            n,
-            k,
-            x_zp: [0, 128, zp, 255][seed as usize % 4],
-            per_channel: pc,
-            bias,
-            bias_i32: bi,
-            activation: all_activations()[act],
-            out: ALL_OUTPUTS[out],
-            pad,
-            source,
-            threads,
-            seed,
-        })
-}
-
-/// Random convs (depthwise-shaped ones about a third of the time).
-pub fn arb_conv_case() -> impl Strategy<Value = QConvCase> {
-    (
-        (1usize..3, 1usize..6, 1usize..6, 1usize..4, 3usize..12, 3usize..12),
-        (prop_oneof![Just(1usize), Just(3), Just(5)], 1usize..3, 0usize..3, 0usize..3, 1usize..3, any::<bool>()),
-        (0usize..4, 0usize..4, any::<bool>(), any::<bool>(), 1usize..3, any::<u64>()),
-    )
-        .prop_map(|((n, cg, cog, g, h, w), (k, s, p0, p1, d, dw), (act, out, bias, bi, threads, seed))| {
-            let k = k.min(h).min(w);
-            let (pad, d) = ([p0.min(k - 1), p1.min(k - 1), p1.min(k - 1), p0.min(k - 1)], if dw { 1 } else { d });
-            let d = if (k - 1) * d + 1 > h.min(w) { 1 } else { d };
-            let (c_in, c_out, groups) = if dw { (g * cg, g * cg, g * cg) } else { (g * cg, g * cog, g) };
-            QConvCase {
-                n,
-                c_in,
-                c_out,
-                hw: [h, w],
-                kernel_hw: [k, k],
-                geom: QConvGeometry { strides: [s, s], pads: pad, dilations: [d, d], groups },
-                x_zp: [0, 128, (seed >> 8) as u8, 255][seed as usize % 4],
-                bias,
-                bias_i32: bi,
-                activation: all_activations()[act],
-                out: ALL_OUTPUTS[out],
-                allow_depthwise: true,
-                threads,
-                seed,
-            }
-        })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn generic_gemm_matches_reference(case in arb_gemm_case()) {
+    fn generic_gemm_matches_reference(case in arb_gemm_case(GENERIC_SIZES)) {
         prop_assert_eq!(check_case(&GENERIC, &case), Ok(()));
     }
 
     #[test]
-    fn generic_conv_matches_reference(case in arb_conv_case()) {
+    fn generic_conv_matches_reference(case in arb_conv_case(GENERIC_SIZES)) {
         prop_assert_eq!(check_conv_case(&GENERIC, &case), Ok(()));
     }
 }
