@@ -15,7 +15,7 @@
 //! 9 depthwise weights) near a quarter of their size. With int16 weights biases stay f32.
 
 use crate::QuantError;
-use lithe_ir::{DType, Graph, NodeId, Op, Outlet, Tensor};
+use lithe_ir::{DType, Graph, Op, Outlet, Tensor};
 use ndarray::{ArrayD, Axis};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -210,39 +210,62 @@ pub(crate) fn quantize_per_channel(w: &ArrayD<f32>, axis: Option<usize>, bits: W
     Quantized { values, scales, worst_relative_error: worst }
 }
 
-/// Replace the constant at `o` by `DequantizeLinear(q, scales)` whose output keeps `name`
-/// (per-axis scales along `axis`, or one scalar scale).
-pub(crate) fn replace_with_dequantize(
+impl Quantized {
+    /// The scales as `DequantizeLinear` takes them: 1-D per axis, or a scalar.
+    pub(crate) fn scale_tensor(&self, per_axis: bool) -> Result<Tensor, QuantError> {
+        Ok(if per_axis {
+            Tensor::from_vec(&[self.scales.len()], self.scales.clone())?
+        } else {
+            Tensor::scalar(self.scales.first().copied().unwrap_or(1.0))
+        })
+    }
+}
+
+/// Add `Const(q) -> DequantizeLinear(axis)` for the weight `name` (per-axis scales along
+/// `axis`, or one scalar scale); returns the dequantized value, named `{name}.dq`.
+pub(crate) fn dequantize_node(
+    graph: &mut Graph,
+    name: &str,
+    q: Quantized,
+    axis: Option<usize>,
+) -> Result<Outlet, QuantError> {
+    let scale = q.scale_tensor(axis.is_some())?;
+    let values = graph.add_const(format!("{name}.q"), q.values);
+    let scales = graph.add_const(format!("{name}.scale"), scale);
+    let axis = i64::try_from(axis.unwrap_or(0))
+        .map_err(|_| QuantError::Setting { field: "axis", reason: "too large".into() })?;
+    Ok(graph.add_node_inferred(
+        format!("{name}.dq"),
+        Op::DequantizeLinear { axis },
+        &[Some(values), Some(scales)],
+        1,
+    )?[0])
+}
+
+/// Replace the constant at `o` by `DequantizeLinear(q, scales)` whose output keeps `name`.
+fn replace_with_dequantize(
     graph: &mut Graph,
     o: Outlet,
     name: &str,
     q: Quantized,
     axis: Option<usize>,
 ) -> Result<(), QuantError> {
-    let values = graph.add_const(format!("{name}.q"), q.values);
-    let scale = match axis {
-        Some(_) => Tensor::from_vec(&[q.scales.len()], q.scales)?,
-        None => Tensor::scalar(q.scales.first().copied().unwrap_or(1.0)),
-    };
-    let scales = graph.add_const(format!("{name}.scale"), scale);
-    let axis = i64::try_from(axis.unwrap_or(0))
-        .map_err(|_| QuantError::Setting { field: "axis", reason: "too large".into() })?;
-    // The output is named after the node until the replaced constant frees the weight's name.
-    let dq_out = graph.add_node_inferred(
-        format!("{name}.dq"),
-        Op::DequantizeLinear { axis },
-        &[Some(values), Some(scales)],
-        1,
-    )?[0];
+    let dq_out = dequantize_node(graph, name, q, axis)?;
     graph.replace_uses(o, dq_out)?;
-    remove_if_unread(graph, o.node);
+    remove_if_unread(graph, o);
+    // The replaced constant is gone: the weight's name is free again.
     graph.value_mut(dq_out).name = name.to_string();
     Ok(())
 }
 
-fn remove_if_unread(graph: &mut Graph, id: NodeId) {
-    let outs = graph.node(id).outputs.len();
-    if (0..outs).all(|s| graph.consumers(Outlet::new(id, s)).is_empty()) {
-        graph.remove_node(id);
+/// Remove the node of `o` when nothing (no node, no graph output) reads it any more.
+pub(crate) fn remove_if_unread(graph: &mut Graph, o: Outlet) {
+    let outs = graph.node(o.node).outputs.len();
+    let read = (0..outs).any(|s| {
+        let v = Outlet::new(o.node, s);
+        !graph.consumers(v).is_empty() || graph.outputs().contains(&v)
+    });
+    if !read {
+        graph.remove_node(o.node);
     }
 }

@@ -22,7 +22,7 @@ pub use runner::ValueRunner;
 use crate::QuantError;
 use crate::calib::{CalibAlgo, CalibOptions, Observer, QuantSpec};
 use crate::data::CalibSource;
-use crate::weight_only::{Storage, WeightBits, quantize_per_channel, storage_of};
+use crate::weight_only::{Storage, WeightBits, dequantize_node, quantize_per_channel, remove_if_unread, storage_of};
 pub use bias_correction::TapMeans;
 use lithe_ir::{DType, Graph, NodeId, Op, Outlet, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
@@ -275,10 +275,7 @@ pub fn insert_qdq(
             .map(|(n, _)| n)
             .collect();
         if readers.iter().any(|n| corrections.contains_key(n)) {
-            let scale = match axis {
-                Some(_) => Tensor::from_vec(&[q.scales.len()], q.scales.clone())?,
-                None => Tensor::scalar(q.scales.first().copied().unwrap_or(1.0)),
-            };
+            let scale = q.scale_tensor(axis.is_some())?;
             let rounded = lithe_kernels::reference::quantize::dequantize_linear(
                 &q.values,
                 &scale,
@@ -310,27 +307,13 @@ fn replace_weight(
     axis: Option<usize>,
     quantized: &BTreeSet<NodeId>,
 ) -> Result<(), QuantError> {
-    let values = graph.add_const(format!("{name}.q"), q.values);
-    let scale = match axis {
-        Some(_) => Tensor::from_vec(&[q.scales.len()], q.scales)?,
-        None => Tensor::scalar(q.scales.first().copied().unwrap_or(1.0)),
-    };
-    let scales = graph.add_const(format!("{name}.scale"), scale);
-    let axis = axis.unwrap_or(0) as i64;
-    let dq = graph.add_node_inferred(
-        format!("{name}.dequantize"),
-        Op::DequantizeLinear { axis },
-        &[Some(values), Some(scales)],
-        1,
-    )?[0];
+    let dq = dequantize_node(graph, name, q, axis)?;
     for (consumer, slot) in graph.consumers(w) {
         if slot == 1 && quantized.contains(&consumer) {
             graph.set_input(consumer, 1, Some(dq))?;
         }
     }
-    if graph.consumers(w).is_empty() && !graph.outputs().contains(&w) {
-        graph.remove_node(w.node);
-    }
+    remove_if_unread(graph, w);
     Ok(())
 }
 
