@@ -1,4 +1,4 @@
-//! Errors of the ONNX importer.
+//! Errors of the ONNX importer and exporter.
 
 use lithe_ir::IrError;
 use std::fmt;
@@ -38,7 +38,7 @@ fn list_unsupported(ops: &[UnsupportedOp]) -> String {
     format!("the model uses {} unsupported operator type{plural}: {}", ops.len(), items.join(", "))
 }
 
-/// Errors raised while importing an ONNX model or tensor.
+/// Errors raised while importing an ONNX model or tensor, or exporting a graph.
 #[derive(Debug, Error)]
 pub enum OnnxError {
     /// A file could not be read.
@@ -94,6 +94,25 @@ pub enum OnnxError {
     /// The imported graph failed IR shape inference or validation.
     #[error("{0}")]
     Ir(#[from] IrError),
+    /// Export: the node's operator has no ONNX form the exporter knows.
+    #[error("cannot export node '{node}': operator {op} has no ONNX export")]
+    UnsupportedExport {
+        /// Node name.
+        node: String,
+        /// The IR operator's name.
+        op: String,
+    },
+    /// Export: the node cannot be written as standard ONNX (missing input, unsupported
+    /// attribute value, ...).
+    #[error("cannot export node '{node}' ({op}): {message}")]
+    Export {
+        /// Node name.
+        node: String,
+        /// The IR operator's name.
+        op: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An error inside a model file, with the file's path.
     #[error("{}: {source}", path.display())]
     InFile {

@@ -1,4 +1,4 @@
-//! ONNX import into the Lithe IR.
+//! ONNX import into the Lithe IR, and export back to ONNX.
 //!
 //! [`load_model`] reads an ONNX model file (external tensor data relative to its directory) and
 //! returns a validated [`Graph`]: initializers become constants, remaining graph inputs become
@@ -10,12 +10,16 @@
 //! Models with operators the importer does not know fail with one
 //! [`OnnxError::UnsupportedOps`] listing all of them. Hostile or truncated files give errors,
 //! never panics.
+//!
+//! [`export_model`] and [`save_onnx`] write a graph (imported, optimized or built in Rust) as
+//! a standard ONNX model (default domain, opset [`EXPORT_OPSET`]), expanding Lithe's fused ops.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod attrs;
 mod context;
 mod error;
+mod export;
 mod import;
 mod ops;
 mod registry;
@@ -32,6 +36,7 @@ pub mod proto {
 }
 
 pub use error::{OnnxError, UnsupportedOp};
+pub use export::{EXPORT_OPSET, ExportOptions, export_model, export_model_proto, save_onnx, save_onnx_with};
 
 use lithe_ir::{Graph, Tensor};
 use prost::Message;
