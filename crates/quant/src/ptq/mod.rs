@@ -10,6 +10,10 @@
 //!    behind a `DequantizeLinear`, symmetric, per output channel (default) or per layer.
 //!    Biases stay f32 (the int8 kernels add them in the f32 epilogue).
 //!
+//! [`quantize_static`] does both; [`calibrate_graph`] and [`Calibration::apply`] separate them,
+//! so that a search over which nodes to leave in fp32 ([`crate::analysis::suggest_skips`])
+//! re-quantizes without calibrating again.
+//!
 //! The result is a QDQ graph with ONNX semantics: the predictor runs it as is (quantization
 //! simulated exactly), it exports to ONNX for onnxruntime, and the int8 kernels run the
 //! quantized nodes.
@@ -317,13 +321,34 @@ fn replace_weight(
     Ok(())
 }
 
-/// Calibrate on `source` and turn `graph` into its int8 QDQ form (see the module docs).
-pub fn quantize_static(
-    graph: &mut Graph,
+/// A calibrated model: the quantizable nodes, their activations' ranges and the bias
+/// corrections, from which [`Calibration::apply`] builds the QDQ graph with any subset of the
+/// nodes left in fp32, without running the calibration data again.
+pub struct Calibration {
+    /// The quantizable nodes (`config.skip` applied), in id order.
+    pub nodes: Vec<NodeId>,
+    /// The nodes a `config.skip` pattern removed.
+    pub skipped: Vec<NodeId>,
+    /// The activations calibrated ([`activation_values`] of `nodes`).
+    pub values: Vec<Outlet>,
+    /// Their ranges, in `values` order.
+    pub ranges: Vec<ActivationRange>,
+    /// Bias corrections per node (empty without `config.bias_correction`).
+    pub corrections: BTreeMap<NodeId, TapMeans>,
+    /// Calibration samples used.
+    pub samples: usize,
+    /// Weights per output channel.
+    pub per_channel: bool,
+}
+
+/// Calibrate the quantizable nodes of `graph` on `source` (the first half of
+/// [`quantize_static`]); `graph` is not changed.
+pub fn calibrate_graph(
+    graph: &Graph,
     source: &dyn CalibSource,
     config: &PtqConfig,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<PtqReport, QuantError> {
+) -> Result<Calibration, QuantError> {
     let (nodes, skipped) = quantizable_nodes(graph, &config.skip);
     let values = activation_values(graph, &nodes);
     let mut corrections: BTreeMap<NodeId, TapMeans> = BTreeMap::new();
@@ -349,14 +374,46 @@ pub fn quantize_static(
             }
         }
     })?;
-    let report = PtqReport {
-        quantized: nodes.iter().map(|&id| graph.node(id).name.clone()).collect(),
-        skipped: skipped.iter().map(|&id| graph.node(id).name.clone()).collect(),
-        ranges: values.iter().map(|&v| graph.value(v).name.clone()).zip(ranges.iter().copied()).collect(),
-        samples,
-    };
-    insert_qdq(graph, &nodes, &values, &ranges, config.per_channel, &corrections)?;
-    Ok(report)
+    Ok(Calibration { nodes, skipped, values, ranges, corrections, samples, per_channel: config.per_channel })
+}
+
+impl Calibration {
+    /// Turn `graph` (the graph that was calibrated, or a clone of it: node ids must be the
+    /// same) into its QDQ form, leaving the calibrated nodes in `fp32` unquantized as well.
+    /// Activations read only by nodes left in fp32 get no QDQ pair.
+    pub fn apply(&self, graph: &mut Graph, fp32: &BTreeSet<NodeId>) -> Result<PtqReport, QuantError> {
+        let nodes: Vec<NodeId> = self.nodes.iter().copied().filter(|id| !fp32.contains(id)).collect();
+        let values = activation_values(graph, &nodes);
+        let ranges: Vec<ActivationRange> = values
+            .iter()
+            .map(|v| {
+                let i = self.values.iter().position(|c| c == v).ok_or_else(|| {
+                    QuantError::Run(format!("activation '{}' was not calibrated", graph.value(*v).name))
+                })?;
+                Ok(self.ranges[i])
+            })
+            .collect::<Result<_, QuantError>>()?;
+        let skipped = self.skipped.iter().chain(self.nodes.iter().filter(|id| fp32.contains(id)));
+        let report = PtqReport {
+            quantized: nodes.iter().map(|&id| graph.node(id).name.clone()).collect(),
+            skipped: skipped.map(|&id| graph.node(id).name.clone()).collect(),
+            ranges: values.iter().map(|&v| graph.value(v).name.clone()).zip(ranges.iter().copied()).collect(),
+            samples: self.samples,
+        };
+        insert_qdq(graph, &nodes, &values, &ranges, self.per_channel, &self.corrections)?;
+        Ok(report)
+    }
+}
+
+/// Calibrate on `source` and turn `graph` into its int8 QDQ form (see the module docs).
+pub fn quantize_static(
+    graph: &mut Graph,
+    source: &dyn CalibSource,
+    config: &PtqConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PtqReport, QuantError> {
+    let calibration = calibrate_graph(graph, source, config, progress)?;
+    calibration.apply(graph, &BTreeSet::new())
 }
 
 #[cfg(test)]
