@@ -24,6 +24,9 @@ pub enum QuantError {
         /// What is wrong.
         reason: String,
     },
+    /// Two models compared with each other do not fit together (different inputs, outputs).
+    #[error("the models do not fit together: {0}")]
+    Models(String),
     /// Running the model on calibration or evaluation data failed.
     #[error("running the model: {0}")]
     Run(String),

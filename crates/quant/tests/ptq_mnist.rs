@@ -2,57 +2,13 @@
 //! digits, `testdata/mnist/`): calibrated on training images, evaluated on the 1,000 test
 //! images against the labels and against fp32.
 
-use lithe_ir::{DType, Graph, Op, Tensor};
-use lithe_quant::QuantError;
+mod common;
+
+use common::{Idx, optimized};
+use lithe_ir::{DType, Op};
 use lithe_quant::calib::CalibAlgo;
-use lithe_quant::data::{Batch, CalibSource, InputSpec};
 use lithe_quant::eval::compare;
 use lithe_quant::ptq::{PtqConfig, quantize_static};
-use std::collections::HashMap;
-use std::path::PathBuf;
-
-fn mnist_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/mnist")
-}
-
-/// An IDX image file as `N x 1 x 28 x 28` f32 in `[0, 1]`, with its labels.
-#[derive(Debug)]
-struct Idx {
-    spec: [InputSpec; 1],
-    pixels: Vec<f32>,
-    labels: Vec<usize>,
-}
-
-impl Idx {
-    fn open(images: &str, labels: &str) -> Idx {
-        let im = std::fs::read(mnist_dir().join(images)).unwrap();
-        let lb = std::fs::read(mnist_dir().join(labels)).unwrap();
-        let n = u32::from_be_bytes([im[4], im[5], im[6], im[7]]) as usize;
-        let pixels = im[16..16 + n * 784].iter().map(|&p| f32::from(p) / 255.0).collect();
-        let labels = lb[8..8 + n].iter().map(|&l| usize::from(l)).collect();
-        Idx { spec: [InputSpec::new("input", &[None, Some(1), Some(28), Some(28)])], pixels, labels }
-    }
-}
-
-impl CalibSource for Idx {
-    fn inputs(&self) -> &[InputSpec] {
-        &self.spec
-    }
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-    fn load(&self, start: usize, count: usize) -> Result<Batch, QuantError> {
-        let v = self.pixels[start * 784..(start + count) * 784].to_vec();
-        Ok(Batch { inputs: vec![("input".into(), Tensor::from_vec(&[count, 1, 28, 28], v)?)] })
-    }
-}
-
-fn optimized(model: &str) -> Graph {
-    let opts = lithe_onnx::ImportOptions { input_shapes: HashMap::new(), ..Default::default() };
-    let mut g = lithe_onnx::load_model(&mnist_dir().join(model), &opts).unwrap();
-    lithe_passes::PassManager::default_pipeline().run(&mut g).unwrap();
-    g
-}
 
 /// Every algorithm but `kl`: these nets' conv outputs hold large spikes (channels that are
 /// constant over the blank background), which entropy calibration must keep in bins of their
@@ -69,8 +25,8 @@ const ALGOS: &[(CalibAlgo, bool)] = &[
 
 #[test]
 fn int8_mnist_models_stay_within_three_tenths_of_a_point_of_fp32() {
-    let train = Idx::open("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
-    let test = Idx::open("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
+    let train = Idx::train();
+    let test = Idx::test();
     for model in ["lenet_bn.onnx", "dwsep.onnx"] {
         let fp32 = optimized(model);
         for &(algo, per_channel) in ALGOS {
@@ -111,7 +67,7 @@ fn int8_mnist_models_stay_within_three_tenths_of_a_point_of_fp32() {
 
 #[test]
 fn skip_patterns_leave_nodes_in_fp32() {
-    let train = Idx::open("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
+    let train = Idx::train();
     let mut g = optimized("lenet_bn.onnx");
     let names: Vec<String> = g
         .node_ids()
@@ -131,8 +87,8 @@ fn skip_patterns_leave_nodes_in_fp32() {
 
 #[test]
 fn bias_correction_removes_most_of_the_mean_output_shift() {
-    let train = Idx::open("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
-    let test = Idx::open("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
+    let train = Idx::train();
+    let test = Idx::test();
     let fp32 = optimized("dwsep.onnx");
     let want = lithe_quant::eval::outputs(&fp32, &test, 250, None, 1).unwrap();
     // Per-layer weights round coarsely, so the shift to correct is large.
@@ -165,8 +121,8 @@ fn bias_correction_removes_most_of_the_mean_output_shift() {
 
 #[test]
 fn per_layer_analysis_lists_every_quantized_node_worst_first() {
-    let train = Idx::open("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
-    let test = Idx::open("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
+    let train = Idx::train();
+    let test = Idx::test();
     let fp32 = optimized("lenet_bn.onnx");
     let mut g = fp32.clone();
     let config = PtqConfig { algo: CalibAlgo::AbsMax, max_samples: Some(200), batch_size: 100, ..PtqConfig::default() };
