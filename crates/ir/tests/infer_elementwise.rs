@@ -147,3 +147,20 @@ fn quantize_and_dequantize_linear_types() {
     let cv = Some(InferInput { info: &scalar, value: Some(&c) });
     assert!(infer(&Op::DequantizeLinear { axis: 1 }, &[inp(&qi), cv], 1).is_ok());
 }
+
+#[test]
+fn dynamic_quantize_linear_types() {
+    use lithe_ir::op::{InferInput, infer};
+    use lithe_ir::{Dim, Shape, TypeInfo};
+    let x = TypeInfo::new(DType::F32, Shape(vec![Dim::Sym("n".into()), Dim::Known(3)]));
+    let x_in = Some(InferInput { info: &x, value: None });
+    let out = infer(&Op::DynamicQuantizeLinear, &[x_in], 3).unwrap();
+    assert_eq!(out[0], TypeInfo::new(DType::U8, Shape(vec![Dim::Sym("n".into()), Dim::Known(3)])));
+    assert_eq!(out[1], TypeInfo::new(DType::F32, Shape(vec![])));
+    assert_eq!(out[2], TypeInfo::new(DType::U8, Shape(vec![])));
+    // Three outputs exactly, f32 input only.
+    assert!(infer(&Op::DynamicQuantizeLinear, &[x_in], 1).is_err());
+    let q = TypeInfo::new(DType::U8, [3]);
+    assert!(infer(&Op::DynamicQuantizeLinear, &[Some(InferInput { info: &q, value: None })], 3).is_err());
+    assert!(infer(&Op::DynamicQuantizeLinear, &[x_in, x_in], 3).is_err());
+}

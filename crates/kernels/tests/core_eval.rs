@@ -81,7 +81,7 @@ struct Params {
 }
 
 /// Number of operator kinds [`build_op`] knows (`Input`, `Const` and every IR operator).
-const NUM_OPS: usize = 61;
+const NUM_OPS: usize = 62;
 
 fn build_op(k: usize, p: &Params) -> Op {
     let i = |n: usize| p.ints[n];
@@ -196,6 +196,7 @@ fn build_op(k: usize, p: &Params) -> Op {
         57 => Op::FullyConnected(FcAttrs { activation }),
         58 => Op::QuantizeLinear { axis: p.ints[0], to: p.dtype },
         59 => Op::DequantizeLinear { axis: p.ints[0] },
+        60 => Op::DynamicQuantizeLinear,
         _ => Op::Max,
     }
 }
@@ -340,6 +341,7 @@ proptest! {
         let num_outputs = outputs.unwrap_or(match &op {
             Op::Split { num_outputs, .. } => *num_outputs,
             Op::Dropout => 1 + usize::from(p.flags[5]),
+            Op::DynamicQuantizeLinear => 3,
             _ => 1,
         });
         if let Ok(out) = eval(&op, &ins, num_outputs) {

@@ -1,5 +1,5 @@
-//! QuantizeLinear / DequantizeLinear reference kernels: rounding, saturation, per-axis scales,
-//! zero points, and rejected inputs.
+//! QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear reference kernels: rounding,
+//! saturation, per-axis scales, zero points, and rejected inputs.
 
 use lithe_ir::{DType, Element, Op, Tensor};
 use lithe_kernels::reference::eval;
@@ -114,4 +114,46 @@ fn a_one_element_scale_is_per_tensor_whatever_the_axis() {
     let z = t(&[1], vec![0i32]);
     let d = run(Op::DequantizeLinear { axis: 1 }, &[Some(&q), Some(&s), Some(&z)]).unwrap();
     assert_eq!(vals::<f32>(&d), vec![5.0, -10.0, 15.0]);
+}
+
+/// DynamicQuantizeLinear's three outputs.
+fn dynamic(x: &Tensor) -> (Vec<u8>, f32, u8) {
+    let out = eval(&Op::DynamicQuantizeLinear, &[Some(x)], 3).unwrap();
+    assert_eq!(out[0].shape(), x.shape());
+    assert!(out[1].shape().is_empty() && out[2].shape().is_empty(), "scale and zero point are scalars");
+    (vals::<u8>(&out[0]), out[1].to_f32_vec()[0], vals::<u8>(&out[2])[0])
+}
+
+#[test]
+fn dynamic_quantize_matches_the_onnx_examples() {
+    // The three ONNX backend node tests (test_dynamicquantizelinear*).
+    let (y, s, z) = dynamic(&t(&[6], vec![0.0f32, 2.0, -3.0, -2.5, 1.34, 0.5]));
+    assert_eq!((y, s, z), (vec![153, 255, 0, 26, 221, 179], 5.0 / 255.0, 153));
+    // All negative: the range is [min, 0], the zero point saturates at 255.
+    let (y, s, z) = dynamic(&t(&[6], vec![-1.0f32, -2.1, -1.3, -2.5, -3.34, -4.0]));
+    assert_eq!((y, s, z), (vec![191, 121, 172, 96, 42, 0], 4.0 / 255.0, 255));
+    // All positive: the range is [0, max], zero point 0.
+    let x = t(&[3, 4], vec![1.0f32, 2.1, 1.3, 2.5, 3.34, 4.0, 1.5, 2.6, 3.9, 4.0, 3.0, 2.345]);
+    let (y, s, z) = dynamic(&x);
+    assert_eq!((y, s, z), (vec![64, 134, 83, 159, 213, 255, 96, 166, 249, 255, 191, 149], 4.0 / 255.0, 0));
+}
+
+#[test]
+fn dynamic_quantize_edge_cases() {
+    // An empty range (all zeros, or no elements) gives scale 1 and zero point 0, as onnxruntime.
+    assert_eq!(dynamic(&t(&[4], vec![0.0f32; 4])), (vec![0; 4], 1.0, 0));
+    assert_eq!(dynamic(&t(&[0], Vec::<f32>::new())), (vec![], 1.0, 0));
+    // NaN stays out of the range and quantizes to the zero point (as QuantizeLinear);
+    // -min / scale = 1 / (2 / 255) is 127.49999 in f32, so the zero point is 127.
+    let (y, s, z) = dynamic(&t(&[3], vec![f32::NAN, -1.0, 1.0]));
+    assert_eq!((s, z), (2.0 / 255.0, 127));
+    assert_eq!(y, vec![127, 0, 254]);
+    // Half-way cases round to even: zero point 2.5 -> 2, 0.5 -> 0, 1.5 -> 2, 252.5 -> 252
+    // (onnxruntime 1.32 gives the same bytes).
+    let (y, s, z) = dynamic(&t(&[4], vec![-2.5f32, 0.5, 1.5, 252.5]));
+    assert_eq!((s, z), (1.0, 2));
+    assert_eq!(y, vec![0, 2, 4, 254]);
+    // Non-f32 input and a wrong output count are errors, not panics.
+    assert!(eval(&Op::DynamicQuantizeLinear, &[Some(&t(&[2], vec![1u8, 2]))], 3).is_err());
+    assert!(eval(&Op::DynamicQuantizeLinear, &[Some(&t(&[2], vec![1.0f32, 2.0]))], 1).is_err());
 }

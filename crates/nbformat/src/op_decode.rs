@@ -191,6 +191,7 @@ pub fn op_from_pb(op: Option<&pb::Op>, weights: &WeightsView<'_>, ctx: Ctx) -> R
         Kind::Cast(c) => Op::Cast { to: dtype_from_pb(c.to, ctx, "to")? },
         Kind::QuantizeLinear(q) => Op::QuantizeLinear { axis: q.axis, to: dtype_from_pb(q.to, ctx, "to")? },
         Kind::DequantizeLinear(a) => Op::DequantizeLinear { axis: a.axis },
+        Kind::DynamicQuantizeLinear(_) => Op::DynamicQuantizeLinear,
         Kind::LayerNormalization(l) => Op::LayerNormalization { axis: l.axis, epsilon: l.epsilon },
         Kind::ConstantOfShape(c) => Op::ConstantOfShape {
             value: tensor_from_pb(c.value.as_ref().ok_or_else(|| missing(ctx, "value"))?, weights, ctx)?,

@@ -199,6 +199,7 @@ pub fn op_to_pb(op: &Op, weights: &mut WeightsWriter) -> pb::Op {
             Kind::QuantizeLinear(pb::QuantizeLinearAttrs { axis: *axis, to: dtype_to_pb(*to) as i32 })
         }
         Op::DequantizeLinear { axis } => Kind::DequantizeLinear(pb::AxisAttrs { axis: *axis }),
+        Op::DynamicQuantizeLinear => Kind::DynamicQuantizeLinear(E),
     };
     pb::Op { kind: Some(kind) }
 }

@@ -9,6 +9,7 @@
 //! - Elementwise ops and activations count 1 per output element (Add, Sub, Mul, Div, Pow,
 //!   Sqrt, Relu, LeakyRelu, PRelu, Clip, Tanh, Erf, Exp, Log, Neg, Abs, Equal, Where,
 //!   QuantizeLinear, DequantizeLinear), except
+//!   DynamicQuantizeLinear, 3 per input element (min, max, quantize), and
 //!   compound activations: HardSigmoid 3 (mul, add, clamp), Sigmoid 4 (neg, exp, add, div),
 //!   HardSwish 4 (mul, add, clamp, mul). Min/Max count `inputs - 1` per output element.
 //! - Pools count the window size per output element (MaxPool, AveragePool); global pools
@@ -130,6 +131,8 @@ pub fn flops(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[&TypeInfo]) -> Op
         | Op::Where
         | Op::QuantizeLinear { .. }
         | Op::DequantizeLinear { .. } => per_out(1),
+        // A min/max pass, then the quantization.
+        Op::DynamicQuantizeLinear => Some(in_elems(0)?.saturating_mul(3)),
         Op::HardSigmoid { .. } => per_out(3),
         Op::Sigmoid | Op::HardSwish => per_out(4),
         Op::Min | Op::Max => per_out(inputs.len().saturating_sub(1) as u64),

@@ -139,6 +139,7 @@ fn rule(op: &Op, a: &Args, num_outputs: usize) -> Result<Vec<TypeInfo>, IrError>
         Op::Slice => slicing::slice(a)?,
         Op::Resize(r) => slicing::resize(a, r)?,
         Op::QuantizeLinear { axis, to } => quant::quantize_linear(a, *axis, *to)?,
+        Op::DynamicQuantizeLinear => quant::dynamic_quantize_linear(a)?,
         Op::DequantizeLinear { axis } => quant::dequantize_linear(a, *axis)?,
     })
 }
@@ -148,6 +149,7 @@ fn output_range(op: &Op) -> (usize, usize) {
     match op {
         Op::Dropout | Op::MaxPool(_) => (1, 2),
         Op::LayerNormalization { .. } => (1, 3),
+        Op::DynamicQuantizeLinear => (3, 3),
         Op::Split { num_outputs, .. } => (*num_outputs, *num_outputs),
         _ => (1, 1),
     }
@@ -206,6 +208,7 @@ fn max_inputs(op: &Op) -> usize {
         | Op::Identity
         | Op::ArgMax(_)
         | Op::Cast { .. }
+        | Op::DynamicQuantizeLinear
         | Op::ConstantOfShape { .. }
         | Op::Erf
         | Op::Exp

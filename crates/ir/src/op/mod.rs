@@ -203,6 +203,12 @@ pub enum Op {
         /// Output dtype: u8, i8 or i16.
         to: crate::DType,
     },
+    /// ONNX DynamicQuantizeLinear: u8 quantization of f32 `x` with its own range. Outputs
+    /// `y` (u8, x's shape), `y_scale` (f32 scalar) and `y_zero_point` (u8 scalar): the range
+    /// `[min(0, min x), max(0, max x)]`, `scale = (max - min) / 255` (1 when the range is
+    /// empty, as onnxruntime), `zero_point = round_half_even(clamp(-min / scale, 0, 255))`,
+    /// `y = saturate(round_half_even(x / scale) + zero_point)`.
+    DynamicQuantizeLinear,
     /// Linear dequantization `x = (q - zero_point) * scale`, f32 output.
     /// Inputs: q (u8, i8, i16 or i32), scale (f32, a scalar or one per slice along `axis`),
     /// zero_point? (q's dtype, same length as scale; absent means 0).
@@ -276,6 +282,7 @@ impl Op {
             Op::Min => "Min",
             Op::Max => "Max",
             Op::QuantizeLinear { .. } => "QuantizeLinear",
+            Op::DynamicQuantizeLinear => "DynamicQuantizeLinear",
             Op::DequantizeLinear { .. } => "DequantizeLinear",
         }
     }
@@ -341,6 +348,7 @@ impl Op {
             "Min",
             "Max",
             "QuantizeLinear",
+            "DynamicQuantizeLinear",
             "DequantizeLinear",
         ];
         v.sort_unstable();

@@ -294,6 +294,16 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], num_outputs: usize) -> Result<V
             a.at_most(3)?;
             one(quantize::dequantize_linear(a.req(0, "x")?, a.req(1, "x_scale")?, a.opt(2), *axis)?)
         }
+        Op::DynamicQuantizeLinear => {
+            a.at_most(1)?;
+            if num_outputs != 3 {
+                return Err(KernelError::Invalid {
+                    op: name,
+                    detail: format!("produces 3 outputs, {num_outputs} requested"),
+                });
+            }
+            Ok(quantize::dynamic_quantize_linear(a.req(0, "x")?)?.into())
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! QuantizeLinear and DequantizeLinear, per tensor or per slice along an axis.
+//! QuantizeLinear and DequantizeLinear, per tensor or per slice along an axis, and
+//! DynamicQuantizeLinear (u8, per tensor, range from the data).
 //!
 //! Quantize: `q = saturate(round_half_even(x / scale) + zero_point)` with the division in f32
 //! (onnxruntime's order of operations); NaN becomes the zero point. Dequantize:
@@ -147,4 +148,24 @@ pub fn dequantize_linear(
         .collect();
     let a = ArrayD::from_shape_vec(q.shape().to_vec(), out).map_err(|e| invalid(OP, e.to_string()))?;
     Ok(Tensor::from(a))
+}
+
+/// DynamicQuantizeLinear: `(y, y_scale, y_zero_point)` for f32 `x`, u8 output.
+///
+/// The range `[min(0, min x), max(0, max x)]` always holds 0 (NaN elements are left out of it);
+/// `scale = (max - min) / 255` in f32, or 1 when the range is empty (all zeros, or no elements:
+/// onnxruntime's choice; the ONNX formula divides 0 by 0 there);
+/// `zero_point = round_half_even(clamp(0 - min / scale, 0, 255))`, so 0 is exactly
+/// representable; `y = saturate(round_half_even(x / scale) + zero_point)` as QuantizeLinear
+/// (NaN becomes the zero point).
+pub fn dynamic_quantize_linear(x: &Tensor) -> Result<[Tensor; 3], KernelError> {
+    const OP: &str = "DynamicQuantizeLinear";
+    let xs = x.expect_view::<f32>("DynamicQuantizeLinear input").map_err(|e| invalid(OP, e.to_string()))?;
+    // f32::min/max return the other operand for NaN, so NaN never widens the range.
+    let (lo, hi) = xs.iter().fold((0.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let scale = if hi == lo { 1.0 } else { (hi - lo) / 255.0 };
+    let zero_point = (0.0 - lo / scale).clamp(0.0, 255.0).round_ties_even() as i64;
+    let q: Vec<u8> = xs.iter().map(|&v| quantize_value(v, scale, zero_point, 0, 255) as u8).collect();
+    let y = ArrayD::from_shape_vec(x.shape().to_vec(), q).map_err(|e| invalid(OP, e.to_string()))?;
+    Ok([Tensor::from(y), Tensor::scalar(scale), Tensor::scalar(zero_point as u8)])
 }

@@ -294,6 +294,7 @@ pub fn all_ops_graph() -> Graph {
     let w_scale = b.c(Tensor::from_vec(&[4], vec![0.1f32, 0.2, 0.3, 0.4]).unwrap());
     let wq = b.op(Op::QuantizeLinear { axis: 1, to: DType::I8 }, &[Some(x), Some(w_scale)]);
     outs.push(b.op(Op::DequantizeLinear { axis: -3 }, &[Some(wq), Some(w_scale)]));
+    outs.extend(b.ops(Op::DynamicQuantizeLinear, &[Some(x)], 3));
 
     // Symbolic, unknown and unranked inputs.
     outs.push(b.op(Op::Relu, &[Some(s)]));

@@ -1,9 +1,10 @@
 //! QuantizeLinear and DequantizeLinear: the shape of the input, the dtype of the other side,
-//! scales and zero points either scalars (per tensor) or one per slice along `axis`.
+//! scales and zero points either scalars (per tensor) or one per slice along `axis`;
+//! DynamicQuantizeLinear: u8 data of the input's shape with scalar scale and zero point.
 
 use super::InferInput;
 use super::common::{Args, axis, one, same_dtype, show, vector_len, want_dtype};
-use crate::{DType, Dim, IrError, TypeInfo};
+use crate::{DType, Dim, IrError, Shape, TypeInfo};
 
 /// The dtypes QuantizeLinear produces.
 const QUANTIZED: [DType; 3] = [DType::U8, DType::I8, DType::I16];
@@ -37,6 +38,18 @@ pub(super) fn dequantize_linear(a: &Args, axis_attr: i64) -> Result<Vec<TypeInfo
         same_dtype(a.op, "x", &q, "x_zero_point", &zp)?;
     }
     Ok(one(DType::F32, q.info.shape.clone()))
+}
+
+/// DynamicQuantizeLinear: f32 in; `y` u8 of x's shape, `y_scale` f32 and `y_zero_point` u8
+/// scalars.
+pub(super) fn dynamic_quantize_linear(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
+    let x = a.req(0, "x")?;
+    want_dtype(a.op, "x", &x, DType::F32)?;
+    Ok(vec![
+        TypeInfo { dtype: DType::U8, shape: x.info.shape.clone() },
+        TypeInfo::new(DType::F32, Shape(Vec::new())),
+        TypeInfo::new(DType::U8, Shape(Vec::new())),
+    ])
 }
 
 /// Scale (slot 1, f32) and zero point (slot 2): both 0-D/1-D of one length, which is 1 or the
