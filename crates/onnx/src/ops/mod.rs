@@ -6,6 +6,7 @@ mod constant;
 mod identity;
 mod math;
 mod nn;
+mod qlinear;
 mod quant;
 mod reduce;
 mod resize;
@@ -24,6 +25,7 @@ pub(crate) fn register_all(r: &mut Registry) {
     identity::register(r);
     math::register(r);
     nn::register(r);
+    qlinear::register(r);
     quant::register(r);
     reduce::register(r);
     resize::register(r);

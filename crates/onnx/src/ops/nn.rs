@@ -33,7 +33,7 @@ fn even_pads(ctx: &NodeCtx<'_>) -> Result<Vec<usize>, OnnxError> {
     Ok(pads)
 }
 
-fn conv_attrs(ctx: &NodeCtx<'_>) -> Result<ConvAttrs, OnnxError> {
+pub(super) fn conv_attrs(ctx: &NodeCtx<'_>) -> Result<ConvAttrs, OnnxError> {
     let group = ctx.int_or("group", 1)?;
     let group = usize::try_from(group)
         .ok()
