@@ -6,15 +6,19 @@ use crate::model;
 use crate::report::human;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use lithe_ir::{Dim, Graph, Outlet};
+use lithe_ir::Graph;
 use lithe_nbformat::ModelMeta;
 use lithe_passes::PassManager;
-use lithe_quant::analysis::{compare_values, quantized_values};
+use lithe_quant::QuantError;
+use lithe_quant::analysis::{
+    SkipEvent, SkipRanking, SkipSearch, compare_values, input_specs, quantized_values, suggest_skips_with,
+};
 use lithe_quant::calib::{CalibAlgo, CalibOptions};
-use lithe_quant::data::{CalibSource, InputSpec, Preprocess, open_source};
+use lithe_quant::data::{CalibSource, Preprocess, open_source};
 use lithe_quant::eval::compare;
-use lithe_quant::ptq::{PtqConfig, quantize_static};
+use lithe_quant::ptq::{Calibration, PtqConfig, calibrate_graph};
 use lithe_quant::weight_only::{WeightBits, quantize_weights};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +27,8 @@ use std::path::{Path, PathBuf};
 #[command(after_help = "Examples:\n  lite-cli quant -m m.onnx -o m.nb --quant weight-int8\n  \
     lite-cli quant -m m.onnx -o m_int8.nb --quant int8 --calib calib.npy --algo kl --eval eval.npy\n  \
     lite-cli quant -m m.onnx -o m_int8.nb --quant int8 --calib photos/ \
-    --preprocess resize=256,crop=224,scale=1/255,mean=0.485:0.456:0.406,std=0.229:0.224:0.225")]
+    --preprocess resize=256,crop=224,scale=1/255,mean=0.485:0.456:0.406,std=0.229:0.224:0.225\n  \
+    lite-cli quant -m m.onnx -o m_int8.nb --calib calib.npy --eval eval.npy --analyze --target-agreement 0.99")]
 pub struct QuantArgs {
     /// The fp32 model (ONNX or `.nb`); it is optimized first like `lite-cli opt`.
     #[arg(long, short = 'm')]
@@ -79,6 +84,21 @@ pub struct QuantArgs {
     /// How many rows of `--analyze` to print (0: all).
     #[arg(long, default_value_t = 10)]
     pub analyze_top: usize,
+    /// Search which quantized nodes to leave in fp32 so that the top-1 agreement with fp32 on
+    /// the `--eval` data (or the calibration data) reaches `--target-agreement`; prints each
+    /// step and a `--skip` line to re-run with. Re-quantizes with the calibrated ranges.
+    #[arg(long)]
+    pub suggest_skips: bool,
+    /// The agreement `--suggest-skips` aims for, in [0, 1] (giving it implies --suggest-skips).
+    #[arg(long, value_name = "T", value_parser = parse_fraction)]
+    pub target_agreement: Option<f64>,
+    /// At most this many nodes are added to the suggested skip list.
+    #[arg(long, default_value_t = 20)]
+    pub max_skip_steps: usize,
+    /// Order of the skip search: `measured` (each node's agreement when only it stays fp32,
+    /// one evaluation per quantized node) or `analysis` (the --analyze order, worst SNR first).
+    #[arg(long, default_value = "measured")]
+    pub skip_ranking: SkipRanking,
     /// Threads for calibration and evaluation runs.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -93,8 +113,11 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
     let fp32 = graph.clone();
     let fp32_bytes = lithe_nbformat::write(&fp32, &ModelMeta::default()).context("cannot encode the fp32 model")?.len();
     let mode = args.quant.trim().to_ascii_lowercase();
+    let mut calibration = None;
     let applied = if mode == "int8" {
-        static_int8(args, &mut graph, out)?
+        let (applied, c) = static_int8(args, &mut graph, out)?;
+        calibration = Some(c);
+        applied
     } else {
         let bits: WeightBits = mode.parse().context("--quant (int8, weight-int8, weight-int16)")?;
         let r = quantize_weights(&mut graph, bits, 1).context("cannot quantize the weights")?;
@@ -104,7 +127,7 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
     if args.analyze {
         let data = args.eval.as_ref().or(args.calib.as_ref());
         let Some(data) = data else { bail!("--analyze needs --eval or --calib data") };
-        let source = open(data, &fp32, args)?;
+        let source = open_data(data, &fp32, args.preprocess.as_ref())?;
         let values = quantized_values(&fp32, &graph);
         let rows =
             compare_values(&fp32, &graph, &values, source.as_ref(), args.batch_size, args.eval_samples, args.threads)
@@ -122,7 +145,7 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
     if let Some(eval) = &args.eval {
-        let source = open(eval, &fp32, args)?;
+        let source = open_data(eval, &fp32, args.preprocess.as_ref())?;
         let a = compare(&fp32, &graph, source.as_ref(), args.batch_size, args.eval_samples, args.threads)
             .context("evaluation")?;
         writeln!(
@@ -135,6 +158,10 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
             a.mean_abs_error,
             a.cosine
         )?;
+    }
+    if args.suggest_skips || args.target_agreement.is_some() {
+        let Some(calibration) = &calibration else { bail!("--suggest-skips needs --quant int8") };
+        search_skips(args, &fp32, calibration, out)?;
     }
     let meta = ModelMeta {
         producer: format!("lithe {}", env!("CARGO_PKG_VERSION")),
@@ -157,9 +184,9 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 /// Static int8: calibrate on `--calib` and insert the QDQ pairs.
-fn static_int8(args: &QuantArgs, graph: &mut Graph, out: &mut dyn Write) -> Result<String> {
+fn static_int8(args: &QuantArgs, graph: &mut Graph, out: &mut dyn Write) -> Result<(String, Calibration)> {
     let Some(calib) = &args.calib else { bail!("--quant int8 needs calibration data (--calib PATH)") };
-    let source = open(calib, graph, args)?;
+    let source = open_data(calib, graph, args.preprocess.as_ref())?;
     let mut calib_options = CalibOptions::default();
     let mut algo = args.algo;
     if let (CalibAlgo::Hist { percent }, Some(p)) = (&mut algo, args.hist_percent) {
@@ -182,12 +209,13 @@ fn static_int8(args: &QuantArgs, graph: &mut Graph, out: &mut dyn Write) -> Resu
         ProgressStyle::with_template("calibrating (pass {msg}) [{bar:30}] {pos}/{len} samples {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let report = quantize_static(graph, source.as_ref(), &config, &mut |pass, done| {
+    let calibration = calibrate_graph(graph, source.as_ref(), &config, &mut |pass, done| {
         bar.set_message(pass.to_string());
         bar.set_position(done as u64);
     })
     .with_context(|| format!("cannot calibrate on '{}'", calib.display()))?;
     bar.finish_and_clear();
+    let report = calibration.apply(graph, &BTreeSet::new()).context("cannot quantize")?;
     writeln!(
         out,
         "int8 ({}, {} weights{}): {} nodes quantized, {} skipped, {} activations calibrated on {} samples",
@@ -199,30 +227,129 @@ fn static_int8(args: &QuantArgs, graph: &mut Graph, out: &mut dyn Write) -> Resu
         report.ranges.len(),
         report.samples
     )?;
-    Ok(format!("int8-{}", config.algo))
+    Ok((format!("int8-{}", config.algo), calibration))
 }
 
-/// Open `path` as data for `graph`'s inputs.
-fn open(path: &Path, graph: &Graph, args: &QuantArgs) -> Result<Box<dyn CalibSource>> {
-    let specs: Vec<InputSpec> = graph
-        .inputs()
-        .iter()
-        .map(|&id| {
-            let v = graph.value(Outlet::new(id, 0));
-            let dims: Vec<Option<usize>> =
-                v.ty.shape
-                    .as_ref()
-                    .map(|s| s.0.iter().enumerate().map(|(i, d)| if i == 0 { None } else { known(d) }).collect())
-                    .unwrap_or_default();
-            InputSpec::new(v.name.clone(), &dims)
-        })
-        .collect();
-    open_source(path, &specs, args.preprocess.as_ref()).with_context(|| format!("cannot open '{}'", path.display()))
-}
+/// Candidates listed by `--suggest-skips`.
+const RANKING_ROWS: usize = 10;
 
-fn known(d: &Dim) -> Option<usize> {
-    match d {
-        Dim::Known(n) => Some(*n),
-        _ => None,
+/// `--suggest-skips`: search the nodes to leave in fp32 and print a `--skip` line.
+fn search_skips(args: &QuantArgs, fp32: &Graph, calibration: &Calibration, out: &mut dyn Write) -> Result<()> {
+    let data = args.eval.as_ref().or(args.calib.as_ref());
+    let Some(data) = data else { bail!("--suggest-skips needs --eval or --calib data") };
+    let source = open_data(data, fp32, args.preprocess.as_ref())?;
+    let search = SkipSearch {
+        target: args.target_agreement.unwrap_or(0.99),
+        max_steps: args.max_skip_steps,
+        ranking: args.skip_ranking,
+        batch_size: args.batch_size.max(1),
+        max_samples: args.eval_samples,
+        threads: args.threads,
+    };
+    writeln!(
+        out,
+        "skip search on {} (target top-1 agreement {}, {} ranking, at most {} steps):",
+        data.display(),
+        search.target,
+        search.ranking,
+        search.max_steps
+    )?;
+    let bar = ProgressBar::new(calibration.nodes.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("measuring sensitivity [{bar:30}] {pos}/{len} nodes {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut written: std::io::Result<()> = Ok(());
+    let mut print = |out: &mut dyn Write, line: String| {
+        if written.is_ok() {
+            written = writeln!(out, "{line}");
+        }
+    };
+    // Candidates are measured after the optimizer, like the written model (Q/DQ fusion).
+    let lower = |g: &mut Graph| -> Result<(), QuantError> {
+        PassManager::default_pipeline().run(g).map(|_| ()).map_err(|e| QuantError::Run(e.to_string()))
+    };
+    let result = suggest_skips_with(fp32, calibration, source.as_ref(), &search, &lower, &mut |event| match event {
+        SkipEvent::Baseline { agreement, cosine } => {
+            print(
+                out,
+                format!(
+                    "  all {} nodes quantized: agreement {agreement:.4}, cosine {cosine:.6}",
+                    calibration.nodes.len()
+                ),
+            );
+        }
+        SkipEvent::Ranking { done, .. } => bar.set_position(done as u64),
+        SkipEvent::Ranked(ranking) => {
+            bar.finish_and_clear();
+            if !ranking.is_empty() {
+                print(out, format!("  candidates, most promising first ({} ranking):", search.ranking));
+            }
+            for r in ranking.iter().take(RANKING_ROWS) {
+                let how = match (r.agreement, r.cosine, r.snr_db) {
+                    (Some(a), Some(c), _) => format!("agreement {a:.4}, cosine {c:.6} with only this node in fp32"),
+                    (_, _, Some(snr)) => format!("output SNR {snr:.2} dB"),
+                    _ => "not in the analysis".to_string(),
+                };
+                print(out, format!("    {:<32} {:<16} {} -> {}", r.node, r.op, how, r.value));
+            }
+            if ranking.len() > RANKING_ROWS {
+                print(out, format!("    ... {} more", ranking.len() - RANKING_ROWS));
+            }
+        }
+        SkipEvent::Step(s) => print(
+            out,
+            format!(
+                "  {} {:<32} skips {:>3}: agreement {:.4}, cosine {:.6}",
+                if s.added { "skip    " } else { "quantize" },
+                s.node,
+                s.skips,
+                s.agreement,
+                s.cosine
+            ),
+        ),
+    });
+    bar.finish_and_clear();
+    written?;
+    let s = result.context("skip search")?;
+    if s.skips.is_empty() && s.reached {
+        writeln!(out, "no skips needed: agreement {:.4} on {} samples", s.agreement, s.samples)?;
+        return Ok(());
     }
+    writeln!(
+        out,
+        "{} {} of {} nodes in fp32: agreement {:.4} on {} samples (target {}{})",
+        if s.reached { "reached with" } else { "NOT reached; best found with" },
+        s.skips.len(),
+        calibration.nodes.len(),
+        s.agreement,
+        s.samples,
+        search.target,
+        if s.reached { "" } else { ": raise --max-skip-steps or lower the target" }
+    )?;
+    let mut all: Vec<String> = args.skip.clone();
+    all.extend(s.skips.iter().cloned());
+    let line: Vec<String> = all.iter().map(|n| format!("--skip {}", shell_quote(n))).collect();
+    writeln!(out, "suggested: {}", line.join(" "))?;
+    Ok(())
+}
+
+/// `s` as one shell word (single-quoted unless it is plain).
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=+,@%".contains(c));
+    if plain { s.to_string() } else { format!("'{}'", s.replace('\'', "'\\''")) }
+}
+
+/// A number in [0, 1].
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} is not in [0, 1]")) }
+}
+
+/// Open `path` as data for `graph`'s inputs (`.npy`, `.npz` or an image folder).
+pub(crate) fn open_data(path: &Path, graph: &Graph, preprocess: Option<&Preprocess>) -> Result<Box<dyn CalibSource>> {
+    if !path.exists() {
+        bail!("cannot open '{}': no such file or folder", path.display());
+    }
+    open_source(path, &input_specs(graph), preprocess).with_context(|| format!("cannot open '{}'", path.display()))
 }

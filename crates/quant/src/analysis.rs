@@ -209,9 +209,11 @@ pub struct ValueMatch {
     pub pairs: Vec<(Outlet, Outlet, &'static str)>,
     /// Computed f32 values only A has.
     pub only_a: Vec<String>,
-    /// Computed f32 values only B has (such as quantization's `.quantize`/`.dequantize`).
+    /// Computed values only B has (such as quantization's u8 `.quantize` values and the
+    /// `.dq` of its int8 weights).
     pub only_b: Vec<String>,
-    /// Names in both whose types differ (dtype, fixed shape, or a constant on one side).
+    /// Names in both whose types differ (dtype, fixed shape, or not computed in A): for
+    /// example the u8 outputs of fused quantized ops.
     pub mismatched: Vec<String>,
 }
 
@@ -244,7 +246,9 @@ fn known_dims(g: &Graph, o: Outlet) -> Option<Vec<usize>> {
 }
 
 /// Pair the computed f32 values of `a` and `b` by name. Graph inputs are left out (both
-/// models read the same data).
+/// models read the same data). A value `X.dequantize` of B (an activation after quantization's
+/// `QuantizeLinear -> DequantizeLinear`) pairs with A's `X` when A has no value of that name,
+/// so the table shows each activation's own rounding and clipping error too.
 pub fn match_values(a: &Graph, b: &Graph) -> ValueMatch {
     let in_a: HashMap<&str, Outlet> = a
         .node_ids()
@@ -252,32 +256,38 @@ pub fn match_values(a: &Graph, b: &Graph) -> ValueMatch {
         .flat_map(|id| (0..a.node(id).outputs.len()).map(move |s| Outlet::new(id, s)))
         .map(|o| (a.value(o).name.as_str(), o))
         .collect();
-    let computed_f32 = |g: &Graph| -> Vec<Outlet> {
-        computed_values(g).into_iter().filter(|&o| g.value(o).ty.dtype == DType::F32).collect()
+    let is_f32 = |g: &Graph, o: Outlet| g.value(o).ty.dtype == DType::F32;
+    let same_shape = |oa: Outlet, ob: Outlet| match (known_dims(a, oa), known_dims(b, ob)) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
     };
     let mut m = ValueMatch::default();
     let mut seen_a: BTreeSet<Outlet> = BTreeSet::new();
-    for ob in computed_f32(b) {
+    for ob in computed_values(b) {
         let name = &b.value(ob).name;
-        let Some(&oa) = in_a.get(name.as_str()) else {
-            m.only_b.push(name.clone());
+        let op = b.node(ob.node).op.name();
+        if let Some(&oa) = in_a.get(name.as_str()) {
+            seen_a.insert(oa);
+            let computed = !matches!(a.node(oa.node).op, Op::Input | Op::Const(_));
+            if computed && is_f32(a, oa) && is_f32(b, ob) && same_shape(oa, ob) {
+                m.pairs.push((oa, ob, op));
+            } else {
+                m.mismatched.push(name.clone());
+            }
             continue;
-        };
-        seen_a.insert(oa);
-        let computed = !matches!(a.node(oa.node).op, Op::Input | Op::Const(_));
-        let same_type = a.value(oa).ty.dtype == DType::F32
-            && match (known_dims(a, oa), known_dims(b, ob)) {
-                (Some(x), Some(y)) => x == y,
-                _ => true,
-            };
-        if computed && same_type {
-            m.pairs.push((oa, ob, b.node(ob.node).op.name()));
-        } else {
-            m.mismatched.push(name.clone());
+        }
+        let dequantized = name
+            .strip_suffix(".dequantize")
+            .and_then(|x| in_a.get(x).copied())
+            .filter(|&oa| !matches!(a.node(oa.node).op, Op::Const(_)))
+            .filter(|&oa| is_f32(a, oa) && is_f32(b, ob) && same_shape(oa, ob));
+        match dequantized {
+            Some(oa) => m.pairs.push((oa, ob, op)),
+            None => m.only_b.push(name.clone()),
         }
     }
-    for oa in computed_f32(a) {
-        if !seen_a.contains(&oa) {
+    for oa in computed_values(a) {
+        if is_f32(a, oa) && !seen_a.contains(&oa) {
             m.only_a.push(a.value(oa).name.clone());
         }
     }
@@ -581,6 +591,8 @@ pub struct Sensitivity {
     pub node: String,
     /// Its operator.
     pub op: &'static str,
+    /// The value it computes (the name `--analyze` and `lite-cli diff` show).
+    pub value: String,
     /// [`SkipRanking::Measured`]: top-1 agreement with fp32 when only this node stays fp32.
     pub agreement: Option<f64>,
     /// [`SkipRanking::Measured`]: output cosine with fp32 when only this node stays fp32.
@@ -597,6 +609,8 @@ pub struct SkipStep {
     pub added: bool,
     /// The node.
     pub node: String,
+    /// The value it computes.
+    pub value: String,
     /// The skip list's length after the change.
     pub skips: usize,
     /// Top-1 agreement with fp32 after the change.
@@ -667,6 +681,20 @@ pub fn suggest_skips(
     search: &SkipSearch,
     progress: &mut dyn FnMut(SkipEvent<'_>),
 ) -> Result<SkipSuggestion, QuantError> {
+    suggest_skips_with(fp32, calibration, source, search, &|_| Ok(()), progress)
+}
+
+/// [`suggest_skips`] measuring each candidate after `lower` rewrote its QDQ graph (for example
+/// the optimizer pass that fuses Q/DQ pairs into integer ops), so that the agreement measured
+/// is the agreement of the model as it will be written.
+pub fn suggest_skips_with(
+    fp32: &Graph,
+    calibration: &Calibration,
+    source: &dyn CalibSource,
+    search: &SkipSearch,
+    lower: &dyn Fn(&mut Graph) -> Result<(), QuantError>,
+    progress: &mut dyn FnMut(SkipEvent<'_>),
+) -> Result<SkipSuggestion, QuantError> {
     if !(0.0..=1.0).contains(&search.target) {
         return Err(QuantError::Setting {
             field: "target agreement",
@@ -684,7 +712,9 @@ pub fn suggest_skips(
         Ok(g)
     };
     let measure = |fp32_nodes: &BTreeSet<NodeId>| -> Result<Agreement, QuantError> {
-        let got = eval::outputs(&quantized(fp32_nodes)?, source, bs, max, threads)?;
+        let mut g = quantized(fp32_nodes)?;
+        lower(&mut g)?;
+        let got = eval::outputs(&g, source, bs, max, threads)?;
         Ok(eval::agreement(&want, &got))
     };
     let reached = |a: f64| a + 1e-12 >= search.target;
@@ -693,6 +723,7 @@ pub fn suggest_skips(
 
     let name = |id: NodeId| fp32.node(id).name.clone();
     let op = |id: NodeId| fp32.node(id).op.name();
+    let value = |id: NodeId| fp32.value(Outlet::new(id, 0)).name.clone();
     let mut ranked: Vec<(NodeId, Sensitivity)> = Vec::new();
     if !reached(base.top1_agreement) {
         match search.ranking {
@@ -703,6 +734,7 @@ pub fn suggest_skips(
                     let s = Sensitivity {
                         node: name(id),
                         op: op(id),
+                        value: value(id),
                         agreement: Some(a.top1_agreement),
                         cosine: Some(a.cosine),
                         snr_db: None,
@@ -729,6 +761,7 @@ pub fn suggest_skips(
                         let s = Sensitivity {
                             node: name(id),
                             op: op(id),
+                            value: value(id),
                             agreement: None,
                             cosine: None,
                             snr_db: Some(row.snr_db),
@@ -738,7 +771,14 @@ pub fn suggest_skips(
                 }
                 for &id in &calibration.nodes {
                     if !ranked.iter().any(|r| r.0 == id) {
-                        let s = Sensitivity { node: name(id), op: op(id), agreement: None, cosine: None, snr_db: None };
+                        let s = Sensitivity {
+                            node: name(id),
+                            op: op(id),
+                            value: value(id),
+                            agreement: None,
+                            cosine: None,
+                            snr_db: None,
+                        };
                         ranked.push((id, s));
                     }
                 }
@@ -762,6 +802,7 @@ pub fn suggest_skips(
         let step = SkipStep {
             added: true,
             node: name(id),
+            value: value(id),
             skips: skip.len(),
             agreement: current.top1_agreement,
             cosine: current.cosine,
@@ -779,6 +820,7 @@ pub fn suggest_skips(
                 let step = SkipStep {
                     added: false,
                     node: name(id),
+                    value: value(id),
                     skips: skip.len(),
                     agreement: current.top1_agreement,
                     cosine: current.cosine,

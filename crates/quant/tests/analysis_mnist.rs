@@ -100,7 +100,11 @@ fn diff_of_fp32_and_int8_agrees_with_the_per_layer_analysis() {
     // Every fp32 value is still there; the Q/DQ pairs and int8 weights are B's own.
     assert!(d.matching.only_a.is_empty(), "{:?}", d.matching);
     assert!(d.matching.only_b.iter().any(|n| n.ends_with(".dq")), "{:?}", d.matching);
-    assert!(d.matching.only_b.iter().any(|n| n.ends_with(".dequantize")), "{:?}", d.matching);
+    assert!(d.matching.only_b.iter().any(|n| n.ends_with(".quantize")), "{:?}", d.matching);
+    // Each quantized activation after its Q/DQ pair is compared with the fp32 activation.
+    let dq: Vec<_> = d.values.iter().filter(|v| v.value.ends_with(".dequantize")).collect();
+    assert_eq!(dq.len(), report.ranges.len(), "{:?}", d.values);
+    assert!(dq.iter().all(|v| v.op == "DequantizeLinear" && v.snr_db.is_finite() && v.snr_db > 20.0), "{dq:?}");
     assert!(d.values.len() > rows.len());
     // The analysis' rows are among the diff's, with the same numbers, and its worst layer is
     // the worst quantized-node output the diff finds.
