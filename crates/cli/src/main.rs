@@ -5,6 +5,7 @@
 
 mod args;
 mod bench;
+mod diff;
 mod info;
 mod model;
 mod opt;
@@ -42,6 +43,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Quantize a model: weight-only int8/int16, or static int8 calibrated on data.
     Quant(quant::QuantArgs),
+    /// Compare two models on the same data: every value they share by name, worst first, and
+    /// their outputs.
+    Diff(diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Ops => ops(&mut out),
         Command::Bench(a) => bench::run(&a, &mut out),
         Command::Quant(a) => quant::run(&a, &mut out),
+        Command::Diff(a) => diff::run(&a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
