@@ -427,3 +427,34 @@ fn legacy_softmax_and_zero_point_free_quantize() {
     let back = round_trip(&g).unwrap();
     same_bits("forms", &run(&back, &inputs).unwrap(), &run(&g, &inputs).unwrap()).unwrap();
 }
+
+/// `save_onnx` writes a file `load_model` reads back; `value_info` declares intermediate types.
+#[test]
+fn save_onnx_and_value_info() {
+    let src = testdata().join("golden/mobilenet_v2/model.onnx");
+    let mut g = load_model(&src, &ImportOptions::default()).unwrap();
+    PassManager::default_pipeline().run(&mut g).unwrap();
+    let dir = std::env::temp_dir().join(format!("lithe-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mobilenet_v2_opt.onnx");
+    lithe_onnx::save_onnx(&path, &g).unwrap();
+    let back = load_model(&path, &ImportOptions::default()).unwrap();
+    let inputs = numbered_npy(&testdata().join("golden/mobilenet_v2"), "input");
+    let err = max_abs_diff(&run(&back, &inputs).unwrap(), &run(&g, &inputs).unwrap());
+    assert!(err <= 1e-4, "{err}");
+    let plain = export_model_proto(&g, &ExportOptions::default()).unwrap();
+    assert!(plain.graph.as_ref().unwrap().value_info.is_empty());
+    let opts = ExportOptions { value_info: true, ..Default::default() };
+    let typed = export_model_proto(&g, &opts).unwrap();
+    let graph = typed.graph.as_ref().unwrap();
+    // The intermediate values are declared, each with a name and a type.
+    assert!(graph.value_info.len() >= 50, "{}", graph.value_info.len());
+    assert!(graph.value_info.iter().all(|v| !v.name.is_empty() && v.r#type.is_some()));
+    let bytes = typed.encode_to_vec();
+    let again = lithe_onnx::load_model_bytes(&bytes, None, &ImportOptions::default()).unwrap();
+    let err = max_abs_diff(&run(&again, &inputs).unwrap(), &run(&g, &inputs).unwrap());
+    assert!(err <= 1e-4, "{err}");
+    let e = lithe_onnx::save_onnx(&dir.join("missing/dir/x.onnx"), &g).unwrap_err();
+    assert!(matches!(e, OnnxError::Io { .. }), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
