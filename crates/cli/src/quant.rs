@@ -106,13 +106,17 @@ pub struct QuantArgs {
 
 /// Run `lite-cli quant`.
 pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
+    let mode = args.quant.trim().to_ascii_lowercase();
+    let search = args.suggest_skips || args.target_agreement.is_some();
+    if search && mode != "int8" {
+        bail!("--suggest-skips and --target-agreement need --quant int8 (a calibrated model)");
+    }
     let (mut graph, _) = model::load(&args.model, &args.input_shapes)?;
     PassManager::default_pipeline()
         .run(&mut graph)
         .with_context(|| format!("cannot optimize '{}'", args.model.display()))?;
     let fp32 = graph.clone();
     let fp32_bytes = lithe_nbformat::write(&fp32, &ModelMeta::default()).context("cannot encode the fp32 model")?.len();
-    let mode = args.quant.trim().to_ascii_lowercase();
     let mut calibration = None;
     let applied = if mode == "int8" {
         let (applied, c) = static_int8(args, &mut graph, out)?;
@@ -159,10 +163,6 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
             a.cosine
         )?;
     }
-    if args.suggest_skips || args.target_agreement.is_some() {
-        let Some(calibration) = &calibration else { bail!("--suggest-skips needs --quant int8") };
-        search_skips(args, &fp32, calibration, out)?;
-    }
     let meta = ModelMeta {
         producer: format!("lithe {}", env!("CARGO_PKG_VERSION")),
         source: args.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -180,6 +180,10 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
         100.0 * size as f64 / fp32_bytes.max(1) as f64,
         human(fp32_bytes as u64)
     )?;
+    // After writing: the model is there even if the search fails or is interrupted.
+    if let (true, Some(calibration)) = (search, &calibration) {
+        search_skips(args, &fp32, calibration, out)?;
+    }
     Ok(())
 }
 

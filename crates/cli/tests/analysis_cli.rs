@@ -96,7 +96,7 @@ fn suggested_skip_line_reaches_the_target_when_quantizing_again() {
     assert!(text(&o).contains("not in [0, 1]"), "{}", text(&o));
     let o = cli(&["quant", "-m", &model, "-o", &nb, "--quant", "weight-int8", "--calib", &d.calib, "--suggest-skips"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("--suggest-skips needs --quant int8"), "{}", text(&o));
+    assert!(text(&o).contains("--target-agreement need --quant int8"), "{}", text(&o));
 }
 
 /// The data rows of a table printed by `quant --analyze` or `diff`: (SNR, cosine, value).
