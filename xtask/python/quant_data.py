@@ -11,6 +11,10 @@ Subcommands (each one step; the Rust side decides which to run and skips finishe
   photos    calib/eval 224x224 crops of the photos bundled in the scikit-image wheel, as PNGs and
             normalized NCHW float32 .npy
   ort       onnxruntime quantize_static baselines (QDQ, U8 activations / S8 weights) and timings
+  qop       onnxruntime's operator-format models of the MNIST nets (quantize_static QOperator:
+            QLinearConv/QLinearMatMul; quantize_dynamic: DynamicQuantizeLinear + ConvInteger/
+            MatMulInteger) with onnxruntime's outputs as goldens, committed in testdata/mnist/ort_qop;
+            `--check` regenerates them in a temporary directory and compares
 
 Every download is `pip download --no-deps` of a pinned wheel into WHEELS; nothing else is fetched.
 """
@@ -584,6 +588,139 @@ def cmd_ort(a) -> None:
     log(f"wrote {out / 'ort_baseline.json'}, {out / 'ort_baseline.md'}, quantized models in {qdir}")
 
 
+# ---------------------------------------------------------------------------------------------
+# onnxruntime operator-format (QOperator / dynamic) models, committed with goldens
+
+QOP_CALIB_ROWS = 200
+QOP_GOLDEN_ROWS = 16
+QOP_FILES = [f"{n}_{k}.onnx" for n in MNIST_NETS for k in ("qlinear", "dynamic")] + \
+    [f"{n}_{k}_golden.npy" for n in MNIST_NETS for k in ("qlinear", "dynamic")] + ["ort_qop.json"]
+
+
+def gemm_to_matmul(m):
+    """Gemm(A, W, C) (alpha = beta = 1, no transA) as MatMul(A, W') + Add(C) with W' the K x N
+    weight: quantize_static's QOperator format has no standard quantized Gemm (it writes
+    com.microsoft QGemm), while MatMul becomes the standard QLinearMatMul."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in m.graph.initializer}
+    nodes = []
+    for n in m.graph.node:
+        if n.op_type != "Gemm":
+            nodes.append(n)
+            continue
+        at = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if at.get("alpha", 1.0) != 1.0 or at.get("beta", 1.0) != 1.0 or at.get("transA", 0):
+            sys.exit(f"{n.name}: only Gemm with alpha = beta = 1 and no transA is rewritten")
+        w = numpy_helper.to_array(inits[n.input[1]])
+        if at.get("transB", 0):
+            w = w.T
+        wname = n.input[1] + "_kn"
+        m.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w), wname))
+        mm = n.output[0] + "_matmul"
+        nodes.append(helper.make_node("MatMul", [n.input[0], wname], [mm], name=n.name + "_matmul"))
+        nodes.append(helper.make_node("Add", [mm, n.input[2]], [n.output[0]], name=n.name + "_bias"))
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    used = {i for n in m.graph.node for i in n.input}
+    keep = [t for t in m.graph.initializer if t.name in used]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(keep)
+    return m
+
+
+def make_qop(mnist: Path, out: Path) -> None:
+    """Write the QOP_FILES into `out`."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    logging.getLogger().setLevel(logging.ERROR)
+    tx, _, vx, vy = load_mnist(mnist)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "onnxruntime": ort.__version__,
+        "onnx": onnx.__version__,
+        "fp32": "testdata/mnist/{lenet_bn,dwsep}.onnx after quant_pre_process (BatchNormalization folded "
+                "into Conv, so every conv has a bias) and Gemm rewritten as MatMul + Add",
+        "qlinear": f"quantize_static(QuantFormat.QOperator, per_channel=True, activations QUInt8, weights "
+                   f"QInt8, MinMax on the first {QOP_CALIB_ROWS} training rows, op_types_to_quantize "
+                   "Conv and MatMul): QuantizeLinear -> QLinearConv/QLinearMatMul -> DequantizeLinear",
+        "dynamic": "quantize_dynamic(weights QInt8, per tensor, op_types_to_quantize Conv and MatMul): "
+                   "DynamicQuantizeLinear -> ConvInteger/MatMulInteger -> Cast -> Mul by the scales",
+        "golden": f"<model>_golden.npy: onnxruntime's logits (float32 {QOP_GOLDEN_ROWS} x 10) for the first "
+                  f"{QOP_GOLDEN_ROWS} test rows, batch {QOP_GOLDEN_ROWS}, 1 thread",
+        "models": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name in MNIST_NETS:
+            pre = tmp / f"{name}_pre.onnx"
+            quant_pre_process(str(mnist / f"{name}.onnx"), str(pre), skip_symbolic_shape=True)
+            mm = tmp / f"{name}_mm.onnx"
+            onnx.save(gemm_to_matmul(onnx.load(str(pre))), str(mm))
+            ref = run_batched(session(mnist / f"{name}.onnx", 1), vx, 250)
+            for kind in ("qlinear", "dynamic"):
+                path = out / f"{name}_{kind}.onnx"
+                if kind == "qlinear":
+                    quantize_static(
+                        str(mm), str(path), Reader("input", tx[:QOP_CALIB_ROWS], 100),
+                        quant_format=QuantFormat.QOperator, per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "MatMul"],
+                    )
+                else:
+                    quantize_dynamic(str(pre), str(path), weight_type=QuantType.QInt8,
+                                     op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+                m = onnx.load(str(path))
+                onnx.checker.check_model(m)
+                s = session(path, 1)
+                golden = s.run(None, {"input": vx[:QOP_GOLDEN_ROWS]})[0].astype(np.float32)
+                np.save(out / f"{name}_{kind}_golden.npy", golden)
+                got = run_batched(s, vx, 250)
+                ops = sorted({n.op_type for n in m.graph.node})
+                report["models"][f"{name}_{kind}"] = {
+                    "ops": ops,
+                    "bytes": path.stat().st_size,
+                    "accuracy": float((got.argmax(1) == vy).mean()),
+                    "fp32_accuracy": float((ref.argmax(1) == vy).mean()),
+                    "top1_agreement_with_fp32": float((got.argmax(1) == ref.argmax(1)).mean()),
+                }
+                log(f"{name}_{kind}: {ops}, {path.stat().st_size} bytes, "
+                    f"{report['models'][f'{name}_{kind}']}")
+    (out / "ort_qop.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+def cmd_qop(a) -> None:
+    import numpy as np
+
+    dest = Path(a.mnist) / "ort_qop"
+    if not a.check:
+        make_qop(Path(a.mnist), dest)
+        log(f"wrote {', '.join(QOP_FILES)} to {dest}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)
+        make_qop(Path(a.mnist), fresh)
+        bad = []
+        for f in QOP_FILES:
+            p, q = dest / f, fresh / f
+            if not p.is_file():
+                bad.append(f"{f} (missing)")
+            elif f.endswith(".npy"):
+                if not np.array_equal(np.load(p), np.load(q)):
+                    bad.append(f"{f} (values differ)")
+            elif f.endswith(".onnx") and p.read_bytes() != q.read_bytes():
+                bad.append(f"{f} (bytes differ)")
+            elif f.endswith(".json") and json.loads(p.read_text())["models"] != json.loads(q.read_text())["models"]:
+                bad.append(f"{f} (results differ)")
+        if bad:
+            sys.exit(f"ort_qop check FAILED: {', '.join(bad)} in {dest} differ from the regenerated files")
+    log(f"ort_qop check OK: {dest} matches the models and goldens regenerated with onnxruntime")
+
+
 def markdown(r) -> str:
     lines = [f"# onnxruntime {r['onnxruntime']} static quantization baseline", "",
              r["settings"] + ".", "",
@@ -648,8 +785,12 @@ def main() -> None:
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--warmup", type=int, default=10)
     s.add_argument("--repeats", type=int, default=100)
+    s = sub.add_parser("qop")
+    s.add_argument("--mnist", required=True)
+    s.add_argument("--check", action="store_true", help="regenerate in a temporary directory and compare")
     a = p.parse_args()
-    {"mnist": cmd_mnist, "train": cmd_train, "mobilenet": cmd_mobilenet, "photos": cmd_photos, "ort": cmd_ort}[a.cmd](a)
+    {"mnist": cmd_mnist, "train": cmd_train, "mobilenet": cmd_mobilenet, "photos": cmd_photos, "ort": cmd_ort,
+     "qop": cmd_qop}[a.cmd](a)
 
 
 if __name__ == "__main__":

