@@ -5,8 +5,9 @@
 //! `lithe_onnx::export_model`; `xtask/python/export_check.py` then checks the file with the ONNX
 //! checker, runs it with onnxruntime (bench-peers venv) and compares with Lithe's outputs. The
 //! models: every `testdata/golden` case (the default model, MobileNetV2, among them), the MNIST
-//! nets (16 test digits) and, when `cargo xtask quant-data` has made them, onnxruntime's
-//! `quantize_static` QDQ MNIST models. Fails when a model does not load or an output is off by
+//! nets (16 test digits), onnxruntime's QOperator/dynamic int8 MNIST models in
+//! `testdata/mnist/ort_qop` when present and, when `cargo xtask quant-data` has made them,
+//! onnxruntime's `quantize_static` QDQ MNIST models. Fails when a model does not load or an output is off by
 //! more than 1e-4 + 1e-4 * max |output| (QDQ models: one quantization step of the output,
 //! see [`qdq_tolerance`]).
 
@@ -88,6 +89,17 @@ fn cases() -> Result<Vec<Case>> {
                 out.push(Case { name: format!("qdq_{m}_{q}"), model, inputs: vec![digits.clone()], qdq: true });
             }
         }
+    }
+    // onnxruntime's QOperator and dynamic int8 MNIST models (QLinearConv, ConvInteger, ...),
+    // when present.
+    let qop_dir = crate::root().join("testdata/mnist/ort_qop");
+    let mut qop: Vec<PathBuf> =
+        std::fs::read_dir(&qop_dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+    qop.retain(|p| p.extension().is_some_and(|e| e == "onnx"));
+    qop.sort();
+    for model in qop {
+        let stem = model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        out.push(Case { name: format!("qop_{stem}"), model, inputs: vec![digits.clone()], qdq: true });
     }
     if found == 0 {
         eprintln!("no QDQ models in {} (run `cargo xtask quant-data --steps ort`); skipping them", ort_dir.display());
