@@ -110,3 +110,33 @@ fn static_int8_qdq_graphs_export() {
         }
     }
 }
+
+/// A graph read from `.nb` bytes holds its weights in place (no copy); its export equals the
+/// export of the graph that was written, byte for byte.
+#[test]
+fn in_place_weights_export_like_owned_ones() {
+    let mut g = optimized("dwsep.onnx");
+    quantize_weights(&mut g, WeightBits::Int8, 0).unwrap();
+    let nb = lithe_nbformat::write(&g, &Default::default()).unwrap();
+    let (mapped, _) = lithe_nbformat::read_shared(lithe_nbformat::shared_copy(&nb), &Default::default()).unwrap();
+    let in_place = mapped
+        .node_ids()
+        .into_iter()
+        .filter(|&id| matches!(&mapped.node(id).op, Op::Const(t) if t.is_in_place()))
+        .count();
+    assert!(in_place >= 5, "{in_place} in-place constants");
+    let proto = |g: &Graph| lithe_onnx::export_model_proto(g, &ExportOptions::default()).unwrap();
+    let (a, b) = (proto(&g), proto(&mapped));
+    let (ga, gb) = (a.graph.unwrap(), b.graph.unwrap());
+    let by_name = |g: &lithe_onnx::proto::GraphProto| {
+        let mut v: Vec<_> =
+            g.initializer.iter().map(|t| (t.name.clone(), t.data_type, t.dims.clone(), t.raw_data.clone())).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(by_name(&gb), by_name(&ga));
+    assert_eq!(gb.node.len(), ga.node.len());
+    let x = images("t10k-images-idx3-ubyte", 8);
+    let (_, err) = export_check(&mapped, &x);
+    assert!(err <= 1e-5, "{err}");
+}
