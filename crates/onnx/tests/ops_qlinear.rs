@@ -97,8 +97,8 @@ fn qconv_expected(x: &[u8], w_scale: &[f32], w_zp: &[i8], bias: &[i32]) -> Vec<u
                             if !(0..5).contains(&iy) || !(0..5).contains(&ix) {
                                 continue;
                             }
-                            let xv = i32::from(x[(c * 25) as usize + (iy * 5 + ix) as usize]) - 128;
-                            let wv = w[((m * 2 + c) * 9) as usize + (ky * 3 + kx) as usize] - zp;
+                            let xv = i32::from(x[c * 25 + (iy * 5 + ix) as usize]) - 128;
+                            let wv = w[(m * 2 + c) * 9 + (ky * 3 + kx) as usize] - zp;
                             acc += xv * wv;
                         }
                     }
@@ -352,4 +352,80 @@ fn dynamic_quantize_linear_imports_with_three_outputs() {
     m.graph.output.push(value_info("y", U8, None));
     let e = err_of(&m);
     assert!(e.contains("n0_DynamicQuantizeLinear") && e.contains("x must be f32, found u8"), "{e}");
+}
+
+/// Every input slot of every op replaced by graph inputs of other dtypes and ranks (or left
+/// out): the importer answers with a graph or an error naming the node, never a panic.
+#[test]
+fn malformed_inputs_never_panic() {
+    let cases: [(&str, i64, usize); 5] = [
+        ("QLinearConv", 10, 9),
+        ("QLinearMatMul", 21, 8),
+        ("ConvInteger", 10, 4),
+        ("MatMulInteger", 10, 4),
+        ("DynamicQuantizeLinear", 11, 1),
+    ];
+    let variants: [(i32, Option<&[D]>); 7] = [
+        (F32, Some(&[])),
+        (U8, Some(&[D::V(1), D::V(2), D::V(4), D::V(4)])),
+        (I8, Some(&[D::V(3), D::V(2), D::V(3), D::V(3)])),
+        (I32, Some(&[D::V(3)])),
+        (F16, Some(&[D::V(1)])),
+        (U8, Some(&[D::V(2), D::V(2)])),
+        (I8, None),
+    ];
+    let mut accepted = 0;
+    for (op_type, opset, n) in cases {
+        for slot in 0..n {
+            for v in 0..=variants.len() {
+                let mut m = Model::new(opset);
+                let mut names = Vec::new();
+                for i in 0..n {
+                    let name = format!("in{i}");
+                    let (elem, dims) = if i == slot {
+                        match variants.get(v) {
+                            Some(&(e, d)) => (e, d),
+                            None => {
+                                names.push(String::new()); // absent
+                                continue;
+                            }
+                        }
+                    } else {
+                        // A plausible default per slot: data u8/i8, scales f32 scalars, zero points.
+                        match (op_type, i) {
+                            (_, 0) if op_type == "DynamicQuantizeLinear" => (F32, Some(&[D::V(2), D::V(3)][..])),
+                            (_, 0) => (U8, Some(&[D::V(1), D::V(2), D::V(4), D::V(4)][..])),
+                            ("QLinearConv", 3) | ("ConvInteger", 1) => {
+                                (I8, Some(&[D::V(3), D::V(2), D::V(3), D::V(3)][..]))
+                            }
+                            ("QLinearMatMul", 3) | ("MatMulInteger", 1) => (I8, Some(&[D::V(4), D::V(5)][..])),
+                            ("QLinearConv" | "QLinearMatMul", 1 | 4 | 6) => (F32, Some(&[][..])),
+                            ("QLinearConv", 8) => (I32, Some(&[D::V(3)][..])),
+                            ("QLinearConv" | "QLinearMatMul", 5) | ("ConvInteger" | "MatMulInteger", 3) => {
+                                (I8, Some(&[][..]))
+                            }
+                            _ => (U8, Some(&[][..])),
+                        }
+                    };
+                    m.graph.input.push(value_info(&name, elem, dims));
+                    names.push(name);
+                }
+                let ins: Vec<&str> = names.iter().map(String::as_str).collect();
+                let outs: &[&str] = if op_type == "DynamicQuantizeLinear" { &["y", "s", "z"] } else { &["y"] };
+                m = m.node(op_type, &ins, outs, vec![]);
+                m.graph.output.push(value_info("y", U8, None));
+                match m.load() {
+                    Ok(_) => accepted += 1,
+                    Err(e) => {
+                        let e = e.to_string();
+                        assert!(
+                            e.contains(op_type) || e.contains("graph input"),
+                            "{op_type} slot {slot} variant {v}: {e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(accepted > 0);
 }
