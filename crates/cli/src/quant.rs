@@ -357,3 +357,27 @@ pub(crate) fn open_data(path: &Path, graph: &Graph, preprocess: Option<&Preproce
     }
     open_source(path, &input_specs(graph), preprocess).with_context(|| format!("cannot open '{}'", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_fraction, shell_quote};
+
+    #[test]
+    fn skip_names_are_quoted_only_when_the_shell_needs_it() {
+        assert_eq!(shell_quote("/features.1/conv/Conv"), "/features.1/conv/Conv");
+        assert_eq!(shell_quote("conv 1"), "'conv 1'");
+        assert_eq!(shell_quote("a*b"), "'a*b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn target_agreements_are_fractions() {
+        assert_eq!(parse_fraction("0.95"), Ok(0.95));
+        assert_eq!(parse_fraction("1"), Ok(1.0));
+        assert!(parse_fraction("1.5").unwrap_err().contains("not in [0, 1]"));
+        assert!(parse_fraction("-0.1").is_err());
+        assert!(parse_fraction("NaN").is_err());
+        assert!(parse_fraction("x").unwrap_err().contains("not a number"));
+    }
+}
