@@ -6,7 +6,7 @@ use crate::{NbError, pb};
 use lithe_ir::Op;
 use lithe_ir::op::{
     Activation, ArgAttrs, AutoPad, AvgPoolAttrs, ConvAttrs, ConvTransposeAttrs, CoordTransform, Epilogue, FcAttrs,
-    GemmAttrs, NearestMode, PadMode, PoolAttrs, ReduceAttrs, ResizeAttrs, ResizeMode, SoftmaxAttrs,
+    GemmAttrs, NearestMode, PadMode, PoolAttrs, QConvAttrs, ReduceAttrs, ResizeAttrs, ResizeMode, SoftmaxAttrs,
 };
 
 /// Where an op is, for error messages.
@@ -192,6 +192,10 @@ pub fn op_from_pb(op: Option<&pb::Op>, weights: &WeightsView<'_>, ctx: Ctx) -> R
         Kind::QuantizeLinear(q) => Op::QuantizeLinear { axis: q.axis, to: dtype_from_pb(q.to, ctx, "to")? },
         Kind::DequantizeLinear(a) => Op::DequantizeLinear { axis: a.axis },
         Kind::DynamicQuantizeLinear(_) => Op::DynamicQuantizeLinear,
+        Kind::QConv(q) => Op::QConv(QConvAttrs {
+            conv: conv(q.conv.as_ref().ok_or_else(|| missing(ctx, "conv"))?, ctx)?,
+            to: dtype_from_pb(q.to, ctx, "to")?,
+        }),
         Kind::LayerNormalization(l) => Op::LayerNormalization { axis: l.axis, epsilon: l.epsilon },
         Kind::ConstantOfShape(c) => Op::ConstantOfShape {
             value: tensor_from_pb(c.value.as_ref().ok_or_else(|| missing(ctx, "value"))?, weights, ctx)?,

@@ -86,6 +86,15 @@ fn matches_type(t: &Tensor, ty: &TypeInfo) -> bool {
     }
 }
 
+/// True for `DequantizeLinear` of a constant 8- or 16-bit integer tensor: a quantized weight
+/// stays stored as integers (int8 kernels read it, and the predictor dequantizes the rest once
+/// at load) instead of growing back to f32 in the model file.
+fn keeps_quantized_weight(g: &Graph, op: &Op, x: Option<Outlet>) -> bool {
+    matches!(op, Op::DequantizeLinear { .. })
+        && x.and_then(|x| g.const_value(x))
+            .is_some_and(|t| matches!(t.dtype(), lithe_ir::DType::I8 | lithe_ir::DType::U8 | lithe_ir::DType::I16))
+}
+
 /// The node's output values if it can be folded.
 fn evaluate(g: &Graph, id: NodeId) -> Option<Vec<Tensor>> {
     let node = g.get_node(id)?;
@@ -95,6 +104,9 @@ fn evaluate(g: &Graph, id: NodeId) -> Option<Vec<Tensor>> {
         return shape_value(&g.value(x).ty, *start, *end).map(|t| vec![t]);
     }
     if inputs.iter().all(Option::is_none) {
+        return None;
+    }
+    if keeps_quantized_weight(g, &node.op, inputs.first().copied().flatten()) {
         return None;
     }
     let consts: Vec<Option<&Tensor>> = inputs

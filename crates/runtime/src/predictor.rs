@@ -1,9 +1,9 @@
 //! The predictor: runs a graph on input tensors with the reference kernels.
 
 use crate::bind::check_inputs;
-use crate::exec::{Input, Prepared, kernel_set, prepare_steps};
+use crate::exec::{Elems, ElemsMut, Input, Prepared, kernel_set, prepare_steps};
 use crate::memory::MemoryPlan;
-use crate::memory::arena::Arena;
+use crate::memory::arena::{Arena, f32s, f32s_mut};
 use crate::plan::{Plan, Source, Step};
 use crate::resolve::{Resolved, resolve};
 use crate::{MemoryReport, PredictorOptions, RuntimeError, Target};
@@ -414,6 +414,14 @@ enum Operand<'a> {
     Tensor(&'a [f32], &'a [usize]),
 }
 
+/// Where an int8 kernel reads one operand from.
+enum ByteOperand<'a> {
+    /// Arena slot (offset, bytes) of a value with this dtype and shape.
+    Arena((usize, usize), DType, Vec<usize>),
+    /// The bytes of a tensor outside the arena, with its dtype and shape.
+    Tensor(&'a [u8], DType, &'a [usize]),
+}
+
 impl Run<'_> {
     /// Run every step that was not computed while resolving, keeping planned values in
     /// `arena`; returns the graph outputs.
@@ -543,6 +551,9 @@ impl Run<'_> {
         dynamic: &[Option<Tensor>],
         scratch: &mut Vec<f32>,
     ) -> Result<bool, RuntimeError> {
+        if p.is_int8() {
+            return self.run_int8(p, step, arena, dynamic, scratch);
+        }
         let node = self.graph.node(step.node);
         let Some(&out) = step.outputs.first() else { return Ok(false) };
         let (Some(out_slot), Some(out_ty)) = (self.memory.arena_slot(out), self.resolved.slot_types.get(out)) else {
@@ -579,6 +590,95 @@ impl Run<'_> {
         }
         let result = p.run(&node.op, &inputs, y, &out_shape, scratch, rayon::current_num_threads());
         result.map_err(|source| RuntimeError::Node { node: node.name.clone(), op: node.op.name(), source })
+    }
+
+    /// Run an int8 prepared kernel (u8 or f32 operands and output) in place on the arena.
+    /// `Ok(false)` when this run can't (see [`run_prepared`](Self::run_prepared)).
+    fn run_int8(
+        &self,
+        p: &Prepared,
+        step: &Step,
+        arena: &mut Arena,
+        dynamic: &[Option<Tensor>],
+        scratch: &mut Vec<f32>,
+    ) -> Result<bool, RuntimeError> {
+        let node = self.graph.node(step.node);
+        let Some(&out) = step.outputs.first() else { return Ok(false) };
+        let (Some(out_slot), Some(out_ty)) = (self.memory.arena_slot(out), self.resolved.slot_types.get(out)) else {
+            return Ok(false);
+        };
+        let mut operands = Vec::new();
+        for slot in p.operand_slots(&node.op, step.inputs.len()) {
+            match self.byte_operand(step, slot, dynamic) {
+                Some(o) if !matches!(o, ByteOperand::Arena(s, ..) if s == out_slot) => operands.push(o),
+                _ => return Ok(false),
+            }
+        }
+        let reads: Vec<(usize, usize)> = operands
+            .iter()
+            .filter_map(|o| match o {
+                ByteOperand::Arena(slot, ..) => Some(*slot),
+                ByteOperand::Tensor(..) => None,
+            })
+            .collect();
+        let (arena_reads, y) = arena.byte_slots(&reads, out_slot)?;
+        let mut arena_reads = arena_reads.into_iter();
+        let mut inputs: Vec<(Elems<'_>, &[usize])> = Vec::with_capacity(operands.len());
+        for o in &operands {
+            let (bytes, dtype, shape) = match o {
+                ByteOperand::Arena(_, dtype, shape) => {
+                    (arena_reads.next().unwrap_or_default(), *dtype, shape.as_slice())
+                }
+                ByteOperand::Tensor(bytes, dtype, shape) => (*bytes, *dtype, *shape),
+            };
+            inputs.push(match dtype {
+                DType::U8 => (Elems::U8(bytes), shape),
+                DType::F32 => (Elems::F32(f32s(bytes)?), shape),
+                _ => return Ok(false),
+            });
+        }
+        let y = match out_ty.dtype {
+            DType::U8 => ElemsMut::U8(y),
+            DType::F32 => ElemsMut::F32(f32s_mut(y)?),
+            _ => return Ok(false),
+        };
+        let threads = rayon::current_num_threads();
+        let fail = |source| RuntimeError::Node { node: node.name.clone(), op: node.op.name(), source };
+        Ok(match (p, inputs.as_slice(), y) {
+            (Prepared::QConv(q), [(Elems::U8(x), x_shape)], y) => {
+                q.run(x, x_shape, None, y, scratch, threads).map_err(fail)?
+            }
+            (Prepared::QConv(q), [(Elems::U8(x), x_shape), (Elems::F32(r), _)], y) => {
+                q.run(x, x_shape, Some(r), y, scratch, threads).map_err(fail)?
+            }
+            (Prepared::Quantize(q), [(Elems::F32(x), _)], ElemsMut::U8(y)) => q.quantize(x, y),
+            (Prepared::Dequantize(q), [(Elems::U8(x), _)], ElemsMut::F32(y)) => q.dequantize(x, y),
+            _ => false,
+        })
+    }
+
+    /// Operand `slot` of `step` for an int8 kernel: an arena value (slot, dtype, shape) or the
+    /// bytes of a tensor outside the arena.
+    fn byte_operand<'a>(&'a self, step: &Step, slot: usize, dynamic: &'a [Option<Tensor>]) -> Option<ByteOperand<'a>> {
+        let src = step.inputs.get(slot).copied().flatten()?;
+        if let Source::Value(v) = src
+            && let Some(arena_slot) = self.memory.arena_slot(v)
+        {
+            let ty = self.resolved.slot_types.get(v)?;
+            return Some(ByteOperand::Arena(arena_slot, ty.dtype, ty.shape.as_ref()?.as_known()?));
+        }
+        let t = self.lookup(src, None, dynamic)?;
+        let bytes: &[u8] = match t.dtype() {
+            DType::U8 => t.view_in_place::<u8>()?.to_slice()?,
+            DType::F32 => {
+                let f = t.view_in_place::<f32>()?.to_slice()?;
+                // SAFETY: reading the initialized elements of an f32 slice as bytes (u8 has no
+                // invalid bit patterns and alignment 1); the result borrows `t`.
+                unsafe { std::slice::from_raw_parts(f.as_ptr().cast::<u8>(), std::mem::size_of_val(f)) }
+            }
+            _ => return None,
+        };
+        Some(ByteOperand::Tensor(bytes, t.dtype(), t.shape()))
     }
 
     /// Operand `slot` of `step` for a fast kernel: an f32 arena value or a contiguous f32

@@ -141,6 +141,15 @@ impl Epilogue {
     }
 }
 
+/// Attributes of [`Op::QConv`](super::Op::QConv).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QConvAttrs {
+    /// The convolution and its fused epilogue (a PRelu activation is not allowed).
+    pub conv: ConvAttrs,
+    /// Output dtype: `U8` (requantized with the `y_scale` and `y_zero_point` inputs) or `F32`.
+    pub to: crate::DType,
+}
+
 /// Attributes of [`Op::FullyConnected`](super::Op::FullyConnected).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct FcAttrs {

@@ -84,6 +84,15 @@ pub fn flops(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[&TypeInfo]) -> Op
             let fused = out.saturating_mul(u64::from(c.epilogue.residual) + c.epilogue.activation.flops_per_element());
             Some(mad(2, out.saturating_mul(macs_per_out), bias).saturating_add(fused))
         }
+        Op::QConv(q) => {
+            // Integer multiply-adds count like f32 ones (2 per MAC); the requantize is per output.
+            let w = dims(input(3)?)?;
+            let macs_per_out = product(w.get(1..)?);
+            let out = out_elems()?;
+            let e = &q.conv.epilogue;
+            let per_elem = 2 + u64::from(e.residual) + e.activation.flops_per_element() + u64::from(input(7).is_some());
+            Some(mad(2, out.saturating_mul(macs_per_out), out.saturating_mul(per_elem)))
+        }
         Op::FullyConnected(f) => {
             let w = dims(input(1)?)?;
             let k = *w.first()?;

@@ -141,6 +141,7 @@ fn rule(op: &Op, a: &Args, num_outputs: usize) -> Result<Vec<TypeInfo>, IrError>
         Op::QuantizeLinear { axis, to } => quant::quantize_linear(a, *axis, *to)?,
         Op::DynamicQuantizeLinear => quant::dynamic_quantize_linear(a)?,
         Op::DequantizeLinear { axis } => quant::dequantize_linear(a, *axis)?,
+        Op::QConv(q) => conv::qconv(a, q)?,
     })
 }
 
@@ -161,6 +162,7 @@ fn max_inputs(op: &Op) -> usize {
         Op::Input | Op::Const(_) => 0,
         Op::Concat { .. } | Op::Min | Op::Max => usize::MAX,
         Op::BatchNormalization { .. } | Op::Conv(_) => 5,
+        Op::QConv(_) => 9,
         Op::FullyConnected(_) => 4,
         Op::Slice => 5,
         Op::Pad { .. } | Op::Resize(_) => 4,

@@ -216,6 +216,15 @@ pub enum Op {
         /// The channel axis of per-axis scales (negative counts from the end).
         axis: i64,
     },
+    /// Int8 2-D convolution, made by `lithe-passes` from `DequantizeLinear(u8 X) ->
+    /// Conv(DequantizeLinear(s8 W)) [-> QuantizeLinear]`: `acc = Σ (x - x_zero_point)·w` exact
+    /// in i32, `y = acc·(x_scale·w_scale[m]) + B[m]`, plus the residual, then the activation;
+    /// the output is `y` (f32) or `saturate(round_half_even(y / y_scale) + y_zero_point)` (u8).
+    /// Inputs: 0 X (u8 NCHW), 1 x_scale (f32 scalar), 2 x_zero_point (u8 scalar), 3 W (i8
+    /// `[M, C/group, kH, kW]`), 4 w_scale (f32, one or one per output channel; zero point 0),
+    /// 5 B? (f32 `[M]`), 6 residual? (f32, the output shape; when the epilogue fuses one),
+    /// 7 y_scale and 8 y_zero_point (f32 and u8 scalars; exactly when the output is u8).
+    QConv(QConvAttrs),
 }
 
 impl Op {
@@ -284,6 +293,7 @@ impl Op {
             Op::QuantizeLinear { .. } => "QuantizeLinear",
             Op::DynamicQuantizeLinear => "DynamicQuantizeLinear",
             Op::DequantizeLinear { .. } => "DequantizeLinear",
+            Op::QConv(_) => "QConv",
         }
     }
 
@@ -350,6 +360,7 @@ impl Op {
             "QuantizeLinear",
             "DynamicQuantizeLinear",
             "DequantizeLinear",
+            "QConv",
         ];
         v.sort_unstable();
         v
@@ -357,7 +368,7 @@ impl Op {
 
     /// Operator types that only graph passes produce (no ONNX operator imports to them).
     pub fn pass_only_names() -> &'static [&'static str] {
-        &["FullyConnected"]
+        &["FullyConnected", "QConv"]
     }
 
     /// True for ops whose only output equals a function of each input element alone.

@@ -29,6 +29,32 @@ impl Default for QConvGeometry {
 }
 
 impl QConvGeometry {
+    /// The geometry of a 2-D conv with IR attributes `attrs` on an input of spatial size
+    /// `x_hw` with kernel `k_hw` (auto padding resolved); fails on a malformed geometry.
+    pub fn resolve(
+        attrs: &lithe_ir::op::ConvAttrs,
+        x_hw: [usize; 2],
+        k_hw: [usize; 2],
+    ) -> Result<QConvGeometry, KernelError> {
+        let w = lithe_ir::op::resolve_windows(
+            &x_hw,
+            &k_hw,
+            &attrs.strides,
+            &attrs.dilations,
+            &attrs.pads,
+            attrs.auto_pad,
+            false,
+        )
+        .map_err(|e| invalid(format!("conv geometry: {e}")))?;
+        let [a, b] = w.as_slice() else { return Err(invalid("conv geometry: not 2-D".into())) };
+        Ok(QConvGeometry {
+            strides: [a.stride, b.stride],
+            pads: [a.pad_begin, b.pad_begin, a.pad_end, b.pad_end],
+            dilations: [a.dilation, b.dilation],
+            groups: attrs.group,
+        })
+    }
+
     /// Output `(oh, ow)` for input `[n, c, h, w]` and kernel `[kh, kw]`; fails when a stride or
     /// dilation is zero or the dilated window does not fit the padded input.
     pub fn output_hw(&self, x_shape: [usize; 4], kernel_hw: [usize; 2]) -> Result<(usize, usize), KernelError> {

@@ -25,6 +25,7 @@ pub mod matmul;
 pub mod norm;
 pub mod pad;
 pub mod pool;
+pub mod qconv;
 pub mod quantize;
 pub mod reduce;
 pub mod reshape;
@@ -303,6 +304,21 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], num_outputs: usize) -> Result<V
                 });
             }
             Ok(quantize::dynamic_quantize_linear(a.req(0, "x")?)?.into())
+        }
+        Op::QConv(attrs) => {
+            a.at_most(9)?;
+            let inputs = qconv::QConvInputs {
+                x: a.req(0, "X")?,
+                x_scale: a.req(1, "x_scale")?,
+                x_zero_point: a.req(2, "x_zero_point")?,
+                w: a.req(3, "W")?,
+                w_scale: a.req(4, "w_scale")?,
+                bias: a.opt(5),
+                residual: a.opt(6),
+                y_scale: a.opt(7),
+                y_zero_point: a.opt(8),
+            };
+            one(qconv::qconv(attrs, inputs)?)
         }
     }
 }

@@ -5,7 +5,7 @@
 use half::f16;
 use lithe_ir::op::{
     Activation, ArgAttrs, AutoPad, AvgPoolAttrs, ConvAttrs, ConvTransposeAttrs, CoordTransform, Epilogue, FcAttrs,
-    GemmAttrs, NearestMode, PadMode, PoolAttrs, ReduceAttrs, ResizeAttrs, ResizeMode, SoftmaxAttrs,
+    GemmAttrs, NearestMode, PadMode, PoolAttrs, QConvAttrs, ReduceAttrs, ResizeAttrs, ResizeMode, SoftmaxAttrs,
 };
 use lithe_ir::{DType, Dim, Graph, NodeId, Op, Outlet, QuantParams, Shape, Tensor, TensorData, TypeInfo};
 use std::collections::HashMap;
@@ -295,6 +295,20 @@ pub fn all_ops_graph() -> Graph {
     let wq = b.op(Op::QuantizeLinear { axis: 1, to: DType::I8 }, &[Some(x), Some(w_scale)]);
     outs.push(b.op(Op::DequantizeLinear { axis: -3 }, &[Some(wq), Some(w_scale)]));
     outs.extend(b.ops(Op::DynamicQuantizeLinear, &[Some(x)], 3));
+
+    // The int8 conv: f32 output, and a requantized u8 output with a fused ReLU.
+    let w8 = b.c(Tensor::from_vec(&[2, 4, 1, 1], vec![1i8, -2, 3, -4, 5, -6, 7, -8]).unwrap());
+    let w8_scale = b.c(Tensor::from_vec(&[2], vec![0.01f32, 0.02]).unwrap());
+    let qconv = |to: DType, activation: Activation| {
+        Op::QConv(QConvAttrs {
+            conv: ConvAttrs { epilogue: Epilogue { residual: false, activation }, ..ConvAttrs::default() },
+            to,
+        })
+    };
+    let (qs, qz) = (Some(q_scale), Some(q_zp));
+    outs.push(b.op(qconv(DType::F32, Activation::None), &[Some(qx), qs, qz, Some(w8), Some(w8_scale)]));
+    let relu = qconv(DType::U8, Activation::Relu);
+    outs.push(b.op(relu, &[Some(qx), qs, qz, Some(w8), Some(w8_scale), None, None, qs, qz]));
 
     // Symbolic, unknown and unranked inputs.
     outs.push(b.op(Op::Relu, &[Some(s)]));

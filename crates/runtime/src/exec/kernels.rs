@@ -1,6 +1,7 @@
 //! The kernel table: one implementation per kernel family, picked once per process.
 
 use lithe_kernels::gemm::{F32Gemm4x8Generic, F32GemmMicrokernel};
+use lithe_kernels::int8::{I8Gemm4x8c4Generic, I8GemmMicrokernel};
 use std::sync::OnceLock;
 
 /// The kernels this process runs with, one per family.
@@ -11,6 +12,8 @@ pub struct KernelSet {
     /// The same family's other register tiles (same instruction set, other `MR`), which
     /// [`KernelSet::f32_gemm_for_rows`] may pick for a GEMM with few rows.
     pub f32_gemm_tiles: &'static [&'static dyn F32GemmMicrokernel],
+    /// The int8 (u8 x s8 -> i32) GEMM microkernel (QConv).
+    pub i8_gemm: &'static dyn I8GemmMicrokernel,
 }
 
 impl KernelSet {
@@ -31,11 +34,16 @@ impl KernelSet {
 impl std::fmt::Debug for KernelSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tiles: Vec<&str> = self.f32_gemm_tiles.iter().map(|k| k.name()).collect();
-        f.debug_struct("KernelSet").field("f32_gemm", &self.f32_gemm.name()).field("f32_gemm_tiles", &tiles).finish()
+        f.debug_struct("KernelSet")
+            .field("f32_gemm", &self.f32_gemm.name())
+            .field("f32_gemm_tiles", &tiles)
+            .field("i8_gemm", &self.i8_gemm.name())
+            .finish()
     }
 }
 
 static GENERIC_F32_GEMM: F32Gemm4x8Generic = F32Gemm4x8Generic;
+static GENERIC_I8_GEMM: I8Gemm4x8c4Generic = I8Gemm4x8c4Generic;
 
 /// The kernels chosen for this CPU, detected on first use. Setting the environment variable
 /// `LITHE_KERNELS=generic` before the first use forces the portable kernels (for debugging
@@ -47,7 +55,8 @@ pub fn kernel_set() -> KernelSet {
         let f32_gemm = if forced_generic { None } else { native_f32_gemm() }.unwrap_or(&GENERIC_F32_GEMM);
         let f32_gemm_tiles: &'static [&'static dyn F32GemmMicrokernel] =
             if forced_generic { &[] } else { Vec::leak(native_f32_gemm_tiles(f32_gemm)) };
-        let set = KernelSet { f32_gemm, f32_gemm_tiles };
+        let i8_gemm = if forced_generic { None } else { native_i8_gemm() }.unwrap_or(&GENERIC_I8_GEMM);
+        let set = KernelSet { f32_gemm, f32_gemm_tiles, i8_gemm };
         tracing::debug!(?set, forced_generic, "kernels chosen");
         set
     })
@@ -74,6 +83,22 @@ fn native_f32_gemm() -> Option<&'static dyn F32GemmMicrokernel> {
     #[cfg(target_arch = "aarch64")]
     {
         lithe_kernels_arm::detect_f32_gemm()
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        None
+    }
+}
+
+/// The best SIMD int8 GEMM microkernel for this CPU, if any.
+fn native_i8_gemm() -> Option<&'static dyn I8GemmMicrokernel> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        lithe_kernels_x86::detect_i8_gemm()
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        lithe_kernels_arm::detect_i8_gemm()
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {

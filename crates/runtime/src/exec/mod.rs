@@ -3,7 +3,9 @@
 //! with the reference kernels.
 
 mod kernels;
+mod int8;
 mod prepared;
 
 pub use kernels::{KernelSet, kernel_set};
 pub(crate) use prepared::{Input, Prepared, prepare_steps};
+pub(crate) use int8::{Elems, ElemsMut, PerTensorQuant, QConvKernel};

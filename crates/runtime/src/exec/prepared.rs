@@ -42,6 +42,12 @@ pub(crate) enum Prepared {
     Slice(SliceBounds),
     /// ReduceMean over constant axes (a fast path when they are the trailing axes).
     ReduceMean(Vec<i64>),
+    /// Int8 conv (QConv) on the int8 kernels.
+    QConv(Box<super::QConvKernel>),
+    /// Per-tensor QuantizeLinear f32 -> u8.
+    Quantize(super::PerTensorQuant),
+    /// Per-tensor DequantizeLinear u8 -> f32.
+    Dequantize(super::PerTensorQuant),
 }
 
 /// The constant parameters of a Slice.
@@ -112,7 +118,15 @@ impl Prepared {
             Prepared::Binary(op) => format!("f32_{op:?}/direct").to_lowercase(),
             Prepared::Slice(_) => "f32_slice_box/direct".to_string(),
             Prepared::ReduceMean(_) => "f32_global_avgpool/direct".to_string(),
+            Prepared::QConv(q) => q.kernel_name(),
+            Prepared::Quantize(_) => "quantize_u8/direct".to_string(),
+            Prepared::Dequantize(_) => "dequantize_u8/direct".to_string(),
         }
+    }
+
+    /// True for the kernels over u8 values ([`Prepared::run`] does not run them).
+    pub fn is_int8(&self) -> bool {
+        matches!(self, Prepared::QConv(_) | Prepared::Quantize(_) | Prepared::Dequantize(_))
     }
 }
 
@@ -150,6 +164,7 @@ impl Prepared {
                 vec![0, 3]
             }
             (Prepared::Concat, _) => (0..num_inputs).collect(),
+            (Prepared::QConv(_), Op::QConv(a)) if a.conv.epilogue.residual => vec![0, 6],
             (Prepared::Binary(_), _) => vec![0, 1],
             _ => vec![0],
         }
@@ -190,7 +205,7 @@ impl Prepared {
                 true
             }
             (_, None) => false,
-            (Prepared::View, Some(_)) => false,
+            (Prepared::View | Prepared::QConv(_) | Prepared::Quantize(_) | Prepared::Dequantize(_), Some(_)) => false,
             (Prepared::Conv(c), Some(x)) => c.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
             (Prepared::Winograd(c), Some(x)) => c.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
             (Prepared::FullyConnected(f), Some(x)) => f.run(x, x_shape, y, threads).map(|()| true)?,
@@ -382,6 +397,17 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
             }
             Ok(Prepared::Slice(SliceBounds { starts, ends, axes }))
         }
+        Op::QConv(attrs) => match super::QConvKernel::prepare(graph, step, attrs, kernels) {
+            Ok(Some(q)) => Ok(Prepared::QConv(Box::new(q))),
+            Ok(None) => return None,
+            Err(e) => Err(e),
+        },
+        Op::QuantizeLinear { to: lithe_ir::DType::U8, .. } => {
+            Ok(Prepared::Quantize(super::PerTensorQuant::prepare(graph, step)?))
+        }
+        Op::DequantizeLinear { .. } if input_dtype(graph, step) == Some(lithe_ir::DType::U8) => {
+            Ok(Prepared::Dequantize(super::PerTensorQuant::prepare(graph, step)?))
+        }
         Op::FullyConnected(attrs) => {
             let w = constant(1)??;
             FullyConnectedGemm::prepare(kernels.f32_gemm, attrs, w, constant(2)?, constant(3)?)
@@ -447,6 +473,12 @@ fn spatial_major(
     }
     // Refused (an error) unless the conv is 1x1, stride 1, unpadded.
     Conv2dGemm::prepare_spatial_major(spatial, attrs, w, b, slope).ok()
+}
+
+/// The dtype of the step's first input.
+fn input_dtype(graph: &Graph, step: &Step) -> Option<lithe_ir::DType> {
+    let x = graph.node_inputs(step.node).first().copied().flatten()?;
+    Some(graph.value(x).ty.dtype)
 }
 
 /// The output shape of a conv step when the graph knows all four dims.

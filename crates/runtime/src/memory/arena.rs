@@ -49,21 +49,18 @@ impl Arena {
         unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<u8>(), len) }
     }
 
-    /// In-place f32 access for one kernel call: the slots `reads` (offset, bytes) shared and
-    /// the slot `write` exclusive. Every slot must lie in the arena, start 4-byte aligned and
-    /// hold whole f32s, and `write` must not overlap any read (reads may overlap each other).
-    pub fn f32_slots(
+    /// In-place byte access for one kernel call: the slots `reads` (offset, bytes) shared and
+    /// the slot `write` exclusive. Every slot must lie in the arena and `write` must not
+    /// overlap any read (reads may overlap each other).
+    pub fn byte_slots(
         &mut self,
         reads: &[(usize, usize)],
         write: (usize, usize),
-    ) -> Result<(Vec<&[f32]>, &mut [f32]), RuntimeError> {
+    ) -> Result<(Vec<&[u8]>, &mut [u8]), RuntimeError> {
         let len = self.len();
         let check = |(offset, bytes): (usize, usize)| -> Result<std::ops::Range<usize>, RuntimeError> {
             let end =
                 offset.checked_add(bytes).filter(|&e| e <= len).ok_or_else(|| out_of_arena(offset, bytes, len))?;
-            if offset % 4 != 0 || bytes % 4 != 0 {
-                return Err(RuntimeError::Internal(format!("arena slot {offset}+{bytes} B is not an f32 slot")));
-            }
             Ok(offset..end)
         };
         let w = check(write)?;
@@ -82,16 +79,27 @@ impl Arena {
         let reads = read_ranges
             .into_iter()
             .map(|r| {
-                // SAFETY: `r` lies inside the buffer (checked), starts 4-byte aligned within a
-                // 64-byte aligned buffer, and every bit pattern is a valid f32. It does not
+                // SAFETY: `r` lies inside the buffer (checked) of initialized bytes. It does not
                 // overlap the written slot, the only mutable borrow handed out, and all slices
                 // borrow `self` mutably so nothing else touches the buffer meanwhile.
-                unsafe { std::slice::from_raw_parts(base.add(r.start).cast::<f32>(), r.len() / 4) }
+                unsafe { std::slice::from_raw_parts(base.add(r.start), r.len()) }
             })
             .collect();
         // SAFETY: as above; this is the only mutable slice and no read overlaps it.
-        let out = unsafe { std::slice::from_raw_parts_mut(base.add(w.start).cast::<f32>(), w.len() / 4) };
+        let out = unsafe { std::slice::from_raw_parts_mut(base.add(w.start), w.len()) };
         Ok((reads, out))
+    }
+
+    /// [`byte_slots`](Self::byte_slots) as f32: every slot must also start 4-byte aligned and
+    /// hold whole f32s.
+    pub fn f32_slots(
+        &mut self,
+        reads: &[(usize, usize)],
+        write: (usize, usize),
+    ) -> Result<(Vec<&[f32]>, &mut [f32]), RuntimeError> {
+        let (reads, out) = self.byte_slots(reads, write)?;
+        let reads = reads.into_iter().map(f32s).collect::<Result<Vec<_>, _>>()?;
+        Ok((reads, f32s_mut(out)?))
     }
 
     /// Copy `t`'s elements to `offset`; the slot must be exactly `t.size_bytes()` long.
@@ -151,6 +159,28 @@ impl Arena {
             .and_then(|end| self.bytes_mut().get_mut(offset..end))
             .ok_or_else(|| out_of_arena(offset, bytes, len))
     }
+}
+
+/// `bytes` as f32 elements; fails unless 4-byte aligned and a whole number of f32s.
+pub(crate) fn f32s(bytes: &[u8]) -> Result<&[f32], RuntimeError> {
+    check_f32s(bytes)?;
+    // SAFETY: the pointer is 4-byte aligned and the length a multiple of 4 (checked), the
+    // bytes are initialized, every bit pattern is a valid f32, and the result borrows `bytes`.
+    Ok(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), bytes.len() / 4) })
+}
+
+/// `bytes` as mutable f32 elements (see [`f32s`]).
+pub(crate) fn f32s_mut(bytes: &mut [u8]) -> Result<&mut [f32], RuntimeError> {
+    check_f32s(bytes)?;
+    // SAFETY: as in `f32s`; the result borrows `bytes` mutably, so it is unique.
+    Ok(unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<f32>(), bytes.len() / 4) })
+}
+
+fn check_f32s(bytes: &[u8]) -> Result<(), RuntimeError> {
+    if bytes.as_ptr().align_offset(4) != 0 || !bytes.len().is_multiple_of(4) {
+        return Err(RuntimeError::Internal(format!("a {} B arena slot is not an f32 slot", bytes.len())));
+    }
+    Ok(())
 }
 
 fn out_of_arena(offset: usize, bytes: usize, len: usize) -> RuntimeError {

@@ -2,7 +2,10 @@
 //! global pools. Window arithmetic uses the helpers of `op::attrs` one axis at a time, so
 //! that symbolic axes do not prevent known ones from being resolved.
 
-use super::common::{Args, MAX_WINDOW_VALUE, context, dim_at, merge_dim, one, same_dtype, show};
+use super::InferInput;
+use super::common::{
+    Args, MAX_WINDOW_VALUE, context, dim_at, merge_dim, not_single, one, same_dtype, show, want_dtype,
+};
 use crate::op::{AutoPad, ConvAttrs, ConvTransposeAttrs, PoolAttrs, resolve_windows};
 use crate::{DType, Dim, IrError, Shape, TypeInfo};
 
@@ -421,4 +424,60 @@ pub(super) fn global_pool(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
         }
     };
     Ok(one(x.info.dtype, shape))
+}
+
+/// QConv: the Conv rule on X (u8), W (i8), B? and the residual (f32), with the scalar
+/// quantization parameters checked; output `to` (u8 with `y_scale`/`y_zero_point`, or f32).
+pub(super) fn qconv(a: &Args, q: &crate::op::QConvAttrs) -> Result<Vec<TypeInfo>, IrError> {
+    let x = a.req(0, "X")?;
+    want_dtype(a.op, "X", &x, DType::U8)?;
+    let w = a.req(3, "W")?;
+    want_dtype(a.op, "W", &w, DType::I8)?;
+    let scalar = |slot: usize, what: &'static str, dtype: DType, required: bool| -> Result<(), IrError> {
+        let Some(i) = (if required { Some(a.req(slot, what)?) } else { a.opt(slot) }) else { return Ok(()) };
+        want_dtype(a.op, what, &i, dtype)?;
+        if i.info.shape.as_ref().is_some_and(not_single) {
+            return Err(IrError::Shape(format!(
+                "{}: {what} must hold one value, got shape {}",
+                a.op,
+                show(i.info.shape.as_ref())
+            )));
+        }
+        Ok(())
+    };
+    scalar(1, "x_scale", DType::F32, true)?;
+    scalar(2, "x_zero_point", DType::U8, true)?;
+    let w_scale = a.req(4, "w_scale")?;
+    want_dtype(a.op, "w_scale", &w_scale, DType::F32)?;
+    if let (Some(s), Some(m)) = (w_scale.info.shape.as_ref(), dim_at(w.info.shape.as_ref(), 0).known()) {
+        let n = if s.rank() == 0 { Some(1) } else { s.as_known().filter(|d| d.len() == 1).map(|d| d[0]) };
+        if n != Some(1) && n != Some(m) {
+            return Err(IrError::Shape(format!("{}: w_scale {s} must hold 1 or {m} values (output channels)", a.op)));
+        }
+    }
+    match q.to {
+        DType::U8 => {
+            scalar(7, "y_scale", DType::F32, true)?;
+            scalar(8, "y_zero_point", DType::U8, true)?;
+        }
+        DType::F32 if a.opt(7).is_none() && a.opt(8).is_none() => {}
+        DType::F32 => return Err(IrError::Shape(format!("{}: an f32 output takes no y_scale/y_zero_point", a.op))),
+        other => return Err(IrError::Attribute(format!("{}: output dtype must be u8 or f32, got {other}", a.op))),
+    }
+    if matches!(q.conv.epilogue.activation, crate::op::Activation::PRelu) {
+        return Err(IrError::Attribute(format!("{}: a fused PRelu is not supported", a.op)));
+    }
+    for (slot, what) in [(5, "B"), (6, "residual")] {
+        if let Some(i) = a.opt(slot) {
+            want_dtype(a.op, what, &i, DType::F32)?;
+        }
+    }
+    // The Conv rule on f32 stand-ins for X, W, B and the residual.
+    let as_f32 = |i: InferInput<'_>| TypeInfo { dtype: DType::F32, shape: i.info.shape.clone() };
+    let types: Vec<Option<TypeInfo>> =
+        [Some(0), Some(3), Some(5), Some(6)].into_iter().map(|s| s.and_then(|s| a.opt(s)).map(as_f32)).collect();
+    let inputs: Vec<Option<InferInput<'_>>> =
+        types.iter().map(|t| t.as_ref().map(|info| InferInput { info, value: None })).collect();
+    let out = conv(&Args { op: a.op, inputs: &inputs }, &q.conv)?;
+    Ok(out.into_iter().map(|t| TypeInfo { dtype: q.to, shape: t.shape }).collect())
 }

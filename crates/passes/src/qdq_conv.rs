@@ -1,0 +1,223 @@
+//! The `fuse_qdq_conv` pass: a 2-D Conv that reads `DequantizeLinear` of a u8 activation and
+//! of constant s8 weights becomes one [`Op::QConv`] run by the int8 kernels.
+//!
+//! Matched: `Conv(DequantizeLinear(x: u8, x_scale, x_zp), DequantizeLinear(W: const s8,
+//! w_scale per tensor or per output channel, zero point 0), B?)` with any fused epilogue but
+//! PRelu. The bias may be f32 or `DequantizeLinear` of a constant int32 (onnxruntime's QDQ
+//! form), folded to f32. The QConv's output is f32; when every reader of it is a
+//! `QuantizeLinear` to u8 with the same constant scalar scale and zero point, the QConv
+//! requantizes itself and those readers go away (the output keeps the quantized value's name).
+//!
+//! Rounding differs from the QDQ graph only in where f32 products are rounded: the QDQ graph
+//! sums dequantized products in f32, the QConv sums exact integers and scales once, so results
+//! agree to f32 rounding and a requantized output to within one step where a value sits on a
+//! rounding boundary.
+
+use crate::util::{absorb, input_at};
+use crate::{Pass, PassError};
+use lithe_ir::op::{Activation, QConvAttrs};
+use lithe_ir::{DType, Graph, IrError, NodeId, Op, Outlet, Tensor};
+use lithe_kernels::reference::quantize::dequantize_linear;
+
+/// The constant at `o`, if any.
+fn constant(g: &Graph, o: Option<Outlet>) -> Option<&Tensor> {
+    g.const_value(o?)
+}
+
+/// A `DequantizeLinear` node producing `o`: its (q, scale, zero point?) inputs and axis.
+fn dequantize_of(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet, Option<Outlet>, i64)> {
+    let Op::DequantizeLinear { axis } = g.get_node(o.node)?.op else { return None };
+    let q = input_at(g, o.node, 0)?;
+    let s = input_at(g, o.node, 1)?;
+    Some((q, s, input_at(g, o.node, 2), axis))
+}
+
+/// True when `t` holds exactly one value.
+fn is_single(t: &Tensor) -> bool {
+    t.shape().iter().product::<usize>() == 1
+}
+
+/// True when the zero point at `o` is absent or a constant of zeros.
+fn zero_or_absent(g: &Graph, o: Option<Outlet>) -> bool {
+    match o {
+        None => true,
+        Some(o) => constant(g, Some(o)).is_some_and(|t| t.to_f32_vec().iter().all(|&v| v == 0.0)),
+    }
+}
+
+/// The parts of a matched conv.
+struct Matched {
+    x: Outlet,
+    x_scale: Outlet,
+    x_zero_point: Option<Outlet>,
+    w: Outlet,
+    w_scale: Outlet,
+    bias: Option<Bias>,
+}
+
+/// The conv's bias: an f32 value, or a constant int32 `DequantizeLinear` to fold.
+enum Bias {
+    F32(Outlet),
+    Folded(Tensor),
+}
+
+/// The activation input: `DequantizeLinear` of a u8 value with constant scalar parameters.
+fn match_activation(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet, Option<Outlet>)> {
+    let (x, s, z, _) = dequantize_of(g, o)?;
+    if g.value(x).ty.dtype != DType::U8 || !constant(g, Some(s)).is_some_and(is_single) {
+        return None;
+    }
+    if let Some(z) = z
+        && !constant(g, Some(z)).is_some_and(is_single)
+    {
+        return None;
+    }
+    Some((x, s, z))
+}
+
+/// The weight input: `DequantizeLinear` of a constant 4-D s8 tensor, zero point 0, one scale
+/// or one per output channel (axis 0).
+fn match_weight(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet)> {
+    let (w, s, z, axis) = dequantize_of(g, o)?;
+    let wt = constant(g, Some(w))?;
+    let st = constant(g, Some(s))?;
+    if wt.dtype() != DType::I8 || wt.shape().len() != 4 || st.dtype() != DType::F32 || !zero_or_absent(g, z) {
+        return None;
+    }
+    let per_channel = st.shape().len() == 1 && st.shape()[0] == wt.shape()[0] && !is_single(st);
+    let axis_is_0 = axis == 0 || axis == -4;
+    (is_single(st) || (per_channel && axis_is_0)).then_some((w, s))
+}
+
+/// The bias input: absent, f32, or a constant int32 `DequantizeLinear` (folded here).
+fn match_bias(g: &Graph, o: Option<Outlet>) -> Option<Option<Bias>> {
+    let Some(o) = o else { return Some(None) };
+    if g.value(o).ty.dtype != DType::F32 {
+        return None;
+    }
+    if let Some((q, s, z, axis)) = dequantize_of(g, o)
+        && let (Some(qt), Some(st)) = (constant(g, Some(q)), constant(g, Some(s)))
+        && qt.dtype() == DType::I32
+    {
+        let zt = constant(g, z);
+        if z.is_some() && zt.is_none() {
+            return Some(Some(Bias::F32(o)));
+        }
+        return dequantize_linear(qt, st, zt, axis).ok().map(|t| Some(Bias::Folded(t)));
+    }
+    Some(Some(Bias::F32(o)))
+}
+
+fn matched(g: &Graph, conv: NodeId) -> Option<Matched> {
+    let node = g.get_node(conv)?;
+    let Op::Conv(c) = &node.op else { return None };
+    if matches!(c.epilogue.activation, Activation::PRelu) || node.outputs.len() != 1 {
+        return None;
+    }
+    let out = &g.value(Outlet::new(conv, 0)).ty;
+    if out.dtype != DType::F32 || out.shape.as_ref().is_none_or(|s| s.rank() != 4) {
+        return None;
+    }
+    let (x, x_scale, x_zero_point) = match_activation(g, input_at(g, conv, 0)?)?;
+    let (w, w_scale) = match_weight(g, input_at(g, conv, 1)?)?;
+    let bias = match_bias(g, input_at(g, conv, 2))?;
+    Some(Matched { x, x_scale, x_zero_point, w, w_scale, bias })
+}
+
+/// The `fuse_qdq_conv` pass (see the module documentation).
+#[derive(Debug, Default)]
+pub struct FuseQdqConv;
+
+impl FuseQdqConv {
+    fn try_fuse(g: &mut Graph, conv: NodeId) -> Result<bool, IrError> {
+        let Some(m) = matched(g, conv) else { return Ok(false) };
+        let Op::Conv(attrs) = g.node(conv).op.clone() else { return Ok(false) };
+        let name = g.node(conv).name.clone();
+        let x_zero_point = match m.x_zero_point {
+            Some(z) => z,
+            None => g.add_const(format!("{name}.x_zero_point"), Tensor::scalar(0u8)),
+        };
+        let bias = match m.bias {
+            None => None,
+            Some(Bias::F32(o)) => Some(o),
+            Some(Bias::Folded(t)) => Some(g.add_const(format!("{name}.bias"), t)),
+        };
+        let residual = if attrs.epilogue.residual { input_at(g, conv, 3) } else { None };
+        let inputs = [Some(m.x), Some(m.x_scale), Some(x_zero_point), Some(m.w), Some(m.w_scale), bias, residual];
+        let q = g.add_node_inferred(
+            format!("{name}.int8"),
+            Op::QConv(QConvAttrs { conv: attrs, to: DType::F32 }),
+            &inputs,
+            1,
+        )?[0];
+        absorb(g, q, Outlet::new(conv, 0))?;
+        g.remove_node(conv);
+        g.node_mut(q.node).name = name.clone();
+        requantize_in_place(g, q)?;
+        tracing::debug!(conv = %name, "Conv on dequantized int8 operands became QConv");
+        Ok(true)
+    }
+}
+
+/// The constant scalar (scale, zero point) of `QuantizeLinear` node `id` to u8.
+fn quantize_params(g: &Graph, id: NodeId) -> Option<(f32, u8, Outlet, Outlet)> {
+    let node = g.get_node(id)?;
+    let Op::QuantizeLinear { to: DType::U8, .. } = node.op else { return None };
+    let s = input_at(g, id, 1)?;
+    let z = input_at(g, id, 2)?;
+    let scale = constant(g, Some(s)).filter(|t| is_single(t))?.to_f32_vec().first().copied()?;
+    let zt = constant(g, Some(z)).filter(|t| is_single(t) && t.dtype() == DType::U8)?;
+    let zp = zt.expect_view::<u8>("zero point").ok()?.iter().next().copied()?;
+    Some((scale, zp, s, z))
+}
+
+/// Make the f32 QConv at `q` write u8 when every reader is the same `QuantizeLinear` to u8.
+fn requantize_in_place(g: &mut Graph, q: Outlet) -> Result<(), IrError> {
+    if g.outputs().contains(&q) {
+        return Ok(());
+    }
+    let readers = g.consumers(q);
+    let mut params: Option<(f32, u8, Outlet, Outlet)> = None;
+    for &(n, slot) in &readers {
+        let Some(p) = quantize_params(g, n).filter(|_| slot == 0) else { return Ok(()) };
+        match params {
+            None => params = Some(p),
+            Some((s, z, ..)) if s.to_bits() == p.0.to_bits() && z == p.1 => {}
+            Some(_) => return Ok(()),
+        }
+    }
+    let Some((_, _, s, z)) = params else { return Ok(()) };
+    if readers.len() > 1 && readers.iter().any(|&(n, _)| g.outputs().contains(&Outlet::new(n, 0))) {
+        return Ok(()); // only one graph output name could survive
+    }
+    g.set_input(q.node, 7, Some(s))?;
+    g.set_input(q.node, 8, Some(z))?;
+    if let Op::QConv(a) = &mut g.node_mut(q.node).op {
+        a.to = DType::U8;
+    }
+    g.value_mut(q).ty.dtype = DType::U8;
+    let mut first = true;
+    for (n, _) in readers {
+        let out = Outlet::new(n, 0);
+        if first {
+            absorb(g, q, out)?;
+            first = false;
+        } else {
+            g.replace_uses(out, q)?;
+        }
+        g.remove_node(n);
+    }
+    Ok(())
+}
+
+impl Pass for FuseQdqConv {
+    fn name(&self) -> &'static str {
+        "fuse_qdq_conv"
+    }
+    fn description(&self) -> &'static str {
+        "turn Conv on DequantizeLinear of u8 activations and s8 weights into an int8 QConv (requantizing when only QuantizeLinear reads it)"
+    }
+    fn run(&self, graph: &mut Graph) -> Result<usize, PassError> {
+        crate::manager::rewrite_each_node(self.name(), graph, FuseQdqConv::try_fuse)
+    }
+}

@@ -1,0 +1,246 @@
+//! Int8 nodes prepared for the int8 kernels: QConv (weights packed once), and per-tensor
+//! QuantizeLinear / DequantizeLinear between u8 and f32 values.
+
+use super::KernelSet;
+use crate::plan::{Source, Step};
+use lithe_ir::op::{Activation, Epilogue, QConvAttrs};
+use lithe_ir::{DType, Graph, Outlet, Tensor};
+use lithe_kernels::KernelError;
+use lithe_kernels::fast::FastActivation;
+use lithe_kernels::int8::{QActivation, QConvGeometry, QLinearConv2d, QuantEpilogue, QuantOut, Requant};
+
+/// An int8 kernel's operand or output: u8 or f32 elements.
+#[derive(Debug)]
+pub(crate) enum Elems<'a> {
+    /// u8 elements.
+    U8(&'a [u8]),
+    /// f32 elements.
+    F32(&'a [f32]),
+}
+
+/// An int8 kernel's output buffer.
+#[derive(Debug)]
+pub(crate) enum ElemsMut<'a> {
+    /// u8 elements.
+    U8(&'a mut [u8]),
+    /// f32 elements.
+    F32(&'a mut [f32]),
+}
+
+/// The requantization of a u8 output with scale `scale` and zero point `zero_point`: the
+/// int8 kernels' [`Requant`] (`saturate(round_half_even(y / scale) + zero_point)`).
+pub(crate) fn u8_requant(scale: f32, zero_point: u8) -> Requant {
+    let zp = i32::from(zero_point);
+    Requant { scale, lo: -(zp as f32), hi: (255 - zp) as f32, zp }
+}
+
+/// A QConv with its weights packed.
+#[derive(Debug)]
+pub(crate) struct QConvKernel {
+    conv: QLinearConv2d,
+    x_scale: f32,
+    x_zero_point: u8,
+    bias: Option<Vec<f32>>,
+    epilogue: Epilogue,
+    /// `Some((y_scale, y_zero_point))` for a u8 output.
+    requant: Option<(f32, u8)>,
+}
+
+/// The one value of a one-element constant.
+fn single<T: lithe_ir::Element + Copy>(t: &Tensor) -> Option<T> {
+    let v = t.view_in_place::<T>()?;
+    if v.len() == 1 { v.iter().next().copied() } else { None }
+}
+
+impl QConvKernel {
+    /// Prepare the QConv of `step` when its parameters are constants and its geometry is
+    /// known without the input size (no automatic padding) or from the graph's static shape.
+    pub fn prepare(
+        graph: &Graph,
+        step: &Step,
+        attrs: &QConvAttrs,
+        kernels: KernelSet,
+    ) -> Result<Option<QConvKernel>, KernelError> {
+        let constant = |slot: usize| -> Option<&Tensor> {
+            match step.inputs.get(slot).copied().flatten()? {
+                Source::Const(id) => graph.const_value(Outlet::new(id, 0)),
+                _ => None,
+            }
+        };
+        let present = |slot: usize| step.inputs.get(slot).copied().flatten().is_some();
+        let (Some(w), Some(w_scale), Some(x_scale), Some(x_zp)) = (constant(3), constant(4), constant(1), constant(2))
+        else {
+            return Ok(None);
+        };
+        let (Ok(w_shape), Some(w_values), Some(w_scale), Some(x_scale), Some(x_zero_point)) = (
+            <[usize; 4]>::try_from(w.shape()),
+            w.view_in_place::<i8>(),
+            w_scale.view_in_place::<f32>(),
+            single::<f32>(x_scale),
+            single::<u8>(x_zp),
+        ) else {
+            return Ok(None);
+        };
+        let bias = match (present(5), constant(5)) {
+            (false, _) => None,
+            (true, Some(b)) => match b.view_in_place::<f32>() {
+                Some(v) => Some(v.iter().copied().collect::<Vec<f32>>()),
+                None => return Ok(None),
+            },
+            (true, None) => return Ok(None),
+        };
+        let requant = match attrs.to {
+            DType::F32 => None,
+            DType::U8 => match (constant(7).and_then(single::<f32>), constant(8).and_then(single::<u8>)) {
+                (Some(s), Some(z)) => Some((s, z)),
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let x_hw = match static_input_hw(graph, step) {
+            Some(hw) => hw,
+            None if attrs.conv.auto_pad == lithe_ir::op::AutoPad::NotSet => [1 << 16; 2],
+            None => return Ok(None),
+        };
+        let geom = QConvGeometry::resolve(&attrs.conv, x_hw, [w_shape[2], w_shape[3]])?;
+        let w_values: Vec<i8> = w_values.iter().copied().collect();
+        let w_scale: Vec<f32> = w_scale.iter().copied().collect();
+        let conv = QLinearConv2d::prepare(kernels.i8_gemm, &w_values, w_shape, &w_scale, geom)?;
+        Ok(Some(QConvKernel { conv, x_scale, x_zero_point, bias, epilogue: attrs.conv.epilogue, requant }))
+    }
+
+    /// Name of the kernel (for profiles).
+    pub fn kernel_name(&self) -> String {
+        if self.conv.is_depthwise() {
+            "qconv_dw/direct".to_string()
+        } else {
+            format!("qconv_gemm/{}", self.conv.microkernel().name())
+        }
+    }
+
+    /// The activation the kernel epilogue applies itself, when it can (no residual to add
+    /// first, and a clamp-like activation).
+    fn fused_activation(&self) -> Option<QActivation> {
+        if self.epilogue.residual {
+            return None;
+        }
+        match self.epilogue.activation {
+            Activation::None => Some(QActivation::None),
+            Activation::Relu => Some(QActivation::Relu),
+            Activation::Clip { min, max } => Some(QActivation::Clamp { min, max }),
+            _ => None,
+        }
+    }
+
+    /// Run on `x` (`x_shape` NCHW u8) with the residual (when fused) into `y`; `scratch`
+    /// holds the f32 result when the epilogue cannot be fused into the kernel.
+    pub fn run(
+        &self,
+        x: &[u8],
+        x_shape: &[usize],
+        residual: Option<&[f32]>,
+        y: ElemsMut<'_>,
+        scratch: &mut Vec<f32>,
+        threads: usize,
+    ) -> Result<bool, KernelError> {
+        let Ok(x_shape) = <[usize; 4]>::try_from(x_shape) else { return Ok(false) };
+        let mut ep = QuantEpilogue {
+            x_scale: self.x_scale,
+            bias: self.bias.as_deref(),
+            bias_i32: None,
+            activation: QActivation::None,
+        };
+        if let Some(act) = self.fused_activation() {
+            ep.activation = act;
+            let out = match (y, self.requant) {
+                (ElemsMut::F32(y), None) => QuantOut::F32(y),
+                (ElemsMut::U8(y), Some((scale, zero_point))) => QuantOut::U8 { data: y, scale, zero_point },
+                _ => return Ok(false),
+            };
+            self.conv.run(x, x_shape, self.x_zero_point, &ep, out, threads)?;
+            return Ok(true);
+        }
+        // The f32 result, then the residual and activation, then the requantization.
+        let (buf, y_u8): (&mut [f32], Option<&mut [u8]>) = match (y, self.requant) {
+            (ElemsMut::F32(y), None) => (y, None),
+            (ElemsMut::U8(y), Some(_)) => {
+                scratch.clear();
+                scratch.resize(y.len(), 0.0);
+                (scratch.as_mut_slice(), Some(y))
+            }
+            _ => return Ok(false),
+        };
+        self.conv.run(x, x_shape, self.x_zero_point, &ep, QuantOut::F32(buf), threads)?;
+        match (self.epilogue.residual, residual) {
+            (true, Some(r)) if r.len() == buf.len() => buf.iter_mut().zip(r).for_each(|(v, r)| *v += r),
+            (false, None) => {}
+            _ => return Ok(false),
+        }
+        FastActivation::from_ir(&self.epilogue.activation, None)?.apply_row(buf);
+        if let (Some(y), Some((scale, zp))) = (y_u8, self.requant) {
+            let rq = u8_requant(scale, zp);
+            y.iter_mut().zip(buf.iter()).for_each(|(q, &v)| *q = rq.apply(v) as u8);
+        }
+        Ok(true)
+    }
+}
+
+/// The static spatial size of the QConv's input, when the graph knows it.
+fn static_input_hw(graph: &Graph, step: &Step) -> Option<[usize; 2]> {
+    let x = graph.node_inputs(step.node).first().copied().flatten()?;
+    let dims = graph.value(x).ty.shape.as_ref()?.as_known()?;
+    match dims.as_slice() {
+        [_, _, h, w] => Some([*h, *w]),
+        _ => None,
+    }
+}
+
+/// Per-tensor QuantizeLinear (f32 -> u8) or DequantizeLinear (u8 -> f32) with constant
+/// parameters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PerTensorQuant {
+    /// Scale.
+    pub scale: f32,
+    /// Zero point.
+    pub zero_point: u8,
+}
+
+impl PerTensorQuant {
+    /// The constant scalar parameters at slots 1 and 2 of `step` (zero point absent means 0;
+    /// it must be u8).
+    pub fn prepare(graph: &Graph, step: &Step) -> Option<PerTensorQuant> {
+        let constant = |slot: usize| -> Option<Option<&Tensor>> {
+            match step.inputs.get(slot).copied().flatten() {
+                None => Some(None),
+                Some(Source::Const(id)) => graph.const_value(Outlet::new(id, 0)).map(Some),
+                Some(_) => None,
+            }
+        };
+        let scale = single::<f32>(constant(1)??)?;
+        let zero_point = match constant(2)? {
+            None => 0,
+            Some(z) => single::<u8>(z)?,
+        };
+        Some(PerTensorQuant { scale, zero_point })
+    }
+
+    /// `y = saturate(round_half_even(x / scale) + zero_point)`.
+    pub fn quantize(&self, x: &[f32], y: &mut [u8]) -> bool {
+        if x.len() != y.len() {
+            return false;
+        }
+        let rq = u8_requant(self.scale, self.zero_point);
+        y.iter_mut().zip(x).for_each(|(q, &v)| *q = rq.apply(v) as u8);
+        true
+    }
+
+    /// `y = (x - zero_point) * scale`.
+    pub fn dequantize(&self, x: &[u8], y: &mut [f32]) -> bool {
+        if x.len() != y.len() {
+            return false;
+        }
+        let zp = i32::from(self.zero_point);
+        y.iter_mut().zip(x).for_each(|(v, &q)| *v = (i32::from(q) - zp) as f32 * self.scale);
+        true
+    }
+}
