@@ -13,21 +13,31 @@ use lithe_ir::op::{Activation, ConvAttrs, FcAttrs};
 use lithe_ir::{DType, Tensor};
 
 /// Names of a chain of nodes whose last one produces the IR node's output.
-struct Chain {
+pub(super) struct Chain {
     out: String,
     remaining: usize,
 }
 
 impl Chain {
+    /// A chain of `stages` nodes ending in `out`.
+    pub(super) fn new(out: String, stages: usize) -> Self {
+        Chain { out, remaining: stages }
+    }
+
     /// The output name of the next stage: a fresh name, or the node's output for the last.
-    fn next(&mut self, cx: &mut NodeCx<'_, '_>, label: &str) -> String {
+    pub(super) fn next(&mut self, cx: &mut NodeCx<'_, '_>, label: &str) -> String {
         self.remaining = self.remaining.saturating_sub(1);
         if self.remaining == 0 { self.out.clone() } else { cx.fresh_value(&self.out, label) }
     }
 }
 
 /// The input at `slot` that must be present exactly when `wanted`.
-fn fused_input(cx: &NodeCx<'_, '_>, slot: usize, wanted: bool, what: &str) -> Result<Option<String>, OnnxError> {
+pub(super) fn fused_input(
+    cx: &NodeCx<'_, '_>,
+    slot: usize,
+    wanted: bool,
+    what: &str,
+) -> Result<Option<String>, OnnxError> {
     match (wanted, cx.opt(slot)) {
         (true, Some(n)) => Ok(Some(n)),
         (false, None) => Ok(None),
@@ -86,7 +96,7 @@ pub(super) fn fully_connected(cx: &mut NodeCx<'_, '_>, a: &FcAttrs) -> Result<()
 }
 
 /// The standalone node of a fused activation, reading `x` and writing `y`.
-fn activation(
+pub(super) fn activation(
     cx: &mut NodeCx<'_, '_>,
     act: &Activation,
     x: String,

@@ -5,8 +5,9 @@
 //! reduce axes as an input, Split `num_outputs`, Resize `half_pixel_symmetric`, 16-bit Q/DQ)
 //! are that opset's forms, so most ops map one to one. Lithe-internal forms are expanded:
 //! a Conv with a fused epilogue becomes `Conv [-> Add residual] [-> activation]`,
-//! `FullyConnected` becomes `MatMul [-> Add bias] [-> activation]`, and an opset<13 Softmax
-//! (`coerce_2d`) becomes `Flatten -> Softmax -> Reshape` (see `docs/onnx-export.md`).
+//! `FullyConnected` becomes `MatMul [-> Add bias] [-> activation]`, the int8 `QConv` becomes
+//! `DequantizeLinear -> Conv [-> Add] [-> activation] [-> QuantizeLinear]`, and an opset<13
+//! Softmax (`coerce_2d`) becomes `Flatten -> Softmax -> Reshape` (see `docs/onnx-export.md`).
 //!
 //! Graph inputs, outputs and every value keep their names; constants become initializers
 //! (raw little-endian data). An op without an ONNX form gives [`OnnxError::UnsupportedExport`]
@@ -15,6 +16,7 @@
 mod attrs;
 mod fused;
 mod ops;
+mod qconv;
 mod tensor;
 
 use crate::OnnxError;

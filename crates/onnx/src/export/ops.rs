@@ -3,7 +3,7 @@
 //! without a zero point, Split without sizes). Fused forms are in [`super::fused`].
 
 use super::attrs::{self, push_usizes};
-use super::{NodeCx, Writer, fused};
+use super::{NodeCx, Writer, fused, qconv};
 use crate::OnnxError;
 use crate::proto::AttributeProto;
 use lithe_ir::op::{ConvAttrs, PoolAttrs, ReduceAttrs, SoftmaxAttrs};
@@ -19,6 +19,7 @@ pub(super) fn export_node(w: &mut Writer<'_>, id: NodeId) -> Result<(), OnnxErro
     match &node.op {
         Op::Conv(a) if !a.epilogue.is_empty() => fused::conv(&mut cx, a),
         Op::FullyConnected(a) => fused::fully_connected(&mut cx, a),
+        Op::QConv(a) => qconv::qconv(&mut cx, a),
         Op::Softmax(a) => softmax(&mut cx, a),
         Op::QuantizeLinear { axis, to } => quantize_linear(&mut cx, *axis, *to),
         Op::Split { axis, num_outputs } => split(&mut cx, *axis, *num_outputs),
@@ -136,6 +137,7 @@ fn standard(op: &Op) -> Option<Standard> {
         }
         Op::Range | Op::Where => std_op(3, vec![]),
         Op::DequantizeLinear { axis } => std_op(3, vec![attrs::int("axis", *axis)]),
+        Op::DynamicQuantizeLinear => std_op(1, vec![]),
         // Input and Const are written by the caller; ops added to the IR after this exporter
         // land here and are reported as unsupported until they get an export rule.
         _ => None,

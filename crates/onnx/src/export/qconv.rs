@@ -1,0 +1,74 @@
+//! `QConv`, the int8 conv `lithe-passes` makes from a QDQ pattern, back to that pattern:
+//! `DequantizeLinear(X, x_scale, x_zero_point)`, `DequantizeLinear(W, w_scale)` (axis 0 when
+//! the scale is per output channel), `Conv(·, ·, B)`, then the epilogue's `Add(residual)` and
+//! activation, and `QuantizeLinear(·, y_scale, y_zero_point)` when the output is u8.
+//!
+//! The ONNX form computes in f32 what QConv accumulates exactly in i32 and scales once, so the
+//! two agree up to f32 rounding (a u8 output may differ by one level where a value sits on a
+//! rounding boundary).
+
+use super::NodeCx;
+use super::attrs;
+use super::fused::{Chain, activation, fused_input};
+use crate::OnnxError;
+use lithe_ir::DType;
+use lithe_ir::op::{Activation, QConvAttrs};
+
+pub(super) fn qconv(cx: &mut NodeCx<'_, '_>, a: &QConvAttrs) -> Result<(), OnnxError> {
+    cx.at_most(9)?;
+    let e = a.conv.epilogue;
+    if e.activation == Activation::PRelu {
+        return Err(cx.err("a fused PRelu is not allowed in QConv"));
+    }
+    let quantized = match a.to {
+        DType::U8 => true,
+        DType::F32 => false,
+        t => return Err(cx.err(format!("output dtype {t} (expected u8 or f32)"))),
+    };
+    let x = cx.req(0, "X")?;
+    let (x_scale, x_zp) = (cx.req(1, "x_scale")?, cx.req(2, "x_zero_point")?);
+    let (w, w_scale) = (cx.req(3, "W")?, cx.req(4, "w_scale")?);
+    let b = cx.opt(5);
+    let residual = fused_input(cx, 6, e.residual, "residual")?;
+    let y_q = if quantized {
+        Some((cx.req(7, "y_scale")?, cx.req(8, "y_zero_point")?))
+    } else {
+        if cx.opt(7).is_some() || cx.opt(8).is_some() {
+            return Err(cx.err("y_scale/y_zero_point are set but the output is f32"));
+        }
+        None
+    };
+    let out = cx.single_output()?;
+    let per_channel = cx.const_input(4).map_or_else(
+        || cx.input_type(4).and_then(|t| t.shape.as_ref()).and_then(|s| s.num_elements()).is_none_or(|n| n > 1),
+        |s| s.len() > 1,
+    );
+
+    let xf = cx.fresh_value(&out, "x_f32");
+    cx.push("dequantize_x", "DequantizeLinear", &[Some(x), Some(x_scale), Some(x_zp)], vec![xf.clone()], vec![]);
+    let wf = cx.fresh_value(&out, "w_f32");
+    let w_axis = if per_channel { vec![attrs::int("axis", 0)] } else { vec![] };
+    cx.push("dequantize_w", "DequantizeLinear", &[Some(w), Some(w_scale)], vec![wf.clone()], w_axis);
+
+    let stages = 1 + usize::from(residual.is_some()) + usize::from(!e.activation.is_none()) + usize::from(quantized);
+    let mut chain = Chain::new(out, stages);
+    let mut plain = a.conv.clone();
+    plain.epilogue = Default::default();
+    let mut cur = chain.next(cx, "conv");
+    cx.push("conv", "Conv", &[Some(xf), Some(wf), b], vec![cur.clone()], super::ops::conv_attrs(&plain));
+    if let Some(r) = residual {
+        let next = chain.next(cx, "residual");
+        cx.push("residual", "Add", &[Some(cur), Some(r)], vec![next.clone()], vec![]);
+        cur = next;
+    }
+    if !e.activation.is_none() {
+        let next = chain.next(cx, "act");
+        activation(cx, &e.activation, cur.clone(), next.clone(), None, DType::F32)?;
+        cur = next;
+    }
+    if let Some((s, z)) = y_q {
+        let next = chain.next(cx, "quantize");
+        cx.push("", "QuantizeLinear", &[Some(cur), Some(s), Some(z)], vec![next], vec![]);
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Export of the int8 ops: `QConv` (made by `lithe-passes` from QDQ convs) expands back to
+//! `DequantizeLinear -> Conv [-> Add] [-> activation] [-> QuantizeLinear]`, and
+//! `DynamicQuantizeLinear` maps one to one. The expanded form computes in f32 what QConv
+//! accumulates in i32, so f32 outputs agree to f32 rounding and u8 outputs to one level.
+
+mod export_util;
+
+use export_util::*;
+use lithe_ir::op::{Activation, ConvAttrs, Epilogue, QConvAttrs};
+use lithe_ir::{DType, Graph, Op, Outlet, Shape, Tensor, TypeInfo, ValueInfo};
+use lithe_onnx::{ExportOptions, export_model_proto};
+
+/// A QConv on a 1x4x6x6 u8 input with 3x3 i8 weights (per-channel or per-tensor scales).
+fn qconv_graph(to: DType, epilogue: Epilogue, per_channel: bool, group: usize) -> Graph {
+    let mut g = Graph::new("qconv");
+    let x = g.add_input("x", TypeInfo::new(DType::U8, Shape::known(&[1, 4, 6, 6])));
+    let r = g.add_input("r", TypeInfo::new(DType::F32, Shape::known(&[1, 6, 4, 4])));
+    let c = |g: &mut Graph, n: &str, t: Tensor| Some(g.add_const(n, t));
+    let cin = 4 / group;
+    let w: Vec<i8> = (0..6 * cin * 9).map(|i| ((i * 37 % 255) as i32 - 127) as i8).collect();
+    let w_scale = if per_channel {
+        Tensor::from_vec(&[6], vec![0.011f32, 0.02, 0.005, 0.013, 0.017, 0.009]).unwrap()
+    } else {
+        Tensor::from_vec(&[1], vec![0.012f32]).unwrap()
+    };
+    let mut inputs = vec![
+        Some(x),
+        c(&mut g, "x_scale", Tensor::scalar(0.02f32)),
+        c(&mut g, "x_zero_point", Tensor::scalar(7u8)),
+        c(&mut g, "w", Tensor::from_vec(&[6, cin, 3, 3], w).unwrap()),
+        c(&mut g, "w_scale", w_scale),
+        c(&mut g, "b", Tensor::from_vec(&[6], vec![0.1f32, -0.2, 0.3, 0.0, -0.05, 0.25]).unwrap()),
+        epilogue.residual.then_some(r),
+    ];
+    if to == DType::U8 {
+        inputs.push(c(&mut g, "y_scale", Tensor::scalar(0.05f32)));
+        inputs.push(c(&mut g, "y_zero_point", Tensor::scalar(100u8)));
+    }
+    let conv = ConvAttrs { group, epilogue, ..Default::default() };
+    let ty = TypeInfo::new(to, Shape::known(&[1, 6, 4, 4]));
+    let n = g
+        .add_node("qconv0", Op::QConv(QConvAttrs { conv, to }), &inputs, vec![ValueInfo { name: "y".into(), ty }])
+        .unwrap();
+    g.set_outputs(vec![Outlet::new(n, 0)]);
+    g
+}
+
+fn inputs() -> Vec<Tensor> {
+    let x: Vec<u8> = (0..144).map(|i| (i * 53 % 256) as u8).collect();
+    let r: Vec<f32> = (0..96).map(|i| (i as f32 - 48.0) * 0.03).collect();
+    vec![Tensor::from_vec(&[1, 4, 6, 6], x).unwrap(), Tensor::from_vec(&[1, 6, 4, 4], r).unwrap()]
+}
+
+#[test]
+fn qconv_expands_to_qdq_conv() {
+    let epilogues = [
+        Epilogue::default(),
+        Epilogue { residual: false, activation: Activation::Relu },
+        Epilogue { residual: true, activation: Activation::Clip { min: 0.0, max: 6.0 } },
+        Epilogue { residual: true, activation: Activation::None },
+    ];
+    for to in [DType::F32, DType::U8] {
+        for e in epilogues {
+            for (per_channel, group) in [(true, 1), (false, 1), (true, 2)] {
+                let g = qconv_graph(to, e, per_channel, group);
+                let what = format!("{to} {e:?} per_channel={per_channel} group={group}");
+                let m = export_model_proto(&g, &ExportOptions::default()).unwrap();
+                let types: Vec<&str> = m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+                assert_eq!(&types[..3], ["DequantizeLinear", "DequantizeLinear", "Conv"], "{what}");
+                assert_eq!(types.last() == Some(&"QuantizeLinear"), to == DType::U8, "{what}: {types:?}");
+                let back = round_trip(&g).unwrap();
+                assert!(!back.node_ids().iter().any(|&id| matches!(back.node(id).op, Op::QConv(_))));
+                let want = run_reference(&g, &inputs()).unwrap();
+                let got = run_reference(&back, &inputs()).unwrap();
+                let err = max_abs_diff(&got, &want);
+                // f32: rounding of f32 vs exact i32 accumulation; u8: at most one level.
+                let tol = if to == DType::U8 { 1.0 } else { 1e-5 };
+                assert!(err <= tol, "{what}: max abs diff {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn qconv_with_prelu_is_a_typed_error() {
+    let mut g = qconv_graph(DType::F32, Epilogue { residual: false, activation: Activation::PRelu }, true, 1);
+    g.name = "bad".into();
+    let e = lithe_onnx::export_model(&g, &ExportOptions::default()).unwrap_err();
+    assert!(matches!(&e, lithe_onnx::OnnxError::Export { node, op, .. } if node == "qconv0" && op == "QConv"), "{e}");
+}
+
+#[test]
+fn dynamic_quantize_linear_round_trips() {
+    let mut g = Graph::new("dql");
+    let x = g.add_input("x", TypeInfo::new(DType::F32, Shape::known(&[2, 5])));
+    let outs = vec![
+        ValueInfo { name: "y".into(), ty: TypeInfo::new(DType::U8, Shape::known(&[2, 5])) },
+        ValueInfo { name: "y_scale".into(), ty: TypeInfo::new(DType::F32, Shape::known(&[])) },
+        ValueInfo { name: "y_zero_point".into(), ty: TypeInfo::new(DType::U8, Shape::known(&[])) },
+    ];
+    let n = g.add_node("dql0", Op::DynamicQuantizeLinear, &[Some(x)], outs).unwrap();
+    g.set_outputs((0..3).map(|s| Outlet::new(n, s)).collect());
+    let x = Tensor::from_vec(&[2, 5], vec![-1.5f32, 0.0, 0.3, 2.7, 9.0, -0.1, 4.4, 5.5, -3.0, 1.0]).unwrap();
+    let back = round_trip(&g).unwrap();
+    let x = std::slice::from_ref(&x);
+    same_bits("DynamicQuantizeLinear", &run(&back, x).unwrap(), &run(&g, x).unwrap()).unwrap();
+}
