@@ -458,3 +458,33 @@ fn save_onnx_and_value_info() {
     assert!(matches!(e, OnnxError::Io { .. }), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// onnxruntime's int8 MNIST models (`testdata/mnist/ort_qop`: QLinearConv/QLinearMatMul and
+/// dynamic ConvInteger/MatMulInteger forms) imported and optimized (QDQ convs fused into QConv)
+/// export to standard ONNX whose outputs match the optimized graph's and onnxruntime's logits.
+#[test]
+fn optimized_int8_mnist_models_export() {
+    let dir = testdata().join("mnist/ort_qop");
+    let x = mnist_images(16);
+    let mut checked = 0;
+    for name in ["lenet_bn_qlinear", "dwsep_qlinear", "lenet_bn_dynamic", "dwsep_dynamic"] {
+        let g = load_model(&dir.join(format!("{name}.onnx")), &ImportOptions::default()).unwrap();
+        let golden = lithe_ir::npy::read_npy(&dir.join(format!("{name}_golden.npy"))).unwrap();
+        let mut opt = g.clone();
+        PassManager::default_pipeline().run(&mut opt).unwrap();
+        let want = run(&opt, std::slice::from_ref(&x)).unwrap();
+        let back = round_trip(&opt).unwrap();
+        let got = run(&back, std::slice::from_ref(&x)).unwrap();
+        let qconvs = opt.node_ids().iter().filter(|&&id| matches!(opt.node(id).op, Op::QConv(_))).count();
+        let (err, err_ort) = (max_abs_diff(&got, &want), max_abs_diff(&got, std::slice::from_ref(&golden)));
+        println!("{name}: {qconvs} QConv; max abs diff vs optimized {err:.2e}, vs onnxruntime {err_ort:.2e}");
+        // One output quantization step is ~0.1 here; the expansions should not even move one.
+        assert!(err <= 1e-4, "{name}: {err}");
+        assert!(err_ort <= 0.2, "{name}: {err_ort}");
+        if name.ends_with("qlinear") {
+            assert!(qconvs >= 2, "{name}: {qconvs} QConv nodes");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
