@@ -5,9 +5,12 @@
 //! `lithe_onnx::supported_ops()` and its inputs and outputs use dtypes Lithe's IR has; claimed
 //! tests are imported, run and compared in Rust (see [`compare`] for the tolerance rule).
 //! The run fails when under 90% of claimed tests pass or when a test of the committed baseline
-//! (`testdata/conformance/passing.txt`) no longer passes.
+//! (`testdata/conformance/passing.txt`) no longer passes. Every passing test is then exported
+//! with `lithe_onnx::export_model`, imported again and run: the run also fails unless all of
+//! them give the first import's outputs bit for bit ([`export_round_trip`]).
 
 mod compare;
+mod export_round_trip;
 mod model_scan;
 mod report;
 mod runner;
@@ -101,6 +104,14 @@ pub fn run(a: Args) -> Result<()> {
             .with_context(|| format!("writing {}", baseline_path.display()))?;
         println!("wrote {} ({} passing tests)", baseline_path.display(), passing.len());
     }
+    let (round_tripped, export_failures) = export_round_trip::check(&results);
+    println!(
+        "export round trip (import, export, import, run; bit-exact): {} of {round_tripped} passing tests",
+        round_tripped - export_failures.len()
+    );
+    for f in &export_failures {
+        println!("  export round trip failed: {f}");
+    }
     println!("conformance run took {:.1}s", started.elapsed().as_secs_f64());
 
     let t = report::totals(&results);
@@ -109,6 +120,9 @@ pub fn run(a: Args) -> Result<()> {
     };
     if rate < MIN_PASS_RATE && a.filter.is_none() {
         bail!("pass rate {rate:.1}% over {} claimed tests is below {MIN_PASS_RATE}%", t.claimed());
+    }
+    if !export_failures.is_empty() {
+        bail!("{} passing tests do not survive the ONNX export round trip", export_failures.len());
     }
     if !regressions.is_empty() && !a.update_baseline {
         bail!("{} tests of {} no longer pass", regressions.len(), baseline_path.display());
