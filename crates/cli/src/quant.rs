@@ -95,9 +95,10 @@ pub struct QuantArgs {
     /// At most this many nodes are added to the suggested skip list.
     #[arg(long, default_value_t = 20)]
     pub max_skip_steps: usize,
-    /// Order of the skip search: `measured` (each node's agreement when only it stays fp32,
-    /// one evaluation per quantized node) or `analysis` (the --analyze order, worst SNR first).
-    #[arg(long, default_value = "measured")]
+    /// Order of the skip search: `cosine` (each node's output cosine, then agreement, when only
+    /// it stays fp32: one evaluation per quantized node), `agreement` (the same measurements,
+    /// agreement first) or `analysis` (the --analyze order, worst SNR first: one evaluation).
+    #[arg(long, default_value = "cosine")]
     pub skip_ranking: SkipRanking,
     /// Threads for calibration and evaluation runs.
     #[arg(long, default_value_t = 1)]
@@ -148,9 +149,6 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "  {:>8.2}  {:>9.6}  {:<16} {}", r.snr_db, r.cosine, r.op, r.value)?;
         }
     }
-    // The QDQ graph becomes the int8 one (QConv nodes run by the int8 kernels); evaluation
-    // and the written model are that graph.
-    PassManager::default_pipeline().run(&mut graph).context("cannot fuse the quantized graph")?;
     if let Some(eval) = &args.eval {
         let source = open_data(eval, &fp32, args.preprocess.as_ref())?;
         let a = compare(&fp32, &graph, source.as_ref(), args.batch_size, args.eval_samples, args.threads)

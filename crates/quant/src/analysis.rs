@@ -525,10 +525,13 @@ pub fn diff_models(
 /// How [`suggest_skips`] orders the candidate nodes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SkipRanking {
-    /// Measured: the agreement (then output cosine) of the model with only that node left in
-    /// fp32, best first. One evaluation per quantized node.
+    /// Measured: the output cosine with fp32 (then the top-1 agreement) of the model with only
+    /// that node left in fp32, best first. One evaluation per quantized node. The cosine is
+    /// continuous; one node's effect on the agreement is often a few samples, within noise.
     #[default]
-    Measured,
+    Cosine,
+    /// Measured like [`SkipRanking::Cosine`], ordered by the agreement first, then the cosine.
+    Agreement,
     /// The per-layer analysis order: the node's output SNR in the fully quantized model,
     /// worst first. One evaluation; cumulative errors favour deep nodes.
     Analysis,
@@ -538,9 +541,10 @@ impl FromStr for SkipRanking {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "measured" => Ok(SkipRanking::Measured),
+            "cosine" => Ok(SkipRanking::Cosine),
+            "agreement" => Ok(SkipRanking::Agreement),
             "analysis" => Ok(SkipRanking::Analysis),
-            other => Err(format!("unknown ranking '{other}' (measured, analysis)")),
+            other => Err(format!("unknown ranking '{other}' (cosine, agreement, analysis)")),
         }
     }
 }
@@ -548,7 +552,8 @@ impl FromStr for SkipRanking {
 impl fmt::Display for SkipRanking {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            SkipRanking::Measured => "measured",
+            SkipRanking::Cosine => "cosine",
+            SkipRanking::Agreement => "agreement",
             SkipRanking::Analysis => "analysis",
         })
     }
@@ -576,7 +581,7 @@ impl Default for SkipSearch {
         SkipSearch {
             target: 0.99,
             max_steps: 20,
-            ranking: SkipRanking::Measured,
+            ranking: SkipRanking::Cosine,
             batch_size: 16,
             max_samples: None,
             threads: 1,
@@ -593,9 +598,9 @@ pub struct Sensitivity {
     pub op: &'static str,
     /// The value it computes (the name `--analyze` and `lite-cli diff` show).
     pub value: String,
-    /// [`SkipRanking::Measured`]: top-1 agreement with fp32 when only this node stays fp32.
+    /// Measured rankings: top-1 agreement with fp32 when only this node stays fp32.
     pub agreement: Option<f64>,
-    /// [`SkipRanking::Measured`]: output cosine with fp32 when only this node stays fp32.
+    /// Measured rankings: output cosine with fp32 when only this node stays fp32.
     pub cosine: Option<f64>,
     /// [`SkipRanking::Analysis`]: the node's output SNR (dB) in the fully quantized model.
     pub snr_db: Option<f64>,
@@ -655,7 +660,8 @@ pub struct SkipSuggestion {
     pub ranking: Vec<Sensitivity>,
     /// Every accepted change, in order.
     pub steps: Vec<SkipStep>,
-    /// The suggested nodes to leave in fp32, in the order added.
+    /// The suggested nodes to leave in fp32, in the order added. When the target is not
+    /// reached: the shortest prefix of the nodes added with the best agreement seen.
     pub skips: Vec<String>,
     /// Top-1 agreement with the suggested skips.
     pub agreement: f64,
@@ -727,7 +733,7 @@ pub fn suggest_skips_with(
     let mut ranked: Vec<(NodeId, Sensitivity)> = Vec::new();
     if !reached(base.top1_agreement) {
         match search.ranking {
-            SkipRanking::Measured => {
+            SkipRanking::Cosine | SkipRanking::Agreement => {
                 let total = calibration.nodes.len();
                 for (done, &id) in calibration.nodes.iter().enumerate() {
                     let a = measure(&BTreeSet::from([id]))?;
@@ -742,9 +748,13 @@ pub fn suggest_skips_with(
                     ranked.push((id, s));
                     progress(SkipEvent::Ranking { done: done + 1, total });
                 }
-                // Stable: ties keep graph order.
+                // Best first; stable: ties keep graph order.
+                let by_cosine = search.ranking == SkipRanking::Cosine;
                 ranked.sort_by(|x, y| {
-                    let key = |s: &Sensitivity| (s.agreement.unwrap_or(0.0), s.cosine.unwrap_or(0.0));
+                    let key = |s: &Sensitivity| {
+                        let (a, c) = (s.agreement.unwrap_or(0.0), s.cosine.unwrap_or(0.0));
+                        if by_cosine { (c, a) } else { (a, c) }
+                    };
                     let (kx, ky) = (key(&x.1), key(&y.1));
                     ky.0.total_cmp(&kx.0).then(ky.1.total_cmp(&kx.1))
                 });
@@ -792,6 +802,8 @@ pub fn suggest_skips_with(
     let mut order: Vec<NodeId> = Vec::new();
     let mut current = base.clone();
     let mut steps: Vec<SkipStep> = Vec::new();
+    // The shortest prefix of `order` with the best agreement so far, and its measure.
+    let mut best = (0usize, base.clone());
     for &(id, _) in &ranked {
         if reached(current.top1_agreement) || order.len() >= search.max_steps {
             break;
@@ -809,6 +821,16 @@ pub fn suggest_skips_with(
         };
         progress(SkipEvent::Step(&step));
         steps.push(step);
+        if current.top1_agreement > best.1.top1_agreement {
+            best = (order.len(), current.clone());
+        }
+    }
+    if !reached(current.top1_agreement) {
+        // Not reached: suggest the shortest list with the best agreement seen.
+        for id in order.drain(best.0..) {
+            skip.remove(&id);
+        }
+        current = best.1;
     }
     // Pruning: a node added early may be unnecessary once later ones are skipped.
     if reached(current.top1_agreement) && order.len() > 1 {

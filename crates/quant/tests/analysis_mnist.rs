@@ -27,7 +27,7 @@ fn search_reaches_the_target(model: &str, train: &Idx, test: &Idx) {
     // KL clips most of these nets' ranges (docs/calibration.md): a model far from fp32.
     let config = PtqConfig { algo: CalibAlgo::Kl, batch_size: 100, max_samples: Some(200), ..PtqConfig::default() };
     let calibration = calibrate_graph(&fp32, train, &config, &mut |_, _| {}).unwrap();
-    for ranking in [SkipRanking::Measured, SkipRanking::Analysis] {
+    for ranking in [SkipRanking::Cosine, SkipRanking::Agreement, SkipRanking::Analysis] {
         let t = Instant::now();
         let search =
             SkipSearch { target: 0.99, max_steps: 10, ranking, batch_size: 100, max_samples: Some(EVAL), threads: 1 };
@@ -43,7 +43,7 @@ fn search_reaches_the_target(model: &str, train: &Idx, test: &Idx) {
         assert!(!s.skips.is_empty() && s.skips.len() < calibration.nodes.len(), "{s:?}");
         assert_eq!(s.samples, EVAL);
         assert!(events >= s.steps.len() + 2);
-        if ranking == SkipRanking::Measured {
+        if ranking != SkipRanking::Analysis {
             assert_eq!(s.ranking.len(), calibration.nodes.len());
         }
         // Quantizing again from scratch with the suggestion as skip patterns gives the same
@@ -61,6 +61,13 @@ fn search_reaches_the_target(model: &str, train: &Idx, test: &Idx) {
     let search = SkipSearch { target: 0.0, max_samples: Some(100), batch_size: 100, ..SkipSearch::default() };
     let s = suggest_skips(&fp32, &calibration, test, &search, &mut |_| {}).unwrap();
     assert!(s.reached && s.skips.is_empty() && s.ranking.is_empty() && s.steps.is_empty(), "{s:?}");
+    // Not reachable in two steps: the best prefix of the nodes tried is suggested.
+    let search =
+        SkipSearch { target: 1.0, max_steps: 2, max_samples: Some(EVAL), batch_size: 100, ..SkipSearch::default() };
+    let s = suggest_skips(&fp32, &calibration, test, &search, &mut |_| {}).unwrap();
+    let best = s.steps.iter().map(|t| t.agreement).fold(s.baseline_agreement, f64::max);
+    assert!(!s.reached && s.agreement == best && s.skips.len() <= 2, "{s:?}");
+    assert!(s.agreement < 1.0 && s.agreement > s.baseline_agreement, "{s:?}");
     // No steps allowed: not reached, nothing suggested.
     let search =
         SkipSearch { target: 1.0, max_steps: 0, max_samples: Some(100), batch_size: 100, ..SkipSearch::default() };
