@@ -131,10 +131,7 @@ fn params(
                 len = Some(n);
             }
             Ok(None) => {}
-            Err(rank) if broadcast_ok => {
-                let _ = rank;
-                broadcast = true;
-            }
+            Err(_) if broadcast_ok => broadcast = true,
             Err(rank) => {
                 return Err(ctx.err(format!("{what}: scale and zero point must be scalars or 1-D, found rank {rank}")));
             }
