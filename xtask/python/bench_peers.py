@@ -11,6 +11,11 @@ Three commands, each printing JSON lines on stdout (diagnostics go to stderr):
   print one line {"ok": true, "median_ms", "min_ms", "max_ms"} or {"ok": false, "reason"}.
   xtask runs one of these per engine, model and thread count so a crashing engine only loses its
   own cell.
+  With `--int8 --calib NPY` the engine runs its own int8 model of the same network instead,
+  quantized with its own tools on the calibration rows of NPY (cached in DIR/int8/ENGINE/).
+* `calib --out NPY [--photos NPY] --n N`: the calibration data of `--int8`, N x 3 x 224 x 224
+  float32 normalized like ImageNet: the first N rows of PHOTOS (the scikit-image crops of
+  `cargo xtask quant-data`) when given, else N deterministic pseudo-images. Prints {"ok", "source"}.
 * `versions`: {"package": "version" or null} for every engine's pip package.
 """
 
@@ -31,7 +36,7 @@ import numpy as np
 SEED = 0
 SHAPE = (1, 3, 224, 224)
 OPSET = 13
-PACKAGES = ["torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "ai-edge-litert", "litert-torch", "ncnn", "pnnx", "MNN"]
+PACKAGES = ["torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "ai-edge-litert", "litert-torch", "torchao", "ncnn", "pnnx", "MNN"]
 
 
 def emit(obj: dict) -> None:
@@ -140,8 +145,89 @@ def input_array() -> np.ndarray:
     return np.random.default_rng(SEED).standard_normal(SHAPE).astype(np.float32)
 
 
+# --- int8 ------------------------------------------------------------------------------------------
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 3, 1, 1)
+STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(1, 3, 1, 1)
+
+
+def pseudo_images(n: int) -> np.ndarray:
+    """n smooth RGB pseudo-images in [0, 1] (a random 7x7 colour field upsampled bilinearly plus
+    fine noise; fixed seed), normalized with ImageNet's mean and std, NCHW float32."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(SEED)
+    coarse = torch.rand(n, 3, 7, 7, generator=g)
+    img = F.interpolate(coarse, size=SHAPE[2:], mode="bilinear", align_corners=False)
+    img = (img + 0.05 * torch.randn(n, 3, *SHAPE[2:], generator=g)).clamp(0.0, 1.0).numpy()
+    return ((img - MEAN) / STD).astype(np.float32)
+
+
+def cmd_calib(a) -> None:
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if a.photos and Path(a.photos).exists():
+        rows = np.load(a.photos, mmap_mode="r")
+        if rows.ndim != 4 or tuple(rows.shape[1:]) != SHAPE[1:] or rows.shape[0] < a.n:
+            raise SystemExit(f"{a.photos}: shape {rows.shape}, want at least {a.n} x 3 x 224 x 224")
+        data, source = np.ascontiguousarray(rows[: a.n], dtype=np.float32), f"first {a.n} rows of {a.photos}"
+    else:
+        data, source = pseudo_images(a.n), f"{a.n} pseudo-images (seed {SEED})"
+    tmp = out.with_name(out.name + ".tmp.npy")
+    np.save(tmp, data)
+    tmp.replace(out)
+    emit({"ok": True, "source": source})
+
+
+def calib_rows(a) -> np.ndarray:
+    return np.load(a.calib).astype(np.float32)
+
+
+def ort_int8_model(onnx_path: Path, work: Path, a) -> Path:
+    """onnxruntime's `quantize_static` QDQ model: activations QUInt8, weights QInt8 per channel,
+    MinMax calibration on the calibration rows (cached). `quant_pre_process` runs first, as
+    onnxruntime recommends: the torch export feeds conv biases through Identity nodes and Clip
+    bounds through Constant nodes, which the quantizer does not take as initializers, so without
+    it no Conv would become an int8 QLinearConv."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    q = work / "int8" / "onnxruntime" / (onnx_path.stem + "_qdq.onnx")
+    if q.exists():
+        return q
+    q.parent.mkdir(parents=True, exist_ok=True)
+    rows = calib_rows(a)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": rows[i : i + 1]} for i in range(len(rows))])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    pre = q.with_name(q.stem + ".pre.onnx")
+    quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
+    tmp = q.with_name(q.stem + ".tmp.onnx")
+    quantize_static(
+        str(pre),
+        str(tmp),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
+    tmp.replace(q)
+    pre.unlink()
+    return q
+
+
 def run_onnxruntime(onnx_path: Path, work: Path, a) -> dict:
     import onnxruntime as ort
+
+    if a.int8:
+        onnx_path = ort_int8_model(onnx_path, work, a)
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = a.threads
@@ -156,6 +242,9 @@ def run_onnxruntime(onnx_path: Path, work: Path, a) -> dict:
 
 def run_mnn(onnx_path: Path, work: Path, a) -> dict:
     import MNN
+
+    if a.int8:
+        return {"ok": False, "reason": "no int8 path here"}
 
     mnn_path = work / "mnn" / (onnx_path.stem + ".mnn")
     if not mnn_path.exists():
@@ -182,8 +271,17 @@ def run_mnn(onnx_path: Path, work: Path, a) -> dict:
     return time_runs(run, a.warmup, a.repeats)
 
 
+NCNN_INT8_NA = (
+    "the PyPI ncnn and pnnx wheels have no int8 converter (ncnn2table/ncnn2int8 are C++ tools of "
+    "ncnn's source tree, not shipped; the bindings only quantize single Mats)"
+)
+
+
 def run_ncnn(onnx_path: Path, work: Path, a) -> dict:
     import ncnn
+
+    if a.int8:
+        return {"ok": False, "reason": NCNN_INT8_NA}
 
     d = work / "ncnn" / onnx_path.stem
     param, binf = d / "model.ncnn.param", d / "model.ncnn.bin"
@@ -218,10 +316,47 @@ def run_ncnn(onnx_path: Path, work: Path, a) -> dict:
     return time_runs(run, a.warmup, a.repeats)
 
 
+def litert_int8(name: str, tfl: Path, a) -> None:
+    """Full-int8 LiteRT model: torch.export, PT2E with litert-torch's quantizer (int8 activations
+    per tensor with histogram observers, int8 weights per channel, symmetric), calibrated on the
+    calibration rows, then `litert_torch.convert`."""
+    import litert_torch
+    import torch
+    from litert_torch.quantize import pt2e_quantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    torch.set_num_threads(max(1, a.threads))
+    x = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(SEED))
+    m = torch.export.export(build_model(name).eval(), (x,)).module()
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+    )
+    m = quantize_pt2e.prepare_pt2e(m, quantizer)
+    rows = calib_rows(a)
+    with torch.no_grad():
+        for i in range(len(rows)):
+            m(torch.from_numpy(rows[i : i + 1]))
+    m = quantize_pt2e.convert_pt2e(m, fold_quantize=False)
+    edge = litert_torch.convert(m, (x,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    tmp = tfl.with_name(tfl.stem + ".tmp.tflite")
+    edge.export(str(tmp))
+    tmp.replace(tfl)
+
+
 def run_litert(onnx_path: Path, work: Path, a) -> dict:
     name = onnx_path.stem
     tfl = work / "litert" / f"{name}.tflite"
-    if not tfl.exists():
+    if a.int8:
+        tfl = work / "int8" / "litert" / f"{name}_int8.tflite"
+        if not tfl.exists():
+            try:
+                import litert_torch  # noqa: F401
+            except Exception as e:  # noqa: BLE001
+                return {"ok": False, "reason": f"litert-torch not installable here ({short(e)})"}
+            tfl.parent.mkdir(parents=True, exist_ok=True)
+            litert_int8(name, tfl, a)
+    elif not tfl.exists():
         try:
             import litert_torch  # noqa: F401
         except Exception as e:  # noqa: BLE001
@@ -237,8 +372,14 @@ def run_litert(onnx_path: Path, work: Path, a) -> dict:
 
     interp = Interpreter(model_path=str(tfl), num_threads=a.threads)
     interp.allocate_tensors()
-    idx = interp.get_input_details()[0]["index"]
-    interp.set_tensor(idx, input_array())
+    det = interp.get_input_details()[0]
+    x = input_array()
+    if det["dtype"] != np.float32:
+        # A full-int8 model takes its input quantized (int8, the scale and zero point it reports).
+        scale, zp = det["quantization"]
+        info = np.iinfo(det["dtype"])
+        x = np.clip(np.round(x / scale) + zp, info.min, info.max).astype(det["dtype"])
+    interp.set_tensor(det["index"], x)
     return time_runs(interp.invoke, a.warmup, a.repeats)
 
 
@@ -282,10 +423,18 @@ def main() -> None:
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--warmup", type=int, default=10)
     r.add_argument("--repeats", type=int, default=30)
+    r.add_argument("--int8", action="store_true")
+    r.add_argument("--calib")
+    c = sub.add_parser("calib")
+    c.add_argument("--out", required=True)
+    c.add_argument("--photos")
+    c.add_argument("--n", type=int, default=32)
     sub.add_parser("versions")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(getattr(a, "threads", 1)))
-    {"export": cmd_export, "run": cmd_run, "versions": cmd_versions}[a.cmd](a)
+    if a.cmd == "run" and a.int8 and not a.calib:
+        ap.error("run --int8 needs --calib")
+    {"export": cmd_export, "run": cmd_run, "calib": cmd_calib, "versions": cmd_versions}[a.cmd](a)
 
 
 if __name__ == "__main__":

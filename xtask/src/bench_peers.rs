@@ -8,6 +8,8 @@
 //! LiteRT, ncnn, MNN) by the script, each engine/model/thread count in its own subprocess so a
 //! crashing engine only loses its own cell.
 
+mod int8;
+
 use crate::process::{Captured, last_line, run_captured};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -64,9 +66,14 @@ pub struct Args {
     /// Engines, comma-separated (default: all). Lithe is always timed, as the reference.
     #[arg(long, value_delimiter = ',')]
     engines: Vec<String>,
-    /// Quantized models (reserved).
+    /// Int8 mode: each engine's own int8 model (Lithe: `lite-cli quant --quant int8`; peers
+    /// onnxruntime, LiteRT, ncnn), next to Lithe fp32; writes the `## int8` section of the report.
     #[arg(long)]
     int8: bool,
+    /// Calibration samples of `--int8` (the scikit-image crops of `cargo xtask quant-data` when
+    /// present, else deterministic pseudo-images).
+    #[arg(long, default_value_t = 32)]
+    calib_samples: usize,
     /// A note for docs/benchmarks.md, e.g. that other builds were running.
     #[arg(long)]
     note: Option<String>,
@@ -97,9 +104,6 @@ impl Cell {
 
 /// Entry point.
 pub fn run(a: Args) -> Result<()> {
-    if a.int8 {
-        bail!("--int8: not yet");
-    }
     if a.repeats == 0 || a.threads.is_empty() || a.threads.contains(&0) {
         bail!("--repeats and every --threads value must be at least 1");
     }
@@ -110,8 +114,9 @@ pub fn run(a: Args) -> Result<()> {
             bail!("unknown model {m}; known: {}", ALL_MODELS.join(","));
         }
     }
+    let default_peers = if a.int8 { &int8::ENGINES[..] } else { &ALL_ENGINES[1..] };
     let mut peers: Vec<String> = if a.engines.is_empty() {
-        ALL_ENGINES[1..].iter().map(|s| s.to_string()).collect()
+        default_peers.iter().map(|s| s.to_string()).collect()
     } else {
         a.engines.iter().filter(|e| e.as_str() != "lithe").cloned().collect()
     };
@@ -120,6 +125,12 @@ pub fn run(a: Args) -> Result<()> {
         if !ALL_ENGINES.contains(&e.as_str()) {
             bail!("unknown engine {e}; known: {}", ALL_ENGINES.join(","));
         }
+        if a.int8 && !int8::ENGINES.contains(&e.as_str()) {
+            bail!("--int8: no int8 path for {e}; int8 engines: {}", int8::ENGINES.join(","));
+        }
+    }
+    if a.int8 && a.calib_samples == 0 {
+        bail!("--calib-samples must be at least 1");
     }
 
     let root = crate::root();
@@ -167,6 +178,18 @@ pub fn run(a: Args) -> Result<()> {
 
     // 2. Build the native runners.
     let lite_cli = build_lite_cli(&root)?;
+    if a.int8 {
+        let ctx = int8::Ctx {
+            root: &root,
+            work: &work,
+            model_dir: &model_dir,
+            script: &script,
+            py: &py,
+            litert_py: litert_py.as_ref(),
+            lite_cli: &lite_cli,
+        };
+        return int8::run(&a, &ctx, &models, &peers, export_failed);
+    }
     let tract = if peers.iter().any(|p| p == "tract") { Some(build_tract_bench(&root)) } else { None };
 
     // 3. Time everything.
@@ -215,21 +238,7 @@ pub fn run(a: Args) -> Result<()> {
     }
 
     // 4. The report.
-    let mut versions = python_versions(&py, &script);
-    versions.retain(|k, _| k != "litert-torch" && k != "ai-edge-litert");
-    if let Some(Ok(lpy)) = &litert_py {
-        for (k, v) in python_versions(lpy, &script) {
-            match k.as_str() {
-                "litert-torch" | "ai-edge-litert" => {
-                    versions.insert(k, v);
-                }
-                "torch" => {
-                    versions.insert("torch (LiteRT conversion venv)".into(), v);
-                }
-                _ => {}
-            }
-        }
-    }
+    let versions = all_versions(&py, litert_py.as_ref(), &script);
     let report = Report {
         date: shell_line(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default(),
         cpu: cpu_model(),
@@ -246,9 +255,85 @@ pub fn run(a: Args) -> Result<()> {
         tables,
     };
     let out = a.out.clone().unwrap_or_else(|| root.join("docs/benchmarks.md"));
-    std::fs::write(&out, report.markdown()).with_context(|| format!("writing {}", out.display()))?;
+    write_report(&out, Some(report.markdown()), None)?;
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// The heading that starts the int8 part of the report; everything before it is the fp32 part.
+pub const INT8_HEADING: &str = "## int8";
+
+/// Split a report into its fp32 part and its int8 part (from the `## int8` line on, if any).
+pub fn split_report(text: &str) -> (&str, &str) {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == INT8_HEADING {
+            return (&text[..at], &text[at..]);
+        }
+        at += line.len();
+    }
+    (text, "")
+}
+
+/// Compose the report from a new fp32 part and/or a new int8 part, keeping the other part of the
+/// existing report (so neither mode destroys the other's results).
+pub fn compose_report(old: Option<&str>, fp32: Option<String>, int8: Option<String>) -> String {
+    let (old_fp32, old_int8) = old.map(split_report).unwrap_or(("", ""));
+    let mut s = fp32.unwrap_or_else(|| {
+        if old_fp32.trim().is_empty() {
+            "# Benchmarks: Lithe and other CPU inference engines\n\n\
+             No fp32 results yet: run `cargo xtask bench-peers`.\n"
+                .to_string()
+        } else {
+            old_fp32.to_string()
+        }
+    });
+    let int8 = int8.unwrap_or_else(|| old_int8.to_string());
+    if !int8.is_empty() {
+        while s.ends_with("\n\n") {
+            s.pop();
+        }
+        if !s.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push('\n');
+        s.push_str(&int8);
+    }
+    s
+}
+
+/// Write the report at `out`, replacing the parts given and keeping the others.
+fn write_report(out: &Path, fp32: Option<String>, int8: Option<String>) -> Result<()> {
+    let old = std::fs::read_to_string(out).ok();
+    let text = compose_report(old.as_deref(), fp32, int8);
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))
+}
+
+/// The pip versions of both venvs (LiteRT's packages and torch from its own venv).
+fn all_versions(
+    py: &Path,
+    litert_py: Option<&std::result::Result<PathBuf, String>>,
+    script: &Path,
+) -> BTreeMap<String, String> {
+    let mut versions = python_versions(py, script);
+    versions.retain(|k, _| k != "litert-torch" && k != "ai-edge-litert" && k != "torchao");
+    if let Some(Ok(lpy)) = litert_py {
+        for (k, v) in python_versions(lpy, script) {
+            match k.as_str() {
+                "litert-torch" | "ai-edge-litert" => {
+                    versions.insert(k, v);
+                }
+                "torch" => {
+                    versions.insert("torch (LiteRT conversion venv)".into(), v);
+                }
+                "torchao" => {
+                    versions.insert("torchao (LiteRT conversion venv)".into(), v);
+                }
+                _ => {}
+            }
+        }
+    }
+    versions
 }
 
 /// The median from `lite-cli bench` output (`latency ms: median X  min Y  max Z`).
