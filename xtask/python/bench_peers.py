@@ -12,7 +12,8 @@ Three commands, each printing JSON lines on stdout (diagnostics go to stderr):
   xtask runs one of these per engine, model and thread count so a crashing engine only loses its
   own cell.
   With `--int8 --calib NPY` the engine runs its own int8 model of the same network instead,
-  quantized with its own tools on the calibration rows of NPY (cached in DIR/int8/ENGINE/).
+  quantized with its own tools on the calibration rows of NPY (cached in DIR/int8/ENGINE/;
+  ncnn's int8 tools are not on PyPI, so `ncnn_int8_model` does what they do).
 * `calib --out NPY [--photos NPY] --n N`: the calibration data of `--int8`, N x 3 x 224 x 224
   float32 normalized like ImageNet: the first N rows of PHOTOS (the scikit-image crops of
   `cargo xtask quant-data`) when given, else N deterministic pseudo-images. Prints {"ok", "source"}.
@@ -271,17 +272,120 @@ def run_mnn(onnx_path: Path, work: Path, a) -> dict:
     return time_runs(run, a.warmup, a.repeats)
 
 
-NCNN_INT8_NA = (
-    "the PyPI ncnn and pnnx wheels have no int8 converter (ncnn2table/ncnn2int8 are C++ tools of "
-    "ncnn's source tree, not shipped; the bindings only quantize single Mats)"
-)
+INT8_TAG = 0x000D4B38  # ncnn's tag of an int8 weight blob in a .bin
+QUANT_LAYERS = {"Convolution": (0, 5, 6), "ConvolutionDepthWise": (0, 5, 6), "InnerProduct": (0, 1, 2)}
+
+
+def ncnn_layers(param: Path) -> list[dict]:
+    """The layers of an ncnn .param file: type, name, bottoms, tops, params (key -> text)."""
+    lines = param.read_text().split("\n")
+    if lines[0].strip() != "7767517":
+        raise ValueError(f"{param}: not an ncnn param file")
+    out = []
+    for ln in lines[2:]:
+        t = ln.split()
+        if not t:
+            continue
+        nb, nt = int(t[2]), int(t[3])
+        kv = dict(x.split("=", 1) for x in t[4 + nb + nt :])
+        out.append({"type": t[0], "name": t[1], "bottoms": t[4 : 4 + nb], "tops": t[4 + nb : 4 + nb + nt], "kv": kv})
+    return out
+
+
+def ncnn_int8_model(param: Path, binf: Path, out_dir: Path, a) -> tuple[Path, Path]:
+    """ncnn's int8 model, done in Python as `ncnn2table` + `ncnn2int8` do it (those C++ tools are
+    not in the PyPI wheels): per-output-channel weight scales 127/max|w| (per group for depthwise
+    convs), per-tensor input scales 127/max|x| of each Convolution/ConvolutionDepthWise/
+    InnerProduct input over the calibration rows (read from the fp32 net with the ncnn bindings),
+    `int8_scale_term` 2 (1 for depthwise) in the .param, int8 weights (tag 0x000D4B38) and scales
+    in the .bin, and requantization fused into a conv whose output feeds only another quantized
+    conv (`int8_scale_term` + 100), as ncnn2int8's fuse_requantize does."""
+    import ncnn
+
+    layers = ncnn_layers(param)
+    quant = [l for l in layers if l["type"] in QUANT_LAYERS]
+    # Input scales from the fp32 net.
+    net = ncnn.Net()
+    net.opt.use_vulkan_compute = False
+    net.opt.num_threads = max(1, a.threads)
+    net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = net.opt.use_bf16_storage = False
+    if net.load_param(str(param)) != 0 or net.load_model(str(binf)) != 0:
+        raise RuntimeError("ncnn could not load the fp32 model")
+    in_name = net.input_names()[0]
+    absmax = {l["bottoms"][0]: 0.0 for l in quant}
+    for row in calib_rows(a):
+        ex = net.create_extractor()
+        ex.set_light_mode(False)
+        ex.input(in_name, ncnn.Mat(np.ascontiguousarray(row)))
+        for blob in absmax:
+            ret, m = ex.extract(blob)
+            if ret != 0:
+                raise RuntimeError(f"ncnn could not extract blob {blob}")
+            absmax[blob] = max(absmax[blob], float(np.abs(np.array(m)).max()))
+    in_scale = {b: (127.0 / v if v > 0 else 1.0) for b, v in absmax.items()}
+    # Fused requantization: a quantized conv whose top is the single bottom of the next quantized conv.
+    consumer = {l["bottoms"][0]: l for l in layers if len(l["bottoms"]) == 1}
+    raw = binf.read_bytes()
+    pos, blobs = 0, []
+
+    def take(nbytes: int) -> bytes:
+        nonlocal pos
+        if pos + nbytes > len(raw):
+            raise ValueError("ncnn .bin shorter than its .param says")
+        b = raw[pos : pos + nbytes]
+        pos += nbytes
+        return b
+
+    new_lines = ["7767517", f"{len(layers)} {len({b for l in layers for b in l['tops']})}"]
+    orig = [ln for ln in param.read_text().split("\n")[2:] if ln.split()]
+    for l, ln in zip(layers, orig):
+        if l["type"] not in QUANT_LAYERS:
+            if l["type"] not in ("Input", "Split", "BinaryOp", "Pooling", "ReLU", "Clip", "Flatten", "Reshape", "Softmax", "Concat", "Eltwise", "Sigmoid", "HardSwish", "HardSigmoid", "ShuffleChannel", "Slice", "Crop", "Permute"):
+                raise ValueError(f"layer type {l['type']} not handled by the int8 converter")
+            new_lines.append(ln)
+            continue
+        k_out, k_bias, k_size = QUANT_LAYERS[l["type"]]
+        n_out, bias, size = int(l["kv"].get(str(k_out), 0)), int(l["kv"].get(str(k_bias), 0)), int(l["kv"][str(k_size)])
+        if int(l["kv"].get("8", 0)) != 0:
+            raise ValueError(f"{l['name']} is already int8")
+        tag = int.from_bytes(take(4), "little")
+        if tag != 0:
+            raise ValueError(f"{l['name']}: weights not stored as raw f32 (tag {tag:#x})")
+        w = np.frombuffer(take(4 * size), np.float32)
+        b = take(4 * n_out) if bias else b""
+        dw = l["type"] == "ConvolutionDepthWise"
+        groups = int(l["kv"].get("7", 1)) if dw else n_out
+        wg = w.reshape(groups, -1)
+        m = np.abs(wg).max(axis=1)
+        ws = np.where(m > 0, 127.0 / np.maximum(m, 1e-30), 1.0).astype(np.float32)
+        q = np.clip(np.round(wg * ws[:, None]), -127, 127).astype(np.int8).tobytes()
+        term = 1 if dw else 2
+        nxt = consumer.get(l["tops"][0])
+        top = None
+        if l["type"] != "InnerProduct" and nxt is not None and nxt["type"] in ("Convolution", "ConvolutionDepthWise"):
+            top = in_scale[nxt["bottoms"][0]]
+            term += 100
+        data = INT8_TAG.to_bytes(4, "little") + q + b"\0" * ((-len(q)) % 4) + b + ws.tobytes()
+        data += np.array([in_scale[l["bottoms"][0]]], np.float32).tobytes()
+        if top is not None:
+            data += np.array([top], np.float32).tobytes()
+        blobs.append(data)
+        new_lines.append(f"{ln} 8={term}")
+    if pos != len(raw):
+        raise ValueError(f"ncnn .bin has {len(raw) - pos} bytes the .param does not account for")
+    # Data-free layers kept their place; the .bin holds only the quantized layers' data, in order.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    p8, b8 = out_dir / "model_int8.param", out_dir / "model_int8.bin"
+    (out_dir / "model_int8.param.tmp").write_text("\n".join(new_lines) + "\n")
+    (out_dir / "model_int8.bin.tmp").write_bytes(b"".join(blobs))
+    (out_dir / "model_int8.bin.tmp").replace(b8)
+    (out_dir / "model_int8.param.tmp").replace(p8)
+    return p8, b8
 
 
 def run_ncnn(onnx_path: Path, work: Path, a) -> dict:
     import ncnn
 
-    if a.int8:
-        return {"ok": False, "reason": NCNN_INT8_NA}
 
     d = work / "ncnn" / onnx_path.stem
     param, binf = d / "model.ncnn.param", d / "model.ncnn.bin"
@@ -294,6 +398,12 @@ def run_ncnn(onnx_path: Path, work: Path, a) -> dict:
         r = subprocess.run([exe, src.name, "inputshape=[1,3,224,224]", "fp16=0"], capture_output=True, text=True, cwd=d)
         if r.returncode != 0 or not param.exists():
             return {"ok": False, "reason": "pnnx failed: " + last_line(r.stdout + r.stderr)}
+    if a.int8:
+        d8 = work / "int8" / "ncnn" / onnx_path.stem
+        p8, b8 = d8 / "model_int8.param", d8 / "model_int8.bin"
+        if not (p8.exists() and b8.exists()):
+            p8, b8 = ncnn_int8_model(param, binf, d8, a)
+        param, binf = p8, b8
     net = ncnn.Net()
     net.opt.use_vulkan_compute = False
     net.opt.num_threads = a.threads
