@@ -149,6 +149,9 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "  {:>8.2}  {:>9.6}  {:<16} {}", r.snr_db, r.cosine, r.op, r.value)?;
         }
     }
+    // The QDQ graph becomes the int8 one (QConv nodes run by the int8 kernels); evaluation
+    // and the written model are that graph.
+    PassManager::default_pipeline().run(&mut graph).context("cannot fuse the quantized graph")?;
     if let Some(eval) = &args.eval {
         let source = open_data(eval, &fp32, args.preprocess.as_ref())?;
         let a = compare(&fp32, &graph, source.as_ref(), args.batch_size, args.eval_samples, args.threads)
