@@ -1,0 +1,330 @@
+//! 2-D convolution (groups and depthwise included) forward and backward on the packed GEMM
+//! frame.
+//!
+//! Per batch item and group, with `cols = im2col(x)` (`Cg·KH·KW x OH·OW`; the input itself for
+//! a 1x1 stride-1 unpadded conv):
+//! - forward `y_g = W_g · cols + b`,
+//! - `dW_g += dy_g · colsᵀ` (summed over the batch, one partial sum per rayon task),
+//! - `dx = col2im(W_gᵀ · dy_g)`, `db = Σ dy`.
+//!
+//! Batch items run in parallel on rayon; each GEMM runs on one thread.
+
+use super::{BackwardArgs, ForwardArgs, GEMM, InputGrads, f32_input};
+use crate::TrainError;
+use crate::error::invalid;
+use lithe_ir::Tensor;
+use lithe_ir::op::ConvAttrs;
+use lithe_kernels::KernelError;
+use lithe_kernels::gemm::{GemmEpilogue, GemmInput, MatRef, PerAxis, Residual, sgemm};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use rayon::prelude::*;
+
+/// The geometry of one 2-D conv.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    m: usize,
+    group: usize,
+    cg: usize,
+    mg: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    pad: [usize; 2],
+}
+
+impl Geom {
+    fn new(node: &str, attrs: &ConvAttrs, x: &[usize], w: &[usize]) -> Result<Geom, TrainError> {
+        if x.len() != 4 || w.len() != 4 {
+            return Err(invalid(node, format!("only 2-D convs are differentiable: x {x:?}, w {w:?}")));
+        }
+        let group = attrs.group.max(1);
+        let (n, c, h, wd) = (x[0], x[1], x[2], x[3]);
+        let (m, cg, kh, kw) = (w[0], w[1], w[2], w[3]);
+        if cg * group != c || m % group != 0 {
+            return Err(invalid(node, format!("x {x:?} and w {w:?} do not match group {group}")));
+        }
+        let win = attrs.windows(&[h, wd], &[kh, kw]).map_err(|e| invalid(node, e.to_string()))?;
+        Ok(Geom {
+            n,
+            c,
+            h,
+            w: wd,
+            m,
+            group,
+            cg,
+            mg: m / group,
+            kh: win[0].kernel,
+            kw: win[1].kernel,
+            oh: win[0].output,
+            ow: win[1].output,
+            stride: [win[0].stride, win[1].stride],
+            dilation: [win[0].dilation, win[1].dilation],
+            pad: [win[0].pad_begin, win[1].pad_begin],
+        })
+    }
+
+    fn k(&self) -> usize {
+        self.cg * self.kh * self.kw
+    }
+
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// The input is its own `cols` matrix.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+
+    /// Input row of output row `o` and kernel tap `k` on axis `ax`, if inside the input.
+    #[inline]
+    fn src(&self, ax: usize, o: usize, k: usize) -> Option<usize> {
+        let limit = if ax == 0 { self.h } else { self.w };
+        (o * self.stride[ax] + k * self.dilation[ax]).checked_sub(self.pad[ax]).filter(|&i| i < limit)
+    }
+
+    /// `cols` of group `grp` of one batch item (`x_item` is `C x H x W`).
+    fn im2col(&self, x_item: &[f32], grp: usize, cols: &mut [f32]) {
+        let (hw, p) = (self.h * self.w, self.p());
+        for c in 0..self.cg {
+            let plane = &x_item[(grp * self.cg + c) * hw..][..hw];
+            for ki in 0..self.kh {
+                for kj in 0..self.kw {
+                    let row = &mut cols[((c * self.kh + ki) * self.kw + kj) * p..][..p];
+                    for oy in 0..self.oh {
+                        let dst = &mut row[oy * self.ow..][..self.ow];
+                        match self.src(0, oy, ki) {
+                            None => dst.fill(0.0),
+                            Some(iy) => {
+                                let src = &plane[iy * self.w..][..self.w];
+                                for (ox, d) in dst.iter_mut().enumerate() {
+                                    *d = self.src(1, ox, kj).map_or(0.0, |ix| src[ix]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Add `cols` of group `grp` back onto one batch item's input gradient.
+    fn col2im(&self, cols: &[f32], grp: usize, dx_item: &mut [f32]) {
+        let (hw, p) = (self.h * self.w, self.p());
+        for c in 0..self.cg {
+            let plane = &mut dx_item[(grp * self.cg + c) * hw..][..hw];
+            for ki in 0..self.kh {
+                for kj in 0..self.kw {
+                    let row = &cols[((c * self.kh + ki) * self.kw + kj) * p..][..p];
+                    for oy in 0..self.oh {
+                        let Some(iy) = self.src(0, oy, ki) else { continue };
+                        let dst = &mut plane[iy * self.w..][..self.w];
+                        for (ox, &v) in row[oy * self.ow..][..self.ow].iter().enumerate() {
+                            if let Some(ix) = self.src(1, ox, kj) {
+                                dst[ix] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn kerr(node: &str) -> impl Fn(KernelError) -> TrainError + '_ {
+    move |e| TrainError::Kernel { node: node.to_string(), source: e }
+}
+
+fn contiguous<'a>(a: &'a ArrayViewD<'a, f32>) -> std::borrow::Cow<'a, [f32]> {
+    match a.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+    }
+}
+
+pub(super) fn forward(a: &ForwardArgs<'_>, attrs: &ConvAttrs) -> Result<Tensor, TrainError> {
+    let x = f32_input(a.node, a.inputs, 0)?;
+    let w = f32_input(a.node, a.inputs, 1)?;
+    let b = match a.inputs.get(2).copied().flatten() {
+        Some(_) => Some(f32_input(a.node, a.inputs, 2)?),
+        None => None,
+    };
+    Ok(Tensor::from(conv2d_forward(a.node, &x, &w, b.as_ref(), attrs)?))
+}
+
+/// `y = conv(x, w) + b` for NCHW `x` and OIHW `w` (any group count, no epilogue).
+pub fn conv2d_forward(
+    node: &str,
+    x: &ArrayViewD<'_, f32>,
+    w: &ArrayViewD<'_, f32>,
+    b: Option<&ArrayViewD<'_, f32>>,
+    attrs: &ConvAttrs,
+) -> Result<ArrayD<f32>, TrainError> {
+    let g = Geom::new(node, attrs, x.shape(), w.shape())?;
+    let (k, p) = (g.k(), g.p());
+    let xs = contiguous(x);
+    let ws = contiguous(w);
+    let bias: Option<Vec<f32>> = b.map(|b| b.iter().copied().collect());
+    if bias.as_ref().is_some_and(|b| b.len() != g.m) {
+        return Err(invalid(node, format!("bias has {} values for {} output channels", bias.unwrap().len(), g.m)));
+    }
+    let mut y = vec![0f32; g.n * g.m * p];
+    if !y.is_empty() {
+        y.par_chunks_mut(g.m * p)
+            .enumerate()
+            .try_for_each(|(n, yn)| -> Result<(), KernelError> {
+                let x_item = &xs[n * g.c * g.h * g.w..][..g.c * g.h * g.w];
+                let mut cols = if g.pointwise() { Vec::new() } else { vec![0f32; k * p] };
+                for grp in 0..g.group {
+                    let src: &[f32] = if g.pointwise() {
+                        &x_item[grp * g.cg * p..][..k * p]
+                    } else {
+                        g.im2col(x_item, grp, &mut cols);
+                        &cols
+                    };
+                    let epi = GemmEpilogue {
+                        bias: bias.as_ref().map(|b| PerAxis::Row(&b[grp * g.mg..][..g.mg])),
+                        ..GemmEpilogue::default()
+                    };
+                    sgemm(
+                        &GEMM,
+                        g.mg,
+                        p,
+                        k,
+                        GemmInput::Strided(MatRef::row_major(&ws[grp * g.mg * k..][..g.mg * k], g.mg, k)?),
+                        GemmInput::Strided(MatRef::row_major(src, k, p)?),
+                        &mut yn[grp * g.mg * p..][..g.mg * p],
+                        p,
+                        &epi,
+                        1,
+                    )?;
+                }
+                Ok(())
+            })
+            .map_err(kerr(node))?;
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&[g.n, g.m, g.oh, g.ow]), y).map_err(|e| invalid(node, e.to_string()))?)
+}
+
+/// Gradients of a conv with respect to `x`, `w` and the bias (each computed when asked for).
+#[allow(clippy::type_complexity)]
+pub fn conv2d_backward(
+    node: &str,
+    x: &ArrayViewD<'_, f32>,
+    w: &ArrayViewD<'_, f32>,
+    gy: &ArrayViewD<'_, f32>,
+    attrs: &ConvAttrs,
+    need: [bool; 3],
+) -> Result<(Option<ArrayD<f32>>, Option<ArrayD<f32>>, Option<ArrayD<f32>>), TrainError> {
+    let g = Geom::new(node, attrs, x.shape(), w.shape())?;
+    if gy.shape() != [g.n, g.m, g.oh, g.ow] {
+        return Err(invalid(
+            node,
+            format!("output gradient {:?} for output [{}, {}, {}, {}]", gy.shape(), g.n, g.m, g.oh, g.ow),
+        ));
+    }
+    let (k, p, chw) = (g.k(), g.p(), g.c * g.h * g.w);
+    let xs = contiguous(x);
+    let ws = contiguous(w);
+    let gys = contiguous(gy);
+    let dx = if need[0] {
+        let mut dx = vec![0f32; g.n * chw];
+        if !dx.is_empty() {
+            dx.par_chunks_mut(chw)
+                .enumerate()
+                .try_for_each(|(n, dxn)| -> Result<(), KernelError> {
+                    let gyn = &gys[n * g.m * p..][..g.m * p];
+                    let mut dcols = if g.pointwise() { Vec::new() } else { vec![0f32; k * p] };
+                    for grp in 0..g.group {
+                        let wg = MatRef::row_major(&ws[grp * g.mg * k..][..g.mg * k], g.mg, k)?.t();
+                        let gyg = MatRef::row_major(&gyn[grp * g.mg * p..][..g.mg * p], g.mg, p)?;
+                        let dst: &mut [f32] =
+                            if g.pointwise() { &mut dxn[grp * g.cg * p..][..k * p] } else { &mut dcols };
+                        let epi = GemmEpilogue::default();
+                        sgemm(&GEMM, k, p, g.mg, GemmInput::Strided(wg), GemmInput::Strided(gyg), dst, p, &epi, 1)?;
+                        if !g.pointwise() {
+                            g.col2im(&dcols, grp, dxn);
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(kerr(node))?;
+        }
+        Some(ArrayD::from_shape_vec(IxDyn(x.shape()), dx).map_err(|e| invalid(node, e.to_string()))?)
+    } else {
+        None
+    };
+    let dw = if need[1] {
+        let wlen = g.m * k;
+        let dw = (0..g.n)
+            .into_par_iter()
+            .try_fold(
+                || (vec![0f32; wlen], Vec::new()),
+                |(mut acc, mut cols): (Vec<f32>, Vec<f32>), n| -> Result<(Vec<f32>, Vec<f32>), KernelError> {
+                    let x_item = &xs[n * chw..][..chw];
+                    let gyn = &gys[n * g.m * p..][..g.m * p];
+                    if !g.pointwise() && cols.len() != k * p {
+                        cols = vec![0f32; k * p];
+                    }
+                    for grp in 0..g.group {
+                        let src: &[f32] = if g.pointwise() {
+                            &x_item[grp * g.cg * p..][..k * p]
+                        } else {
+                            g.im2col(x_item, grp, &mut cols);
+                            &cols
+                        };
+                        let epi = GemmEpilogue { residual: Residual::InOutput, ..GemmEpilogue::default() };
+                        sgemm(
+                            &GEMM,
+                            g.mg,
+                            k,
+                            p,
+                            GemmInput::Strided(MatRef::row_major(&gyn[grp * g.mg * p..][..g.mg * p], g.mg, p)?),
+                            GemmInput::Strided(MatRef::row_major(src, k, p)?.t()),
+                            &mut acc[grp * g.mg * k..][..g.mg * k],
+                            k,
+                            &epi,
+                            1,
+                        )?;
+                    }
+                    Ok((acc, cols))
+                },
+            )
+            .map(|r| r.map(|(acc, _)| acc))
+            .try_reduce(
+                || vec![0f32; wlen],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    Ok(a)
+                },
+            )
+            .map_err(kerr(node))?;
+        Some(ArrayD::from_shape_vec(IxDyn(w.shape()), dw).map_err(|e| invalid(node, e.to_string()))?)
+    } else {
+        None
+    };
+    let db = need[2].then(|| gy.sum_axis(Axis(3)).sum_axis(Axis(2)).sum_axis(Axis(0)));
+    Ok((dx, dw, db))
+}
+
+pub(super) fn backward(a: &BackwardArgs<'_>, attrs: &ConvAttrs) -> Result<InputGrads, TrainError> {
+    if !attrs.epilogue.is_empty() {
+        return Err(a.no_rule("a conv with a fused epilogue (train the unfused graph)"));
+    }
+    let x = a.x(0)?;
+    if x.ndim() != 4 {
+        return Err(a.no_rule(format!("{}-D input (only 2-D convs)", x.ndim().saturating_sub(2))));
+    }
+    let w = a.x(1)?;
+    let gy = a.gy(0)?;
+    let (dx, dw, db) =
+        conv2d_backward(a.node, &x, &w, &gy.view(), attrs, [a.need(0), a.need(1), a.need(2) && a.inputs.len() > 2])?;
+    Ok(vec![dx, dw, db])
+}

@@ -1,0 +1,266 @@
+//! Every backward rule against central finite differences (see `common::check_gradients`):
+//! the gradient of `Σ y·r` for a random `r` with respect to every graph input and every
+//! trainable constant. Inputs stay clear of kinks (ReLU at 0, Clip bounds, HardSwish ±3) and
+//! of ties (max pooling) by more than the difference step.
+
+mod common;
+
+use common::{Tol, away_from, check_gradients, distinct, uniform};
+use lithe_ir::builder::GraphBuilder;
+use lithe_ir::op::{AvgPoolAttrs, ConvAttrs, FcAttrs, GemmAttrs, PoolAttrs, SoftmaxAttrs};
+use lithe_ir::{DType, Graph, Op, Outlet, Tensor};
+use lithe_train::rng::Rng;
+use lithe_train::{Mode, Tape, TrainError};
+use proptest::prelude::*;
+
+fn one_input(shape: &[usize]) -> (GraphBuilder, Outlet) {
+    let mut b = GraphBuilder::new("t");
+    let x = b.input("x", DType::F32, shape);
+    (b, x)
+}
+
+fn finish(mut b: GraphBuilder, y: Outlet) -> Graph {
+    b.output(y);
+    b.finish().unwrap()
+}
+
+fn ok(r: Result<usize, String>) -> Result<(), TestCaseError> {
+    match r {
+        Ok(n) => {
+            prop_assert!(n > 0, "nothing checked");
+            Ok(())
+        }
+        Err(e) => Err(TestCaseError::fail(e)),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Conv: plain, grouped and depthwise; kernel 1..3, stride 1..2, pads, dilation, bias.
+    #[test]
+    fn conv(seed in any::<u64>(), n in 1usize..3, cg in 1usize..3, groups in 1usize..4, mg in 1usize..3,
+            k in 1usize..4, stride in 1usize..3, pad in 0usize..2, dil in 1usize..3, bias in any::<bool>(),
+            hw in 5usize..8) {
+        let mut rng = Rng::new(seed);
+        let (c, m) = (cg * groups, mg * groups);
+        let (mut b, x) = one_input(&[n, c, hw, hw + 1]);
+        let w = uniform(&[m, cg, k, k], &mut rng, -1.0, 1.0);
+        let bt = bias.then(|| uniform(&[m], &mut rng, -1.0, 1.0));
+        let attrs = ConvAttrs { strides: vec![stride; 2], dilations: vec![dil; 2], pads: vec![pad; 4], group: groups, ..Default::default() };
+        let y = b.conv2d(x, w, bt, attrs).unwrap();
+        let g = finish(b, y);
+        let xin = uniform(&[n, c, hw, hw + 1], &mut rng, -1.0, 1.0);
+        // The GEMM forward equals the reference kernel.
+        let tape = Tape::new(&g).unwrap();
+        let fwd = tape.forward(vec![xin.clone()], Mode::Train).unwrap();
+        let ours = fwd.f32(g.outputs()[0]).unwrap().clone();
+        let node = g.outputs()[0].node;
+        let ins: Vec<Option<Tensor>> = g.node_inputs(node).iter().map(|o| o.map(|o| fwd.value(o).unwrap().clone())).collect();
+        let refs: Vec<Option<&Tensor>> = ins.iter().map(Option::as_ref).collect();
+        let want = lithe_kernels::reference::eval(&g.node(node).op, &refs, 1).unwrap().remove(0);
+        let diff = ours.iter().zip(want.to_f32_vec()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        prop_assert!(diff < 1e-4, "forward differs from the reference by {diff}");
+        ok(check_gradients(&g, &[xin], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Gemm with transposes, alpha, beta and a broadcast C.
+    #[test]
+    fn gemm(seed in any::<u64>(), m in 1usize..5, k in 1usize..6, n in 1usize..5, ta in any::<bool>(), tb in any::<bool>(),
+            c_form in 0usize..5, alpha in prop::sample::select(vec![1.0f32, 0.5, -2.0]), beta in prop::sample::select(vec![1.0f32, 0.25])) {
+        let mut rng = Rng::new(seed);
+        let a_shape = if ta { [k, m] } else { [m, k] };
+        let (mut b, a) = one_input(&a_shape);
+        let bw = b.constant("B", uniform(&if tb { [n, k] } else { [k, n] }, &mut rng, -1.0, 1.0));
+        let c_shape: Option<Vec<usize>> = match c_form { 0 => None, 1 => Some(vec![n]), 2 => Some(vec![1, n]), 3 => Some(vec![m, 1]), _ => Some(vec![m, n]) };
+        let c = c_shape.map(|s| b.constant("C", uniform(&s, &mut rng, -1.0, 1.0)));
+        let y = b.gemm(a, bw, c, GemmAttrs { alpha, beta, trans_a: ta, trans_b: tb }).unwrap();
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&a_shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// MatMul with a 2-D right operand and batched left operand; FullyConnected with bias.
+    #[test]
+    fn matmul_and_fully_connected(seed in any::<u64>(), lead in 1usize..3, m in 1usize..4, k in 1usize..5, n in 1usize..4) {
+        let mut rng = Rng::new(seed);
+        let (mut b, a) = one_input(&[lead, m, k]);
+        let w = b.constant("W", uniform(&[k, n], &mut rng, -1.0, 1.0));
+        let y = b.matmul(a, w).unwrap();
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&[lead, m, k], &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
+
+        let (mut b, a) = one_input(&[m, k]);
+        let w = b.constant("W", uniform(&[k, n], &mut rng, -1.0, 1.0));
+        let bias = b.constant("bias", uniform(&[n], &mut rng, -1.0, 1.0));
+        let y = b.node(Op::FullyConnected(FcAttrs::default()), &[a, w, bias]).unwrap();
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&[m, k], &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Batch normalization with batch statistics (train) and running statistics (eval).
+    #[test]
+    fn batch_norm(seed in any::<u64>(), n in 2usize..4, c in 1usize..4, hw in 1usize..4, train in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let (mut b, x) = one_input(&[n, c, hw, hw]);
+        let y = b.batch_norm(x, uniform(&[c], &mut rng, 0.5, 1.5), uniform(&[c], &mut rng, -0.5, 0.5),
+            uniform(&[c], &mut rng, -0.3, 0.3), uniform(&[c], &mut rng, 0.5, 1.5), 1e-5).unwrap();
+        let g = finish(b, y);
+        let mode = if train { Mode::Train } else { Mode::Eval };
+        // Batch statistics over few values make the function steep: a smaller step.
+        let tol = Tol { eps: 3e-3, atol: 3e-3, rtol: 2e-2 };
+        ok(check_gradients(&g, &[uniform(&[n, c, hw, hw], &mut rng, -2.0, 2.0)], mode, tol, seed))?;
+    }
+
+    /// Elementwise activations, away from their kinks.
+    #[test]
+    fn activations(seed in any::<u64>(), which in 0usize..8, n in 1usize..3, c in 1usize..4, l in 1usize..6) {
+        let mut rng = Rng::new(seed);
+        let shape = [n, c, l];
+        let (mut b, x) = one_input(&shape);
+        let (y, kinks, scale): (Outlet, Vec<f32>, f32) = match which {
+            0 => (b.relu(x).unwrap(), vec![0.0], 2.0),
+            1 => {
+                let lo = b.constant("lo", Tensor::scalar(0f32));
+                let hi = b.constant("hi", Tensor::scalar(6f32));
+                (b.node(Op::Clip, &[x, lo, hi]).unwrap(), vec![0.0, 6.0], 8.0)
+            }
+            2 => (b.node(Op::LeakyRelu { alpha: 0.1 }, &[x]).unwrap(), vec![0.0], 2.0),
+            3 => (b.node(Op::Sigmoid, &[x]).unwrap(), vec![], 4.0),
+            4 => (b.node(Op::Tanh, &[x]).unwrap(), vec![], 2.0),
+            5 => (b.node(Op::HardSwish, &[x]).unwrap(), vec![-3.0, 3.0], 5.0),
+            6 => (b.node(Op::HardSigmoid { alpha: 0.2, beta: 0.5 }, &[x]).unwrap(), vec![-2.5, 2.5], 4.0),
+            _ => {
+                let slope = b.constant("slope", uniform(&[c, 1], &mut rng, 0.05, 0.5));
+                (b.node(Op::PRelu, &[x, slope]).unwrap(), vec![0.0], 2.0)
+            }
+        };
+        let g = finish(b, y);
+        let xin = away_from(&shape, &mut rng, scale, &kinks, 0.05);
+        ok(check_gradients(&g, &[xin], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Add, Sub, Mul, Div with the second operand broadcast in every way.
+    #[test]
+    fn arithmetic(seed in any::<u64>(), which in 0usize..4, form in 0usize..6, swap in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let full = vec![2usize, 3, 4];
+        let other: Vec<usize> = match form { 0 => vec![], 1 => vec![4], 2 => vec![3, 1], 3 => vec![1, 3, 4], 4 => vec![2, 1, 1], _ => full.clone() };
+        let op = [Op::Add, Op::Sub, Op::Mul, Op::Div][which].clone();
+        // Div keeps its divisor away from 0; with `swap` the broadcast operand is the first.
+        let (sa, sb) = if swap && which != 3 { (other.clone(), full.clone()) } else { (full.clone(), other.clone()) };
+        let mut b = GraphBuilder::new("t");
+        let a = b.input("a", DType::F32, &sa);
+        let c = b.input("b", DType::F32, &sb);
+        let y = b.node(op, &[a, c]).unwrap();
+        let g = finish(b, y);
+        let bin = if which == 3 { uniform(&sb, &mut rng, 0.5, 2.0) } else { uniform(&sb, &mut rng, -1.0, 1.0) };
+        ok(check_gradients(&g, &[uniform(&sa, &mut rng, -1.0, 1.0), bin], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Pooling: max and average (pads, strides, ceil mode, count_include_pad), global max and average.
+    #[test]
+    fn pooling(seed in any::<u64>(), which in 0usize..4, k in 1usize..4, stride in 1usize..3, pad in 0usize..2,
+               ceil in any::<bool>(), include in any::<bool>(), hw in 4usize..7) {
+        let mut rng = Rng::new(seed);
+        let shape = [2, 2, hw, hw + 1];
+        let (mut b, x) = one_input(&shape);
+        let pad = pad.min(k - 1);
+        let pool = PoolAttrs { kernel_shape: vec![k, k], strides: vec![stride; 2], pads: vec![pad; 4], ceil_mode: ceil, ..Default::default() };
+        let y = match which {
+            0 => b.max_pool(x, pool).unwrap(),
+            1 => b.node(Op::AveragePool(AvgPoolAttrs { pool, count_include_pad: include }), &[x]).unwrap(),
+            2 => b.global_avg_pool(x).unwrap(),
+            _ => b.node(Op::GlobalMaxPool, &[x]).unwrap(),
+        };
+        let g = finish(b, y);
+        // Values 0.05 apart: a ±0.01 step never changes which element is a window's maximum.
+        ok(check_gradients(&g, &[distinct(&shape, &mut rng, 0.05)], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Softmax along each axis, opset-13 and coerce-2-D forms.
+    #[test]
+    fn softmax(seed in any::<u64>(), axis in -3i64..3, coerce in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let shape = [2, 3, 4];
+        let (mut b, x) = one_input(&shape);
+        let y = b.node(Op::Softmax(SoftmaxAttrs { axis, coerce_2d: coerce }), &[x]).unwrap();
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&shape, &mut rng, -2.0, 2.0)], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Reshape, Flatten, Transpose, Concat, and a value read twice (fan-out).
+    #[test]
+    fn data_movement(seed in any::<u64>(), axis in 0i64..3) {
+        let mut rng = Rng::new(seed);
+        let shape = [2, 3, 4];
+        let (mut b, x) = one_input(&shape);
+        let t = b.node(Op::Transpose { perm: Some(vec![2, 0, 1]) }, &[x]).unwrap(); // 4,2,3
+        let r = b.reshape(t, &[2, 3, 4]).unwrap();
+        let w = b.constant("w", uniform(&shape, &mut rng, -1.0, 1.0));
+        let m = b.node(Op::Mul, &[r, w]).unwrap();
+        let cat = b.node(Op::Concat { axis }, &[m, x, m]).unwrap();
+        let f = b.node(Op::Flatten { axis: 1 }, &[cat]).unwrap();
+        let g = finish(b, f);
+        ok(check_gradients(&g, &[uniform(&shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
+    }
+}
+
+#[test]
+fn a_small_cnn_end_to_end_in_train_mode() {
+    // conv -> BN -> ReLU -> maxpool -> depthwise conv -> residual add -> global pool -> gemm.
+    let mut rng = Rng::new(9);
+    let (mut b, x) = one_input(&[3, 2, 6, 6]);
+    let c1 = b
+        .conv2d(
+            x,
+            uniform(&[4, 2, 3, 3], &mut rng, -0.5, 0.5),
+            None,
+            ConvAttrs { pads: vec![1; 4], ..Default::default() },
+        )
+        .unwrap();
+    let bn = b
+        .batch_norm(
+            c1,
+            uniform(&[4], &mut rng, 0.5, 1.5),
+            uniform(&[4], &mut rng, -0.2, 0.2),
+            Tensor::zeros(DType::F32, &[4]),
+            lithe_train::init::filled(&[4], 1.0),
+            1e-5,
+        )
+        .unwrap();
+    let r = b.node(Op::Tanh, &[bn]).unwrap();
+    let p = b.max_pool(r, PoolAttrs { kernel_shape: vec![2, 2], strides: vec![2, 2], ..Default::default() }).unwrap();
+    let dw = b
+        .conv2d(
+            p,
+            uniform(&[4, 1, 3, 3], &mut rng, -0.5, 0.5),
+            Some(uniform(&[4], &mut rng, -0.1, 0.1)),
+            ConvAttrs { pads: vec![1; 4], group: 4, ..Default::default() },
+        )
+        .unwrap();
+    let s = b.add(dw, p).unwrap();
+    let gp = b.global_avg_pool(s).unwrap();
+    let fl = b.node(Op::Flatten { axis: 1 }, &[gp]).unwrap();
+    let y = b.linear(fl, uniform(&[5, 4], &mut rng, -0.5, 0.5), Some(uniform(&[5], &mut rng, -0.1, 0.1))).unwrap();
+    let g = finish(b, y);
+    let xin = uniform(&[3, 2, 6, 6], &mut rng, -1.0, 1.0);
+    let tol = Tol { eps: 3e-3, atol: 3e-3, rtol: 3e-2 };
+    for mode in [Mode::Train, Mode::Eval] {
+        let n = check_gradients(&g, &[xin.clone()], mode, tol, 1).unwrap();
+        assert!(n > 100, "{n}");
+    }
+}
+
+#[test]
+fn ops_without_a_rule_are_typed_errors_naming_the_node() {
+    let (mut b, x) = one_input(&[1, 2, 3, 3]);
+    let y = b.node(Op::Sqrt, &[x]).unwrap();
+    let g = finish(b, y);
+    let tape = Tape::new(&g).unwrap();
+    let fwd = tape.forward(vec![lithe_train::init::filled(&[1, 2, 3, 3], 1.0)], Mode::Train).unwrap();
+    let seed = ndarray::ArrayD::ones(ndarray::IxDyn(&[1, 2, 3, 3]));
+    let inputs = [Outlet::new(g.inputs()[0], 0)];
+    let err = tape.backward(&fwd, vec![(g.outputs()[0], seed)], &inputs).unwrap_err();
+    assert!(matches!(err, TrainError::NoBackwardRule { op: "Sqrt", .. }), "{err}");
+    assert_eq!(err.to_string(), format!("no backward rule for op Sqrt at node {}", g.node(g.outputs()[0].node).name));
+}
