@@ -27,6 +27,11 @@ pub struct Args {
     /// Export the imported graphs as they are, without the optimization passes.
     #[arg(long)]
     no_optimize: bool,
+    /// Instead: Lithe's own int8 models (`lite-cli quant`) of the MNIST nets and, when cached,
+    /// the ImageNet MobileNetV2, exported as QDQ ONNX; onnxruntime's outputs against Lithe's
+    /// int8 `.nb` (see `export_int8`).
+    #[arg(long)]
+    int8: bool,
 }
 
 /// One model to check.
@@ -144,6 +149,9 @@ fn prepare(case: &Case, dir: &Path, optimize: bool) -> Result<(usize, usize)> {
 
 /// Entry point.
 pub fn run(a: Args) -> Result<()> {
+    if a.int8 {
+        return crate::export_int8::run(a.filter.as_deref());
+    }
     let root = crate::cache_dir().join("export-check");
     if root.exists() {
         std::fs::remove_dir_all(&root).with_context(|| format!("clearing {}", root.display()))?;

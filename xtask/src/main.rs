@@ -7,6 +7,7 @@ mod bench_peers;
 mod conformance;
 mod cross;
 mod export_check;
+mod export_int8;
 mod golden;
 mod models;
 mod process;

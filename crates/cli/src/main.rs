@@ -12,6 +12,7 @@ mod opt;
 mod quant;
 mod report;
 mod run;
+mod save;
 mod stats;
 
 use clap::{ArgAction, Parser, Subcommand};

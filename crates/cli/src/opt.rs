@@ -18,12 +18,14 @@ use std::time::Instant;
 /// Arguments of `lite-cli opt`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  lite-cli opt --model m.onnx --out m.nb --input-shape x=1,3,224,224\n  \
+    lite-cli opt --model m.onnx --out m_w8.onnx --quant weight-int8\n  \
     lite-cli opt --model m.onnx --print-model-ops --valid-targets arm\n  lite-cli opt --print-passes")]
 pub struct OptArgs {
     /// The model to optimize (ONNX, or a `.nb` to re-optimize).
     #[arg(long, short = 'm', required_unless_present_any = ["print_supported_ops", "print_all_ops", "print_passes"])]
     pub model: Option<PathBuf>,
-    /// Where to write the optimized `.nb` file.
+    /// Where to write the optimized model: one `.nb` file, or ONNX when the path ends in `.onnx`
+    /// (fused ops expanded to standard ONNX; with `--quant`, int8 weights behind DequantizeLinear).
     #[arg(long, short = 'o', required_unless_present_any = ["print_model_ops", "print_supported_ops", "print_all_ops", "print_passes"])]
     pub out: Option<PathBuf>,
     /// Fix an input's shape, e.g. `x=1,3,224,224` (repeatable). Without it symbolic dims stay
@@ -105,9 +107,9 @@ pub fn run(args: &OptArgs, out: &mut dyn Write) -> Result<()> {
         passes,
         valid_targets: args.valid_targets.iter().map(|t| t.name().to_string()).collect(),
     };
-    lithe_nbformat::write_file(dest, &graph, &meta).with_context(|| format!("cannot write '{}'", dest.display()))?;
+    let format = crate::save::write_model(dest, &graph, &meta)?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    writeln!(out, "wrote {}: {}B (input {}B)", dest.display(), human(size(dest)), human(size(model)))?;
+    writeln!(out, "wrote {} ({format}): {}B (input {}B)", dest.display(), human(size(dest)), human(size(model)))?;
     Ok(())
 }
 

@@ -28,12 +28,15 @@ use std::path::{Path, PathBuf};
     lite-cli quant -m m.onnx -o m_int8.nb --quant int8 --calib calib.npy --algo kl --eval eval.npy\n  \
     lite-cli quant -m m.onnx -o m_int8.nb --quant int8 --calib photos/ \
     --preprocess resize=256,crop=224,scale=1/255,mean=0.485:0.456:0.406,std=0.229:0.224:0.225\n  \
-    lite-cli quant -m m.onnx -o m_int8.nb --calib calib.npy --eval eval.npy --analyze --target-agreement 0.99")]
+    lite-cli quant -m m.onnx -o m_int8.nb --calib calib.npy --eval eval.npy --analyze --target-agreement 0.99\n  \
+    lite-cli quant -m m.onnx -o m_int8_qdq.onnx --quant int8 --calib calib.npy   # QDQ ONNX for onnxruntime")]
 pub struct QuantArgs {
     /// The fp32 model (ONNX or `.nb`); it is optimized first like `lite-cli opt`.
     #[arg(long, short = 'm')]
     pub model: PathBuf,
-    /// Where to write the quantized `.nb`.
+    /// Where to write the quantized model: one `.nb`, or ONNX when the path ends in `.onnx`
+    /// (int8: QDQ, each int8 conv as DequantizeLinear -> Conv -> QuantizeLinear; weight-only:
+    /// int8/int16 weights behind DequantizeLinear), which onnxruntime runs.
     #[arg(long, short = 'o')]
     pub out: PathBuf,
     /// `int8` (static, needs `--calib`), `weight-int8` or `weight-int16` (no data needed).
@@ -173,12 +176,11 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
         passes: vec![applied],
         valid_targets: vec!["arm".into(), "x86".into()],
     };
-    lithe_nbformat::write_file(&args.out, &graph, &meta)
-        .with_context(|| format!("cannot write '{}'", args.out.display()))?;
+    let format = crate::save::write_model(&args.out, &graph, &meta)?;
     let size = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
     writeln!(
         out,
-        "wrote {}: {}B ({:.1}% of the fp32 .nb, {}B)",
+        "wrote {} ({format}): {}B ({:.1}% of the fp32 .nb, {}B)",
         args.out.display(),
         human(size),
         100.0 * size as f64 / fp32_bytes.max(1) as f64,
