@@ -114,7 +114,7 @@ pub fn run(a: Args) -> Result<()> {
             bail!("unknown model {m}; known: {}", ALL_MODELS.join(","));
         }
     }
-    let default_peers = if a.int8 { &int8::ENGINES[..] } else { &ALL_ENGINES[1..] };
+    let default_peers = if a.int8 { int8::ENGINES } else { &ALL_ENGINES[1..] };
     let mut peers: Vec<String> = if a.engines.is_empty() {
         default_peers.iter().map(|s| s.to_string()).collect()
     } else {
