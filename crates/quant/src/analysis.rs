@@ -16,7 +16,7 @@ use crate::data::{Batch, CalibSource, InputSpec, batches};
 use crate::eval::{self, Agreement};
 use crate::ptq::{Calibration, ValueRunner};
 use lithe_ir::{DType, Dim, Graph, NodeId, Op, Outlet};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
@@ -204,17 +204,44 @@ pub fn compare_values(
 /// How the values of two models pair up by name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ValueMatch {
-    /// `(A's outlet, B's outlet, B's operator)` of each f32 value computed in both, in B's
-    /// topological order.
+    /// `(A's outlet, B's outlet, B's operator)` of each value computed in both, in B's
+    /// topological order: same dtype, or an f32 value of A and a quantized one of B.
     pub pairs: Vec<(Outlet, Outlet, &'static str)>,
     /// Computed f32 values only A has.
     pub only_a: Vec<String>,
     /// Computed values only B has (such as quantization's u8 `.quantize` values and the
     /// `.dq` of its int8 weights).
     pub only_b: Vec<String>,
-    /// Names in both whose types differ (dtype, fixed shape, or not computed in A): for
-    /// example the u8 outputs of fused quantized ops.
+    /// Names in both whose types differ (dtype, fixed shape, or not computed in A).
     pub mismatched: Vec<String>,
+    /// B's integer values among `pairs` (u8/i8 outputs of `QuantizeLinear` or of fused
+    /// integer ops), with the per-tensor `(scale, zero point)` that maps them back to real
+    /// values: they are compared as `(q - zero_point) * scale`.
+    pub dequantized: BTreeMap<Outlet, (f32, f32)>,
+}
+
+/// The one value of a scalar constant input of `node`.
+fn const_scalar(g: &Graph, node: NodeId, slot: usize) -> Option<f32> {
+    let t = g.const_value(g.node_inputs(node).get(slot).copied().flatten()?)?;
+    let v = t.to_f32_vec();
+    (v.len() == 1).then(|| v[0])
+}
+
+/// The per-tensor scale and zero point of an integer value of `g`: from the `QuantizeLinear`
+/// or u8 `QConv` producing it, or a `DequantizeLinear` reading it.
+fn quant_params(g: &Graph, o: Outlet) -> Option<(f32, f32)> {
+    let from = |node: NodeId, scale: usize| Some((const_scalar(g, node, scale)?, const_scalar(g, node, scale + 1)?));
+    let producer = match g.node(o.node).op {
+        Op::QuantizeLinear { .. } => from(o.node, 1),
+        Op::QConv(_) => from(o.node, 7),
+        _ => None,
+    };
+    producer.or_else(|| {
+        g.consumers(o)
+            .into_iter()
+            .filter(|&(n, slot)| slot == 0 && matches!(g.node(n).op, Op::DequantizeLinear { .. }))
+            .find_map(|(n, _)| from(n, 1))
+    })
 }
 
 /// The values a node computes (not graph inputs, not constants), in topological order.
@@ -269,21 +296,34 @@ pub fn match_values(a: &Graph, b: &Graph) -> ValueMatch {
         if let Some(&oa) = in_a.get(name.as_str()) {
             seen_a.insert(oa);
             let computed = !matches!(a.node(oa.node).op, Op::Input | Op::Const(_));
-            if computed && is_f32(a, oa) && is_f32(b, ob) && same_shape(oa, ob) {
+            // Same dtype: compared as they are (integers as their levels); an integer B value
+            // against an f32 A value: dequantized.
+            let same_dtype = a.value(oa).ty.dtype == b.value(ob).ty.dtype;
+            let params = if same_dtype || !is_f32(a, oa) { None } else { quant_params(b, ob) };
+            if computed && same_shape(oa, ob) && (same_dtype || params.is_some()) {
                 m.pairs.push((oa, ob, op));
+                if let Some(p) = params {
+                    m.dequantized.insert(ob, p);
+                }
             } else {
                 m.mismatched.push(name.clone());
             }
             continue;
         }
-        let dequantized = name
-            .strip_suffix(".dequantize")
+        // An activation after its Q/DQ pair, or quantized (u8 `X.quantize`, kept by fused ops).
+        let base = name.strip_suffix(".dequantize").or_else(|| name.strip_suffix(".quantize"));
+        let counterpart = base
             .and_then(|x| in_a.get(x).copied())
             .filter(|&oa| !matches!(a.node(oa.node).op, Op::Const(_)))
-            .filter(|&oa| is_f32(a, oa) && is_f32(b, ob) && same_shape(oa, ob));
-        match dequantized {
-            Some(oa) => m.pairs.push((oa, ob, op)),
-            None => m.only_b.push(name.clone()),
+            .filter(|&oa| is_f32(a, oa) && same_shape(oa, ob));
+        let params = if is_f32(b, ob) { None } else { quant_params(b, ob) };
+        match counterpart {
+            Some(oa) if is_f32(b, ob) => m.pairs.push((oa, ob, op)),
+            Some(oa) if params.is_some() => {
+                m.pairs.push((oa, ob, op));
+                m.dequantized.insert(ob, params.unwrap_or((1.0, 0.0)));
+            }
+            _ => m.only_b.push(name.clone()),
         }
     }
     for oa in computed_values(a) {
@@ -445,6 +485,8 @@ pub fn diff_models(
             }
         }
     }
+    let dequantized: Vec<Option<&(f32, f32)>> =
+        matching.pairs.iter().map(|(_, ob, _)| matching.dequantized.get(ob)).collect();
     let value_idx: Vec<(usize, usize)> =
         matching.pairs.iter().map(|&(oa, ob, _)| (index(&mut req_a, oa), index(&mut req_b, ob))).collect();
     let out_idx: Vec<(usize, usize)> =
@@ -464,10 +506,13 @@ pub fn diff_models(
         max_samples,
         &mut |n, va, vb| {
             for (k, &(i, j)) in value_idx.iter().enumerate() {
-                if va[i].len() == vb[j].len() {
-                    value_sums[k].add(&va[i], &vb[j]);
-                } else {
+                if va[i].len() != vb[j].len() {
                     size_differs[k] = true;
+                } else if let Some(&(scale, zp)) = dequantized[k] {
+                    let real: Vec<f32> = vb[j].iter().map(|&q| (q - zp) * scale).collect();
+                    value_sums[k].add(&va[i], &real);
+                } else {
+                    value_sums[k].add(&va[i], &vb[j]);
                 }
             }
             for (k, &(i, j)) in out_idx.iter().enumerate() {

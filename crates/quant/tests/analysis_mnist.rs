@@ -107,7 +107,15 @@ fn diff_of_fp32_and_int8_agrees_with_the_per_layer_analysis() {
     // Every fp32 value is still there; the Q/DQ pairs and int8 weights are B's own.
     assert!(d.matching.only_a.is_empty(), "{:?}", d.matching);
     assert!(d.matching.only_b.iter().any(|n| n.ends_with(".dq")), "{:?}", d.matching);
-    assert!(d.matching.only_b.iter().any(|n| n.ends_with(".quantize")), "{:?}", d.matching);
+    // The u8 `.quantize` values are compared dequantized: the same numbers as `.dequantize`.
+    assert_eq!(d.matching.dequantized.len(), report.ranges.len(), "{:?}", d.matching);
+    for (ob, _) in &d.matching.dequantized {
+        let name = &g.value(*ob).name;
+        let q = d.values.iter().find(|v| &v.value == name).unwrap();
+        let base = name.strip_suffix(".quantize").unwrap();
+        let dq = d.values.iter().find(|v| v.value == format!("{base}.dequantize")).unwrap();
+        assert!((q.snr_db - dq.snr_db).abs() < 1e-6, "{q:?} vs {dq:?}");
+    }
     // Each quantized activation after its Q/DQ pair is compared with the fp32 activation.
     let dq: Vec<_> = d.values.iter().filter(|v| v.value.ends_with(".dequantize")).collect();
     assert_eq!(dq.len(), report.ranges.len(), "{:?}", d.values);
@@ -125,6 +133,19 @@ fn diff_of_fp32_and_int8_agrees_with_the_per_layer_analysis() {
     assert_eq!(worst.value, rows[0].value);
     for w in d.values.windows(2) {
         assert!(w[0].snr_db <= w[1].snr_db);
+    }
+    // After the optimizer fused Q/DQ pairs into integer convs, their u8 outputs (named after
+    // the quantized activations) are dequantized and compared with fp32's activations.
+    let mut fused = g.clone();
+    lithe_passes::PassManager::default_pipeline().run(&mut fused).unwrap();
+    let f = diff_models(&fp32, &fused, &test, 50, Some(200), 1, &mut |_| {}).unwrap();
+    assert!(!f.matching.dequantized.is_empty(), "{:?}", f.matching);
+    for (ob, _) in &f.matching.dequantized {
+        let name = &fused.value(*ob).name;
+        let row = f.values.iter().find(|v| &v.value == name).unwrap();
+        let base = name.strip_suffix(".quantize").unwrap_or(name);
+        let dq = d.values.iter().find(|v| v.value == format!("{base}.dequantize")).unwrap_or_else(|| panic!("{name}"));
+        assert!((row.snr_db - dq.snr_db).abs() < 0.05, "{row:?} vs {dq:?}");
     }
     let [o] = &d.outputs[..] else { panic!("{d:?}") };
     let a = compare(&fp32, &g, &test, 50, Some(200), 1).unwrap();
