@@ -82,12 +82,25 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// Depthwise convs (channels, height = width, kernel, stride): the int8 direct kernel (u8 out,
-/// ReLU6) next to the f32 one (ReLU6). Elements/s = 2·k²·outputs.
+/// MobileNetV2's depthwise convs and two 5x5 ones (channels, height = width, kernel, stride):
+/// the int8 direct kernel (u8 out, ReLU6) next to the f32 one (ReLU6). Elements/s =
+/// 2·k²·outputs. `LITHE_INT8_DW=i16` runs the int8 i16 row kernel instead of the phase planes.
 fn depthwise(c: &mut Criterion) {
     let threads: usize = std::env::var("GEMM_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
-    let shapes =
-        [(32usize, 112usize, 3usize, 1usize), (96, 112, 3, 2), (144, 56, 3, 1), (576, 14, 3, 1), (672, 14, 5, 2)];
+    let shapes = [
+        (32usize, 112usize, 3usize, 1usize),
+        (96, 112, 3, 2),
+        (144, 56, 3, 1),
+        (144, 56, 3, 2),
+        (192, 28, 3, 1),
+        (192, 28, 3, 2),
+        (384, 14, 3, 1),
+        (576, 14, 3, 1),
+        (576, 14, 3, 2),
+        (960, 7, 3, 1),
+        (240, 14, 5, 1),
+        (672, 14, 5, 2),
+    ];
     let mut g = c.benchmark_group(format!("qdwconv_t{threads}"));
     g.sample_size(10);
     for (ch, hw, k, s) in shapes {

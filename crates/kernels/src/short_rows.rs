@@ -4,26 +4,26 @@
 
 /// Copy `src` into `dst`, over their common length.
 #[inline(always)]
-pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
+pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
     map_short(dst, src, |v| v);
 }
 
 /// `dst[i] = f(a[i])` over the common length.
 #[inline(always)]
-pub(crate) fn map_short(dst: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32) {
+pub(crate) fn map_short<A: Copy, B>(dst: &mut [B], a: &[A], f: impl Fn(A) -> B) {
     let n = dst.len().min(a.len());
     let mut i = 0;
     while n - i >= 16 {
-        map_fixed::<16>(&mut dst[i..], &a[i..], &f);
+        map_fixed::<16, _, _>(&mut dst[i..], &a[i..], &f);
         i += 16;
     }
     for step in [8, 4, 2, 1] {
         if n - i >= step {
             match step {
-                8 => map_fixed::<8>(&mut dst[i..], &a[i..], &f),
-                4 => map_fixed::<4>(&mut dst[i..], &a[i..], &f),
-                2 => map_fixed::<2>(&mut dst[i..], &a[i..], &f),
-                _ => map_fixed::<1>(&mut dst[i..], &a[i..], &f),
+                8 => map_fixed::<8, _, _>(&mut dst[i..], &a[i..], &f),
+                4 => map_fixed::<4, _, _>(&mut dst[i..], &a[i..], &f),
+                2 => map_fixed::<2, _, _>(&mut dst[i..], &a[i..], &f),
+                _ => map_fixed::<1, _, _>(&mut dst[i..], &a[i..], &f),
             }
             i += step;
         }
@@ -91,7 +91,7 @@ fn split_fixed<const N: usize, const P: usize>(even: &mut [f32], odd: &mut [f32]
 
 /// The first `N` values; callers guarantee `N` are there.
 #[inline(always)]
-fn map_fixed<const N: usize>(dst: &mut [f32], a: &[f32], f: &impl Fn(f32) -> f32) {
+fn map_fixed<const N: usize, A: Copy, B>(dst: &mut [B], a: &[A], f: &impl Fn(A) -> B) {
     if let (Some(d), Some(a)) = (dst.first_chunk_mut::<N>(), a.first_chunk::<N>()) {
         for l in 0..N {
             d[l] = f(a[l]);

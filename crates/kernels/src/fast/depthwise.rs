@@ -16,7 +16,7 @@
 use super::activation::{ActVisitor, BlockAct, FastActivation, visit_act};
 use super::{Isa, NATIVE_FMA, madd};
 use crate::KernelError;
-use crate::short_rows::{copy_short, deinterleave_short, map_short, zip_map_short};
+use crate::short_rows::{deinterleave_short, map_short, zip_map_short};
 use lithe_ir::op::AxisWindow;
 
 const OP: &str = "DepthwiseConv";
@@ -243,7 +243,7 @@ fn plane_entry(
 
 /// The supported kernel/stride pairs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     K3S1,
     K3S2,
     K5S1,
@@ -251,7 +251,7 @@ enum Kind {
 }
 
 impl Kind {
-    fn of(p: &DwParams) -> Result<Kind, KernelError> {
+    pub(crate) fn of(p: &DwParams) -> Result<Kind, KernelError> {
         let d = &p.pads;
         if !supports([p.kernel; 2], [p.stride; 2], [1, 1], [d.top, d.left, d.bottom, d.right]) {
             return Err(KernelError::Unsupported {
@@ -271,14 +271,14 @@ impl Kind {
         })
     }
 
-    fn kernel(self) -> usize {
+    pub(crate) fn kernel(self) -> usize {
         match self {
             Kind::K3S1 | Kind::K3S2 => 3,
             Kind::K5S1 | Kind::K5S2 => 5,
         }
     }
 
-    fn stride(self) -> usize {
+    pub(crate) fn stride(self) -> usize {
         match self {
             Kind::K3S1 | Kind::K5S1 => 1,
             Kind::K3S2 | Kind::K5S2 => 2,
@@ -287,16 +287,48 @@ impl Kind {
 }
 
 /// Plane geometry (validated: `oh`, `ow` are the output size for `h`, `w` and `pads`).
-struct Geom {
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    pads: DwPads,
+pub(crate) struct Geom {
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
+    pub(crate) pads: DwPads,
 }
 
-/// A run of consecutive planes: the input planes, the index (`n * c + channel`) of the first,
-/// and the per-channel operands of the whole tensor.
+/// One run of consecutive planes as the shared phase-plane core ([`run_planes`]) sees it: what
+/// the planes are made of, each plane's weights, and how a finished block and a finished plane
+/// are written. The f32 kernel here is one ([`Job`]); the int8 kernel (`int8::depthwise`) is
+/// another, convolving `x - x_zp` with integer-valued weights (exact in f32) and requantizing
+/// each block as it leaves the registers.
+pub(crate) trait DwJob: Sync {
+    /// Input element.
+    type In: Copy;
+    /// Element of the flat result of a plane (what [`block`](Self::block) makes of the sums).
+    type Flat: Copy + Default;
+    /// Output element.
+    type Out;
+    /// Per-plane constants of [`block`](Self::block) and [`rows`](Self::rows).
+    type Fin: Copy;
+
+    /// The input planes of the run, `h x w` each.
+    fn input(&self) -> &[Self::In];
+    /// An input value as the convolution reads it.
+    fn load(&self, v: Self::In) -> f32;
+    /// One input plane as the f32 values the convolution reads ([`load`](Self::load) of each):
+    /// `x` itself, or converted into `buf`.
+    fn stage<'s>(&self, x: &'s [Self::In], buf: &'s mut Vec<f32>) -> &'s [f32];
+    /// Plane `i` of the run: writes its `K x K` weights to `w`, returns the value every sum
+    /// starts from and the plane's finishing constants.
+    fn plane(&self, i: usize, w: &mut [f32]) -> (f32, Self::Fin);
+    /// One block of [`L`] finished sums into `out` (`L` flat result values).
+    fn block(&self, fin: &Self::Fin, acc: [f32; L], out: &mut [Self::Flat]);
+    /// Write plane `i`'s output `out` (`oh` rows of `ow`) from its flat result (row `oy` is
+    /// `flat[oy * rs..][..ow]`).
+    fn rows(&self, i: usize, fin: &Self::Fin, flat: &[Self::Flat], rs: usize, ow: usize, out: &mut [Self::Out]);
+}
+
+/// A run of consecutive f32 planes: the input planes, the index (`n * c + channel`) of the
+/// first, and the per-channel operands of the whole tensor.
 struct Job<'a> {
     /// The input planes of this run, `h x w` each.
     x: &'a [f32],
@@ -314,19 +346,77 @@ struct Job<'a> {
     act: &'a FastActivation<'a>,
 }
 
-/// Per-thread buffers: the phase planes of one input plane (see [`plane`]), the flat output,
+impl DwJob for Job<'_> {
+    type In = f32;
+    type Flat = f32;
+    type Out = f32;
+    /// The plane's index in the whole tensor, and its channel.
+    type Fin = (usize, usize);
+
+    #[inline(always)]
+    fn input(&self) -> &[f32] {
+        self.x
+    }
+
+    #[inline(always)]
+    fn load(&self, v: f32) -> f32 {
+        v
+    }
+
+    #[inline(always)]
+    fn stage<'s>(&self, x: &'s [f32], _: &'s mut Vec<f32>) -> &'s [f32] {
+        x
+    }
+
+    #[inline(always)]
+    fn plane(&self, i: usize, w: &mut [f32]) -> (f32, (usize, usize)) {
+        let p = self.first + i;
+        let ch = p % self.c;
+        let t = w.len();
+        w.copy_from_slice(&self.weights[ch * t..(ch + 1) * t]);
+        (self.bias.map_or(0.0, |b| b[ch]), (p, ch))
+    }
+
+    #[inline(always)]
+    fn block(&self, _: &(usize, usize), acc: [f32; L], out: &mut [f32]) {
+        out.copy_from_slice(&acc);
+    }
+
+    #[inline(always)]
+    fn rows(&self, _: usize, &(p, ch): &(usize, usize), flat: &[f32], rs: usize, ow: usize, out: &mut [f32]) {
+        let n = out.len();
+        let residual = self.residual.map(|r| &r[p * n..(p + 1) * n]);
+        visit_act(&self.act.channel(ch), Rows { flat, rs, out, ow, residual });
+    }
+}
+
+/// Per-thread buffers: the phase planes of one input plane (see [`planes`]), the flat result,
 /// and the geometry they were laid out for.
-#[derive(Default)]
-struct Scratch {
+pub(crate) struct Scratch<F> {
     phases: Vec<f32>,
-    flat_out: Vec<f32>,
+    flat_out: Vec<F>,
+    /// An input plane converted to f32 ([`DwJob::stage`]).
+    staged: Vec<f32>,
     key: [usize; 8],
 }
 
-/// Run the planes of `job` with the chosen instruction set: the instruction set and the kernel
-/// are dispatched once per run, not per plane. `job.x`, `out` and the operands have the lengths
-/// `g` implies (checked by the callers).
-fn run_planes(isa: Isa, kind: Kind, job: &Job<'_>, g: &Geom, out: &mut [f32], s: &mut Scratch) {
+impl<F> Default for Scratch<F> {
+    fn default() -> Self {
+        Scratch { phases: Vec::new(), flat_out: Vec::new(), staged: Vec::new(), key: [0; 8] }
+    }
+}
+
+/// Run the planes of `job` with the chosen instruction set into `out` (whole output planes):
+/// the instruction set and the kernel are dispatched once per run, not per plane. `job`'s
+/// input, `out` and the operands have the lengths `g` implies (checked by the callers).
+pub(crate) fn run_planes<J: DwJob>(
+    isa: Isa,
+    kind: Kind,
+    job: &J,
+    g: &Geom,
+    out: &mut [J::Out],
+    s: &mut Scratch<J::Flat>,
+) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
@@ -336,10 +426,10 @@ fn run_planes(isa: Isa, kind: Kind, job: &Job<'_>, g: &Geom, out: &mut [f32], s:
             unsafe { planes_avx512(kind, job, g, out, s) }
         }
         Isa::Generic => match kind {
-            Kind::K3S1 => planes::<3, 1, 9, NATIVE_FMA>(job, g, out, s),
-            Kind::K3S2 => planes::<3, 2, 9, NATIVE_FMA>(job, g, out, s),
-            Kind::K5S1 => planes::<5, 1, 25, NATIVE_FMA>(job, g, out, s),
-            Kind::K5S2 => planes::<5, 2, 25, NATIVE_FMA>(job, g, out, s),
+            Kind::K3S1 => planes::<J, 3, 1, 9, NATIVE_FMA>(job, g, out, s),
+            Kind::K3S2 => planes::<J, 3, 2, 9, NATIVE_FMA>(job, g, out, s),
+            Kind::K5S1 => planes::<J, 5, 1, 25, NATIVE_FMA>(job, g, out, s),
+            Kind::K5S2 => planes::<J, 5, 2, 25, NATIVE_FMA>(job, g, out, s),
         },
     }
 }
@@ -350,17 +440,17 @@ fn run_planes(isa: Isa, kind: Kind, job: &Job<'_>, g: &Geom, out: &mut [f32], s:
 /// The CPU must support AVX-512F, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn planes_avx512(kind: Kind, job: &Job<'_>, g: &Geom, out: &mut [f32], s: &mut Scratch) {
+unsafe fn planes_avx512<J: DwJob>(kind: Kind, job: &J, g: &Geom, out: &mut [J::Out], s: &mut Scratch<J::Flat>) {
     match kind {
-        Kind::K3S1 => planes::<3, 1, 9, true>(job, g, out, s),
-        Kind::K3S2 => planes::<3, 2, 9, true>(job, g, out, s),
-        Kind::K5S1 => planes::<5, 1, 25, true>(job, g, out, s),
-        Kind::K5S2 => planes::<5, 2, 25, true>(job, g, out, s),
+        Kind::K3S1 => planes::<J, 3, 1, 9, true>(job, g, out, s),
+        Kind::K3S2 => planes::<J, 3, 2, 9, true>(job, g, out, s),
+        Kind::K5S1 => planes::<J, 5, 1, 25, true>(job, g, out, s),
+        Kind::K5S2 => planes::<J, 5, 2, 25, true>(job, g, out, s),
     }
 }
 
 /// Lanes per block of outputs: one AVX-512 register of f32.
-const L: usize = 16;
+pub(crate) const L: usize = 16;
 /// Blocks computed together, so each tap's weight is loaded once per `NB` blocks and `NB`
 /// accumulator chains overlap in the FMA pipeline.
 const NB: usize = 4;
@@ -373,15 +463,15 @@ const NB: usize = 4;
 /// `f = oy * rs + ox`, and tap `(ky, kx)` reads its phase plane at `f + (ky / S) * rs + kx / S`:
 /// every tap is one constant offset into one buffer, so the whole plane (not each row) is
 /// computed in blocks of [`L`] flat outputs, with no borders and short planes (7x7) wasting few
-/// lanes. The flat outputs with `ox >= ow` are discarded when the epilogue (residual and
-/// activation; the bias starts each sum) writes `out` row by row. The layout, the tap offsets
-/// and the zeroed scratch are set up once for all planes of the run.
+/// lanes. Each finished block goes through [`DwJob::block`] into the flat result; the flat
+/// outputs with `ox >= ow` are discarded when [`DwJob::rows`] writes `out` row by row. The
+/// layout, the tap offsets and the zeroed scratch are set up once for all planes of the run.
 #[inline(always)]
-fn planes<const K: usize, const S: usize, const T: usize, const FMA: bool>(
-    job: &Job<'_>,
+fn planes<J: DwJob, const K: usize, const S: usize, const T: usize, const FMA: bool>(
+    job: &J,
     g: &Geom,
-    out: &mut [f32],
-    s: &mut Scratch,
+    out: &mut [J::Out],
+    s: &mut Scratch<J::Flat>,
 ) {
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
     let reach = (K - 1) / S;
@@ -397,7 +487,7 @@ fn planes<const K: usize, const S: usize, const T: usize, const FMA: bool>(
         s.phases.clear();
         s.phases.resize(2 * S * S * phase_len, 0.0);
         s.flat_out.clear();
-        s.flat_out.resize(flat_len, 0.0);
+        s.flat_out.resize(flat_len, J::Flat::default());
     }
     let offsets: [usize; T] = std::array::from_fn(|t| {
         let (ky, kx) = (t / K, t % K);
@@ -409,23 +499,19 @@ fn planes<const K: usize, const S: usize, const T: usize, const FMA: bool>(
     // convolution's wide loads never wait on the copy's narrower stores (a store-forwarding
     // stall that otherwise dominates small planes).
     let (mut cur, mut next) = s.phases.split_at_mut(S * S * phase_len);
-    let mut inputs = job.x.chunks_exact(h * w);
+    let mut inputs = job.input().chunks_exact(h * w);
     if let Some(xs) = inputs.next() {
-        fill_phases::<S>(xs, g, &lay, cur);
+        fill_phases::<J, S>(job, xs, &mut s.staged, g, &lay, cur);
     }
     for (i, o) in out.chunks_exact_mut(out_plane).enumerate() {
         if let Some(xs) = inputs.next() {
-            fill_phases::<S>(xs, g, &lay, next);
+            fill_phases::<J, S>(job, xs, &mut s.staged, g, &lay, next);
         }
-        let p = job.first + i;
-        let ch = p % job.c;
         let mut wk = [0f32; T];
-        wk.copy_from_slice(&job.weights[ch * T..(ch + 1) * T]);
-        let bias = job.bias.map_or(0.0, |b| b[ch]);
-        flat_conv::<T, FMA>(cur, &offsets, &wk, bias, &mut s.flat_out);
+        let (init, fin) = job.plane(i, &mut wk);
+        flat_conv::<J, T, FMA>(job, &fin, cur, &offsets, &wk, init, &mut s.flat_out);
         std::mem::swap(&mut cur, &mut next);
-        let residual = job.residual.map(|r| &r[p * out_plane..(p + 1) * out_plane]);
-        visit_act(&job.act.channel(ch), Rows { flat: &s.flat_out, rs, out: o, ow, residual });
+        job.rows(i, &fin, &s.flat_out, rs, ow, o);
     }
 }
 
@@ -438,52 +524,75 @@ struct PhaseLayout {
 }
 
 /// Copy one `h x w` input plane into its stride-`S` phase planes (the zeros around the pixels
-/// are already in place).
+/// are already in place), as [`DwJob::load`] reads its values: converted while copying for
+/// stride 1, staged whole ([`DwJob::stage`], into `staged`) before the phase split for stride 2.
 #[inline(always)]
-fn fill_phases<const S: usize>(x: &[f32], g: &Geom, lay: &PhaseLayout, phases: &mut [f32]) {
+fn fill_phases<J: DwJob, const S: usize>(
+    job: &J,
+    x: &[J::In],
+    staged: &mut Vec<f32>,
+    g: &Geom,
+    lay: &PhaseLayout,
+    phases: &mut [f32],
+) {
     let (pt, pl) = (g.pads.top, g.pads.left);
     let PhaseLayout { rs, rows, phase_len } = *lay;
+    if S == 1 {
+        for (iy, src) in x.chunks_exact(g.w).enumerate() {
+            let r = iy + pt;
+            if r >= rows {
+                break;
+            }
+            let n = g.w.min(rs - pl);
+            map_short(&mut phases[r * rs + pl..][..n], &src[..n], |v| job.load(v));
+        }
+        return;
+    }
+    let x = job.stage(x, staged);
     for (iy, src) in x.chunks_exact(g.w).enumerate() {
         let py = iy + pt;
         let r = py / S;
         if r >= rows {
             break;
         }
-        if S == 1 {
-            let n = g.w.min(rs - pl);
-            copy_short(&mut phases[r * rs + pl..][..n], &src[..n]);
-        } else {
-            // Padded column `px = ix + pl` goes to phase column `px % 2`, index `px / 2`: a
-            // leading odd pixel, then pairs (even, odd) that fill both phase rows at once.
-            let row = r * rs;
-            let base = 2 * (py % 2) * phase_len;
-            let (even, odd) = phases[base..base + 2 * phase_len].split_at_mut(phase_len);
-            let mut src = src;
-            let mut c = pl / 2;
-            if pl % 2 == 1 {
-                if c < rs {
-                    odd[row + c] = src[0];
-                }
-                src = &src[1..];
-                c += 1;
+        // Padded column `px = ix + pl` goes to phase column `px % 2`, index `px / 2`: a leading
+        // odd pixel, then pairs (even, odd) that fill both phase rows at once.
+        let row = r * rs;
+        let base = 2 * (py % 2) * phase_len;
+        let (even, odd) = phases[base..base + 2 * phase_len].split_at_mut(phase_len);
+        let mut src = src;
+        let mut c = pl / 2;
+        if pl % 2 == 1 {
+            if c < rs {
+                odd[row + c] = src[0];
             }
-            let pairs = (src.len() / 2).min(rs.saturating_sub(c));
-            deinterleave_short(&mut even[row + c..][..pairs], &mut odd[row + c..][..pairs], src);
-            if src.len() % 2 == 1 && c + pairs < rs && pairs == src.len() / 2 {
-                even[row + c + pairs] = src[src.len() - 1];
-            }
+            src = &src[1..];
+            c += 1;
+        }
+        let pairs = (src.len() / 2).min(rs.saturating_sub(c));
+        deinterleave_short(&mut even[row + c..][..pairs], &mut odd[row + c..][..pairs], src);
+        if src.len() % 2 == 1 && c + pairs < rs && pairs == src.len() / 2 {
+            even[row + c + pairs] = src[src.len() - 1];
         }
     }
 }
 
-/// `y[f] = bias + sum_t w[t] * q[f + offsets[t]]` for every `f < y.len()` (a multiple of
+/// `y[f] = block(init + sum_t w[t] * q[f + offsets[t]])` for every `f < y.len()` (a multiple of
 /// [`L`]); every `offsets[t] + y.len()` is at most `q.len()`.
 #[inline(always)]
-fn flat_conv<const T: usize, const FMA: bool>(q: &[f32], offsets: &[usize; T], w: &[f32; T], bias: f32, y: &mut [f32]) {
+fn flat_conv<J: DwJob, const T: usize, const FMA: bool>(
+    job: &J,
+    fin: &J::Fin,
+    q: &[f32],
+    offsets: &[usize; T],
+    w: &[f32; T],
+    init: f32,
+    y: &mut [J::Flat],
+) {
     let mut f = 0;
     let mut groups = y.chunks_exact_mut(NB * L);
     for yg in &mut groups {
-        let mut acc = [[bias; L]; NB];
+        let mut acc = [[init; L]; NB];
         for t in 0..T {
             let src = &q[offsets[t] + f..][..NB * L];
             let wt = w[t];
@@ -493,20 +602,26 @@ fn flat_conv<const T: usize, const FMA: bool>(q: &[f32], offsets: &[usize; T], w
                 }
             }
         }
-        for (dst, a) in yg.chunks_exact_mut(L).zip(&acc) {
-            dst.copy_from_slice(a);
-        }
+        // Each block by name, not by a loop over `acc`: a loop the unroller keeps (a large
+        // `block`) would address `acc` through a pointer and push the accumulators to memory.
+        let [a0, a1, a2, a3] = acc;
+        let (d01, d23) = yg.split_at_mut(2 * L);
+        let ((d0, d1), (d2, d3)) = (d01.split_at_mut(L), d23.split_at_mut(L));
+        job.block(fin, a0, d0);
+        job.block(fin, a1, d1);
+        job.block(fin, a2, d2);
+        job.block(fin, a3, d3);
         f += NB * L;
     }
     for yb in groups.into_remainder().chunks_exact_mut(L) {
-        let mut acc = [bias; L];
+        let mut acc = [init; L];
         for t in 0..T {
             let src = &q[offsets[t] + f..][..L];
             for l in 0..L {
                 acc[l] = madd::<FMA>(acc[l], w[t], src[l]);
             }
         }
-        yb.copy_from_slice(&acc);
+        job.block(fin, acc, yb);
         f += L;
     }
 }
