@@ -109,7 +109,7 @@ fn diff_of_fp32_and_int8_agrees_with_the_per_layer_analysis() {
     assert!(d.matching.only_b.iter().any(|n| n.ends_with(".dq")), "{:?}", d.matching);
     // The u8 `.quantize` values are compared dequantized: the same numbers as `.dequantize`.
     assert_eq!(d.matching.dequantized.len(), report.ranges.len(), "{:?}", d.matching);
-    for (ob, _) in &d.matching.dequantized {
+    for ob in d.matching.dequantized.keys() {
         let name = &g.value(*ob).name;
         let q = d.values.iter().find(|v| &v.value == name).unwrap();
         let base = name.strip_suffix(".quantize").unwrap();
@@ -140,7 +140,7 @@ fn diff_of_fp32_and_int8_agrees_with_the_per_layer_analysis() {
     lithe_passes::PassManager::default_pipeline().run(&mut fused).unwrap();
     let f = diff_models(&fp32, &fused, &test, 50, Some(200), 1, &mut |_| {}).unwrap();
     assert!(!f.matching.dequantized.is_empty(), "{:?}", f.matching);
-    for (ob, _) in &f.matching.dequantized {
+    for ob in f.matching.dequantized.keys() {
         let name = &fused.value(*ob).name;
         let row = f.values.iter().find(|v| &v.value == name).unwrap();
         let base = name.strip_suffix(".quantize").unwrap_or(name);
