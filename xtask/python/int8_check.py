@@ -3,8 +3,9 @@
 Usage: int8_check.py ROOT. Each directory under ROOT (written by `cargo xtask onnx-export-check
 --int8`) holds `model.onnx` (`lite-cli quant -o model.onnx`, QDQ), `input.npy` (the evaluation
 rows), `lithe.npy` (Lithe's first output running `lite-cli quant -o int8.nb` on them),
-`reference.npy` (labels, or fp32's top-1) and `case.json`. onnxruntime (CPU, one thread, default
-graph optimizations, so its QDQ fusion into int8 kernels) runs the rows in chunks; per output:
+`reference.npy` (labels, or fp32's top-1) and `case.json`. onnxruntime (CPU, one thread) runs
+the rows in chunks twice: with its default graph optimizations (its QDQ fusion into int8
+kernels, as deployed) and with none (each Q/DQ run as written around float ops). Per output:
 
 - max |ort - lithe|;
 - step: the scale of the last quantized activation feeding the output, i.e. of the
@@ -49,40 +50,55 @@ def last_step(model: onnx.ModelProto, output: str) -> tuple[float, str]:
     raise RuntimeError(f"no quantized activation feeds {output}")
 
 
-def check(d: Path) -> dict:
-    info = json.loads((d / "case.json").read_text())
-    model = onnx.load(str(d / "model.onnx"))
-    onnx.checker.check_model(model, full_check=True)
+def run_ort(path: Path, x: np.ndarray, chunk: int, level: ort.GraphOptimizationLevel) -> tuple[np.ndarray, str]:
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(d / "model.onnx"), so, providers=["CPUExecutionProvider"])
-    x = np.load(d / "input.npy")
-    chunk = int(info["chunk"])
+    so.graph_optimization_level = level
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     got = np.concatenate([sess.run(None, {name: x[i : i + chunk]})[0] for i in range(0, len(x), chunk)])
-    want = np.load(d / "lithe.npy")
-    ref = np.load(d / "reference.npy")
+    return got, sess.get_outputs()[0].name
+
+
+def compare(got: np.ndarray, want: np.ndarray, ref: np.ndarray, step: float) -> dict:
     if got.shape != want.shape:
         raise RuntimeError(f"onnxruntime {list(got.shape)}, Lithe {list(want.shape)}")
-    out_name = sess.get_outputs()[0].name
-    step, value = last_step(model, out_name)
     diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
     t_ort, t_lithe = got.reshape(len(got), -1).argmax(1), want.reshape(len(want), -1).argmax(1)
     return {
-        "output": out_name,
-        "rows": int(len(x)),
-        "elements": int(diff.size),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
-        "max_abs_output": float(np.abs(want).max()),
-        "step": step,
-        "step_value": value,
         "max_diff_steps": float(diff.max() / step),
         "over_one_step": float(np.mean(diff > step)),
         "top1_agreement": float(np.mean(t_ort == t_lithe)),
         "accuracy_onnxruntime": float(np.mean(t_ort == ref)),
         "accuracy_lithe": float(np.mean(t_lithe == ref)),
+    }
+
+
+def check(d: Path) -> dict:
+    info = json.loads((d / "case.json").read_text())
+    model = onnx.load(str(d / "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    x = np.load(d / "input.npy")
+    want = np.load(d / "lithe.npy")
+    ref = np.load(d / "reference.npy")
+    chunk = int(info["chunk"])
+    # onnxruntime as deployed (its QDQ fusion: int8 kernels), and with graph optimizations off
+    # (each QuantizeLinear/DequantizeLinear run as written around float ops: the QDQ semantics).
+    got, out_name = run_ort(d / "model.onnx", x, chunk, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    ref_got, _ = run_ort(d / "model.onnx", x, chunk, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    step, value = last_step(model, out_name)
+    return {
+        "output": out_name,
+        "rows": int(len(x)),
+        "elements": int(want.size),
+        "max_abs_output": float(np.abs(want).max()),
+        "step": step,
+        "step_value": value,
+        "ort": compare(got, want, ref, step),
+        "ort_no_opt": compare(ref_got, want, ref, step),
         "reference": info["reference"],
         "roundtrip_max_abs": info["roundtrip_max_abs"],
         "nodes": len(model.graph.node),
@@ -102,20 +118,23 @@ def main() -> None:
     (root / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\nonnxruntime {ort.__version__}, onnx {onnx.__version__}")
     print(
-        "\n| model | rows | ONNX nodes (Q/DQ) | max abs diff | step (last activation) | max diff in steps "
-        "| elements > 1 step | top-1 agreement | accuracy onnxruntime / Lithe | vs | ONNX re-imported vs .nb |"
+        "\n| model | onnxruntime | rows | ONNX nodes (Q/DQ) | max abs diff | step (last activation) "
+        "| max diff in steps | elements > 1 step | top-1 agreement | accuracy onnxruntime / Lithe | vs "
+        "| ONNX re-imported vs .nb |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for k, r in results.items():
         if "error" in r:
             print(f"| {k} | error: {r['error']} |")
             continue
-        print(
-            f"| {k} | {r['rows']} | {r['nodes']} ({r['qdq_nodes']}) | {r['max_abs_diff']:.4g} | {r['step']:.4g} "
-            f"| {r['max_diff_steps']:.2f} | {100 * r['over_one_step']:.2f}% of {r['elements']} "
-            f"| {r['top1_agreement']:.4f} | {r['accuracy_onnxruntime']:.4f} / {r['accuracy_lithe']:.4f} "
-            f"| {r['reference']} | {r['roundtrip_max_abs']:.3g} |"
-        )
+        for how, key in (("optimized (int8 kernels)", "ort"), ("no graph optimization", "ort_no_opt")):
+            c = r[key]
+            print(
+                f"| {k} | {how} | {r['rows']} | {r['nodes']} ({r['qdq_nodes']}) | {c['max_abs_diff']:.4g} "
+                f"| {r['step']:.4g} | {c['max_diff_steps']:.2f} | {100 * c['over_one_step']:.2f}% of {r['elements']} "
+                f"| {c['top1_agreement']:.4f} | {c['accuracy_onnxruntime']:.4f} / {c['accuracy_lithe']:.4f} "
+                f"| {r['reference']} | {r['roundtrip_max_abs']:.3g} |"
+            )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 //! from the same calibration: `-o int8.nb` and `-o int8.onnx` (QDQ). Lithe runs the `.nb` (int8
 //! QConv kernels) and, as a round-trip check, the `.onnx` imported again and optimized (it must
 //! give the `.nb`'s outputs); `xtask/python/int8_check.py` runs the `.onnx` with onnxruntime
-//! (CPU, one thread, default graph optimizations: its QDQ fusion into int8 kernels) and prints
+//! (CPU, one thread) twice, with its default graph optimizations (its QDQ fusion into int8
+//! kernels) and with none (each Q/DQ as written around float ops), and prints
 //! per output the max abs difference, the share of elements more than one quantization step
 //! apart (the step: the scale of the last activation QuantizeLinear on the output's path), top-1
 //! agreement and each engine's accuracy (MNIST: against the labels; ImageNet crops have none:
