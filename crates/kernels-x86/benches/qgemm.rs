@@ -144,5 +144,45 @@ fn depthwise(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, depthwise);
+/// QuantizeLinear / DequantizeLinear on a 1x32x112x112 tensor (MobileNetV2's first activation),
+/// per tensor and per channel, u8: the fast slices next to the reference's scalar
+/// `quantize_value` loop. Throughput in bytes read + written (GB/s).
+fn quantize(c: &mut Criterion) {
+    use lithe_kernels::int8::{
+        dequantize_linear, dequantize_linear_per_channel, quantize_linear, quantize_linear_per_channel,
+    };
+    let threads: usize = std::env::var("GEMM_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let (ch, hw) = (32usize, 112 * 112);
+    let n = ch * hw;
+    let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 * 0.013 - 13.0).collect();
+    let scales: Vec<f32> = (0..ch).map(|i| 0.05 + i as f32 * 1e-3).collect();
+    let zps: Vec<u8> = (0..ch).map(|i| (100 + i) as u8).collect();
+    let mut q = vec![0u8; n];
+    let mut y = vec![0f32; n];
+    let mut g = c.benchmark_group(format!("quantize_t{threads}"));
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes((5 * n) as u64));
+    g.bench_function("quantize_u8/1x32x112x112", |b| {
+        b.iter(|| quantize_linear(black_box(&x), 0.05, 128u8, &mut q, threads).expect("quantize"))
+    });
+    g.bench_function("quantize_u8_per_channel/1x32x112x112", |b| {
+        b.iter(|| quantize_linear_per_channel(black_box(&x), &scales, &zps, hw, &mut q, threads).expect("quantize"))
+    });
+    g.bench_function("reference_quantize_value/1x32x112x112", |b| {
+        b.iter(|| {
+            for (o, &v) in q.iter_mut().zip(black_box(&x)) {
+                *o = lithe_kernels::reference::quantize::quantize_value(v, 0.05, 128, 0, 255) as u8;
+            }
+        })
+    });
+    g.bench_function("dequantize_u8/1x32x112x112", |b| {
+        b.iter(|| dequantize_linear(black_box(&q), 0.05, 128u8, &mut y, threads).expect("dequantize"))
+    });
+    g.bench_function("dequantize_u8_per_channel/1x32x112x112", |b| {
+        b.iter(|| dequantize_linear_per_channel(black_box(&q), &scales, &zps, hw, &mut y, threads).expect("dequantize"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, depthwise, quantize);
 criterion_main!(benches);

@@ -18,6 +18,7 @@
 //! - [`i8_gemm`]: the driver (blocking, packing, edge tiles, epilogue, threads).
 //! - [`QLinearConv2d`]: NCHW convolution on it (pointwise, implicit im2col padding with the
 //!   zero point, groups) and a direct depthwise 3x3/5x5 stride 1/2 kernel.
+//! - [`quantize`]: `QuantizeLinear` / `DequantizeLinear` over slices, per tensor or per channel.
 
 pub mod conformance;
 mod conv;
@@ -26,6 +27,7 @@ mod driver;
 mod epilogue;
 mod microkernel;
 mod pack;
+pub mod quantize;
 pub mod reference;
 
 pub use conv::{QConvGeometry, QLinearConv2d, s8_to_u8_activations, u8_zero_point_from_s8};
@@ -33,3 +35,6 @@ pub use driver::i8_gemm;
 pub use epilogue::{I8TileEpilogue, I8TileOut, OutputKind, QActivation, QuantEpilogue, QuantOut, Requant, dequant};
 pub use microkernel::{I8Gemm4x8c4Generic, I8GemmMicrokernel, check_i8_microkernel_args};
 pub use pack::{I8Input, I8PanelSource, MAX_DEPTH, PackedI8Weights, U8MatRef};
+pub use quantize::{
+    QuantElem, dequantize_linear, dequantize_linear_per_channel, quantize_linear, quantize_linear_per_channel,
+};
