@@ -8,6 +8,10 @@
 //! `QuantizeLinear` to u8 with the same constant scalar scale and zero point, the QConv
 //! requantizes itself and those readers go away (the output keeps the quantized value's name).
 //!
+//! A `FullyConnected` on a 2-D `DequantizeLinear(u8)` input with `DequantizeLinear` of a
+//! constant s8 `K x N` weight (per tensor or per output column) becomes the same QConv as a
+//! 1x1 convolution between two reshapes (`[B, K] -> [B, K, 1, 1]`, `[B, N, 1, 1] -> [B, N]`).
+//!
 //! Rounding differs from the QDQ graph only in where f32 products are rounded: the QDQ graph
 //! sums dequantized products in f32, the QConv sums exact integers and scales once, so results
 //! agree to f32 rounding and a requantized output to within one step where a value sits on a
@@ -75,18 +79,18 @@ fn match_activation(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet, Option<Outl
     Some((x, s, z))
 }
 
-/// The weight input: `DequantizeLinear` of a constant 4-D s8 tensor, zero point 0, one scale
-/// or one per output channel (axis 0).
-fn match_weight(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet)> {
+/// The weight input: `DequantizeLinear` of a constant s8 tensor of rank `rank`, zero point 0,
+/// one scale or one per output channel (axis `channel_axis`).
+fn match_weight(g: &Graph, o: Outlet, rank: usize, channel_axis: usize) -> Option<(Outlet, Outlet)> {
     let (w, s, z, axis) = dequantize_of(g, o)?;
     let wt = constant(g, Some(w))?;
     let st = constant(g, Some(s))?;
-    if wt.dtype() != DType::I8 || wt.shape().len() != 4 || st.dtype() != DType::F32 || !zero_or_absent(g, z) {
+    if wt.dtype() != DType::I8 || wt.shape().len() != rank || st.dtype() != DType::F32 || !zero_or_absent(g, z) {
         return None;
     }
-    let per_channel = st.shape().len() == 1 && st.shape()[0] == wt.shape()[0] && !is_single(st);
-    let axis_is_0 = axis == 0 || axis == -4;
-    (is_single(st) || (per_channel && axis_is_0)).then_some((w, s))
+    let per_channel = st.shape().len() == 1 && st.shape()[0] == wt.shape()[channel_axis] && !is_single(st);
+    let on_axis = axis == channel_axis as i64 || axis == channel_axis as i64 - rank as i64;
+    (is_single(st) || (per_channel && on_axis)).then_some((w, s))
 }
 
 /// The bias input: absent, f32, or a constant int32 `DequantizeLinear` (folded here).
@@ -119,9 +123,26 @@ fn matched(g: &Graph, conv: NodeId) -> Option<Matched> {
         return None;
     }
     let (x, x_scale, x_zero_point) = match_activation(g, input_at(g, conv, 0)?)?;
-    let (w, w_scale) = match_weight(g, input_at(g, conv, 1)?)?;
+    let (w, w_scale) = match_weight(g, input_at(g, conv, 1)?, 4, 0)?;
     let bias = match_bias(g, input_at(g, conv, 2))?;
     Some(Matched { x, x_scale, x_zero_point, w, w_scale, bias })
+}
+
+/// A FullyConnected on a 2-D dequantized u8 input with a dequantized s8 `K x N` weight.
+fn matched_fc(g: &Graph, fc: NodeId) -> Option<(Matched, Activation)> {
+    let node = g.get_node(fc)?;
+    let Op::FullyConnected(a) = &node.op else { return None };
+    if matches!(a.activation, Activation::PRelu) || node.outputs.len() != 1 || node.num_inputs > 3 {
+        return None;
+    }
+    let x = input_at(g, fc, 0)?;
+    if g.value(x).ty.shape.as_ref().is_none_or(|s| s.rank() != 2) {
+        return None;
+    }
+    let (x, x_scale, x_zero_point) = match_activation(g, x)?;
+    let (w, w_scale) = match_weight(g, input_at(g, fc, 1)?, 2, 1)?;
+    let bias = match_bias(g, input_at(g, fc, 2))?;
+    Some((Matched { x, x_scale, x_zero_point, w, w_scale, bias }, a.activation))
 }
 
 /// The `fuse_qdq_conv` pass (see the module documentation).
@@ -129,7 +150,58 @@ fn matched(g: &Graph, conv: NodeId) -> Option<Matched> {
 pub struct FuseQdqConv;
 
 impl FuseQdqConv {
-    fn try_fuse(g: &mut Graph, conv: NodeId) -> Result<bool, IrError> {
+    fn try_fuse(g: &mut Graph, id: NodeId) -> Result<bool, IrError> {
+        if Self::try_fuse_conv(g, id)? {
+            return Ok(true);
+        }
+        Self::try_fuse_fc(g, id)
+    }
+
+    /// A FullyConnected as `Reshape -> 1x1 QConv -> Reshape`.
+    fn try_fuse_fc(g: &mut Graph, fc: NodeId) -> Result<bool, IrError> {
+        let Some((m, activation)) = matched_fc(g, fc) else { return Ok(false) };
+        let Some(wt) = constant(g, Some(m.w)) else { return Ok(false) };
+        let Ok(wv) = wt.expect_view::<i8>("weight") else { return Ok(false) };
+        let &[k, n] = wt.shape() else { return Ok(false) };
+        // `K x N` to `[N, K, 1, 1]`.
+        let mut transposed = vec![0i8; k * n];
+        for ((r, c), &v) in wv.indexed_iter().map(|(ix, v)| ((ix[0], ix[1]), v)) {
+            transposed[c * k + r] = v;
+        }
+        let name = g.node(fc).name.clone();
+        let w = g.add_const(format!("{name}.weight_nk11"), Tensor::from_vec(&[n, k, 1, 1], transposed)?);
+        let x_zero_point = match m.x_zero_point {
+            Some(z) => z,
+            None => g.add_const(format!("{name}.x_zero_point"), Tensor::scalar(0u8)),
+        };
+        let bias = match m.bias {
+            None => None,
+            Some(Bias::F32(o)) => Some(o),
+            Some(Bias::Folded(t)) => Some(g.add_const(format!("{name}.bias"), t)),
+        };
+        let to_nchw = g.add_const(format!("{name}.shape_in"), Tensor::from_vec(&[4], vec![0i64, k as i64, 1, 1])?);
+        let x4 = g.add_node_inferred(
+            format!("{name}.to_nchw"),
+            Op::Reshape { allowzero: false },
+            &[Some(m.x), Some(to_nchw)],
+            1,
+        )?[0];
+        let mut conv = lithe_ir::op::ConvAttrs::default();
+        conv.epilogue.activation = activation;
+        let inputs = [Some(x4), Some(m.x_scale), Some(x_zero_point), Some(w), Some(m.w_scale), bias];
+        let q =
+            g.add_node_inferred(format!("{name}.int8"), Op::QConv(QConvAttrs { conv, to: DType::F32 }), &inputs, 1)?[0];
+        let to_2d = g.add_const(format!("{name}.shape_out"), Tensor::from_vec(&[2], vec![0i64, n as i64])?);
+        let y =
+            g.add_node_inferred(format!("{name}.to_2d"), Op::Reshape { allowzero: false }, &[Some(q), Some(to_2d)], 1)?
+                [0];
+        absorb(g, y, Outlet::new(fc, 0))?;
+        g.remove_node(fc);
+        tracing::debug!(fc = %name, "FullyConnected on dequantized int8 operands became a 1x1 QConv");
+        Ok(true)
+    }
+
+    fn try_fuse_conv(g: &mut Graph, conv: NodeId) -> Result<bool, IrError> {
         let Some(m) = matched(g, conv) else { return Ok(false) };
         let Op::Conv(attrs) = g.node(conv).op.clone() else { return Ok(false) };
         let name = g.node(conv).name.clone();

@@ -551,7 +551,13 @@ impl Run<'_> {
         dynamic: &[Option<Tensor>],
         scratch: &mut Vec<f32>,
     ) -> Result<bool, RuntimeError> {
-        if p.is_int8() {
+        let view_of_bytes = matches!(p, Prepared::View)
+            && step
+                .outputs
+                .first()
+                .and_then(|&o| self.resolved.slot_types.get(o))
+                .is_some_and(|t| t.dtype == DType::U8);
+        if p.is_int8() || view_of_bytes {
             return self.run_int8(p, step, arena, dynamic, scratch);
         }
         let node = self.graph.node(step.node);
@@ -610,6 +616,8 @@ impl Run<'_> {
         let mut operands = Vec::new();
         for slot in p.operand_slots(&node.op, step.inputs.len()) {
             match self.byte_operand(step, slot, dynamic) {
+                // A view planned in place of its input has nothing to do.
+                Some(ByteOperand::Arena(s, ..)) if s == out_slot && matches!(p, Prepared::View) => return Ok(true),
                 Some(o) if !matches!(o, ByteOperand::Arena(s, ..) if s == out_slot) => operands.push(o),
                 _ => return Ok(false),
             }
@@ -653,6 +661,10 @@ impl Run<'_> {
             }
             (Prepared::Quantize(q), [(Elems::F32(x), _)], ElemsMut::U8(y)) => q.quantize(x, y),
             (Prepared::Dequantize(q), [(Elems::U8(x), _)], ElemsMut::F32(y)) => q.dequantize(x, y),
+            (Prepared::View, [(Elems::U8(x), _)], ElemsMut::U8(y)) if x.len() == y.len() => {
+                y.copy_from_slice(x);
+                true
+            }
             _ => false,
         })
     }

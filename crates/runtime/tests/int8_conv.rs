@@ -265,3 +265,72 @@ proptest! {
         check(&case, threads)?;
     }
 }
+
+/// A QDQ fully connected layer `[B, K] x [K, N]`: fused into a 1x1 QConv between reshapes
+/// (a matrix-vector kernel for clamp-like activations, the GEMM otherwise).
+fn qdq_fc(
+    batch: usize,
+    k: usize,
+    n: usize,
+    activation: Activation,
+    requantize: bool,
+    seed: u64,
+) -> (Graph, Tensor, Option<f32>) {
+    let mut s = seed | 1;
+    let mut rand = |lo: f32, hi: f32| lo + (hi - lo) * lcg(&mut s);
+    let mut b = GraphBuilder::new("qdq_fc");
+    let x = b.input("x", DType::F32, &[batch, k]);
+    let xs = b.constant("xs", Tensor::scalar(rand(0.005, 0.03)));
+    let xz = b.constant("xz", Tensor::scalar(rand(0.0, 255.0) as u8));
+    let q = b.node(Op::QuantizeLinear { axis: 1, to: DType::U8 }, &[x, xs, xz]).unwrap();
+    let dq = b.node(Op::DequantizeLinear { axis: 1 }, &[q, xs, xz]).unwrap();
+    let wq: Vec<i8> = (0..k * n).map(|_| rand(-127.0, 127.99).floor() as i8).collect();
+    let w = b.constant("w", Tensor::from_vec(&[k, n], wq).unwrap());
+    let ws: Vec<f32> = (0..n).map(|_| rand(0.001, 0.01)).collect();
+    let ws = b.constant("ws", Tensor::from_vec(&[n], ws).unwrap());
+    let wdq = b.node(Op::DequantizeLinear { axis: 1 }, &[w, ws]).unwrap();
+    let bias: Vec<f32> = (0..n).map(|_| rand(-1.0, 1.0)).collect();
+    let bias = b.constant("b", Tensor::from_vec(&[n], bias).unwrap());
+    let y = b.node(Op::FullyConnected(lithe_ir::op::FcAttrs { activation }), &[dq, wdq, bias]).unwrap();
+    let mut out_scale = None;
+    let y = if requantize {
+        let v = rand(0.01, 0.05);
+        out_scale = Some(v);
+        let ys = b.constant("ys", Tensor::scalar(v));
+        let yz = b.constant("yz", Tensor::scalar(rand(0.0, 200.0) as u8));
+        let q = b.node(Op::QuantizeLinear { axis: 1, to: DType::U8 }, &[y, ys, yz]).unwrap();
+        b.node(Op::DequantizeLinear { axis: 1 }, &[q, ys, yz]).unwrap()
+    } else {
+        y
+    };
+    b.output(y);
+    let mut s2 = seed.rotate_left(9) | 1;
+    let xv: Vec<f32> = (0..batch * k).map(|_| -1.0 + 3.0 * lcg(&mut s2)).collect();
+    (b.finish().unwrap(), Tensor::from_vec(&[batch, k], xv).unwrap(), out_scale)
+}
+
+#[test]
+fn fused_fully_connected_matches_the_qdq_graph() {
+    let acts = [Activation::None, Activation::Relu, Activation::Clip { min: 0.0, max: 6.0 }, Activation::HardSwish];
+    for (i, act) in acts.into_iter().enumerate() {
+        for (batch, k, n, requantize) in
+            [(1, 1280, 1000, false), (3, 37, 21, true), (2, 300, 64, false), (1, 17, 5, true)]
+        {
+            let seed = 1000 + i as u64 * 31 + (k * n) as u64;
+            let (qdq, x, out_scale) = qdq_fc(batch, k, n, act, requantize, seed);
+            let mut reference = qdq.clone();
+            let mut unfused = PassManager::default_pipeline();
+            unfused.disable("fuse_qdq_conv").unwrap();
+            unfused.run(&mut reference).unwrap();
+            let mut fused = qdq;
+            PassManager::default_pipeline().run(&mut fused).unwrap();
+            assert_eq!(op_count(&fused, "QConv"), 1, "{act:?} {batch}x{k}x{n}");
+            assert_eq!(op_count(&fused, "FullyConnected"), 0);
+            let (want, got) = (run(reference, &x, 1), run(fused, &x, 2));
+            let tol = out_scale.map_or(1e-5 * want.iter().fold(1.0f32, |m, v| m.max(v.abs())), |s| s * 1.001);
+            for (j, (a, b)) in want.iter().zip(&got).enumerate() {
+                assert!((a - b).abs() <= tol, "{act:?} {batch}x{k}x{n} element {j}: {a} vs {b}");
+            }
+        }
+    }
+}

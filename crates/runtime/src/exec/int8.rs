@@ -44,6 +44,57 @@ pub(crate) struct QConvKernel {
     epilogue: Epilogue,
     /// `Some((y_scale, y_zero_point))` for a u8 output.
     requant: Option<(f32, u8)>,
+    /// Row-major weights for a 1x1 conv on 1x1 maps (a fully connected layer), run as
+    /// matrix-vector products instead of a one-column GEMM.
+    gemv: Option<Gemv>,
+}
+
+/// A 1x1 conv on 1x1 maps: `acc[m] = Σ_k x[k]·w[m][k] - x_zp·Σ_k w[m][k]`, exactly.
+#[derive(Debug)]
+struct Gemv {
+    /// `[M, K]` s8 weights.
+    w: Vec<i8>,
+    /// `Σ_k w[m][k]` per row.
+    row_sums: Vec<i32>,
+    /// `x_scale · w_scale[m]` per row (as the int8 kernels compute it).
+    scale: Vec<f32>,
+    k: usize,
+}
+
+/// `Σ w[k]·x[k]` exactly: 16 lanes of i16 products summed in i32 (a form compilers turn into
+/// multiply-add instructions on any SIMD level).
+fn dot_s8_u8(w: &[i8], x: &[u8]) -> i32 {
+    const L: usize = 16;
+    let mut lanes = [0i32; L];
+    let (wc, xc) = (w.chunks_exact(L), x.chunks_exact(L));
+    let tail: i32 = wc.remainder().iter().zip(xc.remainder()).map(|(&w, &x)| i32::from(w) * i32::from(x)).sum();
+    for (w, x) in wc.zip(xc) {
+        for j in 0..L {
+            lanes[j] += i32::from(i16::from(w[j]) * i16::from(x[j]));
+        }
+    }
+    lanes.iter().sum::<i32>() + tail
+}
+
+impl Gemv {
+    fn new(w: &[i8], w_shape: [usize; 4], w_scale: &[f32], x_scale: f32) -> Option<Gemv> {
+        let [m, k, 1, 1] = w_shape else { return None };
+        if w.len() != m * k || (w_scale.len() != 1 && w_scale.len() != m) {
+            return None;
+        }
+        let row_sums = w.chunks_exact(k.max(1)).map(|r| r.iter().map(|&v| i32::from(v)).sum()).collect();
+        let scale = (0..m).map(|i| x_scale * w_scale[if w_scale.len() == 1 { 0 } else { i }]).collect();
+        Some(Gemv { w: w.to_vec(), row_sums, scale, k })
+    }
+
+    /// The f32 results `acc·scale + bias` (then clamped by `clamp`) of image `x` (K values).
+    fn run_row(&self, x: &[u8], x_zp: u8, bias: Option<&[f32]>, clamp: Option<(f32, f32)>, out: &mut [f32]) {
+        for (m, (o, w)) in out.iter_mut().zip(self.w.chunks_exact(self.k.max(1))).enumerate() {
+            let dot = dot_s8_u8(w, x);
+            let acc = dot.wrapping_sub(i32::from(x_zp).wrapping_mul(self.row_sums[m]));
+            *o = lithe_kernels::int8::dequant(acc, self.scale[m], bias.map_or(0.0, |b| b[m]), clamp);
+        }
+    }
 }
 
 /// The one value of a one-element constant.
@@ -106,12 +157,16 @@ impl QConvKernel {
         let w_values: Vec<i8> = w_values.iter().copied().collect();
         let w_scale: Vec<f32> = w_scale.iter().copied().collect();
         let conv = QLinearConv2d::prepare(kernels.i8_gemm, &w_values, w_shape, &w_scale, geom)?;
-        Ok(Some(QConvKernel { conv, x_scale, x_zero_point, bias, epilogue: attrs.conv.epilogue, requant }))
+        let pointwise = geom == QConvGeometry { groups: 1, ..QConvGeometry::default() };
+        let gemv = (pointwise && x_hw == [1, 1]).then(|| Gemv::new(&w_values, w_shape, &w_scale, x_scale)).flatten();
+        Ok(Some(QConvKernel { conv, x_scale, x_zero_point, bias, epilogue: attrs.conv.epilogue, requant, gemv }))
     }
 
     /// Name of the kernel (for profiles).
     pub fn kernel_name(&self) -> String {
-        if self.conv.is_depthwise() {
+        if self.gemv.is_some() {
+            "qconv_gemv/direct".to_string()
+        } else if self.conv.is_depthwise() {
             "qconv_dw/direct".to_string()
         } else {
             format!("qconv_gemm/{}", self.conv.microkernel().name())
@@ -150,6 +205,12 @@ impl QConvKernel {
             bias_i32: None,
             activation: QActivation::None,
         };
+        if let (Some(g), [n, k, 1, 1], Some(act)) = (&self.gemv, x_shape, self.fused_activation())
+            && k == g.k
+            && x.len() == n * k
+        {
+            return Ok(self.run_gemv(g, x, n, act, y));
+        }
         if let Some(act) = self.fused_activation() {
             ep.activation = act;
             let out = match (y, self.requant) {
@@ -171,26 +232,61 @@ impl QConvKernel {
             _ => return Ok(false),
         };
         self.conv.run(x, x_shape, self.x_zero_point, &ep, QuantOut::F32(buf), threads)?;
-        match (self.epilogue.residual, residual) {
-            (true, Some(r)) if r.len() == buf.len() => buf.iter_mut().zip(r).for_each(|(v, r)| *v += r),
-            (false, None) => {}
+        let residual = match (self.epilogue.residual, residual) {
+            (true, Some(r)) if r.len() == buf.len() => Some(r),
+            (false, None) => None,
             _ => return Ok(false),
-        }
-        FastActivation::from_ir(&self.epilogue.activation, None)?.apply_row(buf);
-        if let (Some(y), Some((scale, zp))) = (y_u8, self.requant) {
-            let rq = u8_requant(scale, zp);
-            y.iter_mut().zip(buf.iter()).for_each(|(q, &v)| *q = rq.apply(v) as u8);
+        };
+        // One pass over cache-sized chunks: residual, activation, requantization.
+        let act = FastActivation::from_ir(&self.epilogue.activation, None)?;
+        let rq = self.requant.map(|(scale, zp)| u8_requant(scale, zp));
+        const CHUNK: usize = 2048;
+        let mut y_u8 = y_u8.map(|y| y.chunks_mut(CHUNK));
+        for (i, chunk) in buf.chunks_mut(CHUNK).enumerate() {
+            if let Some(r) = residual {
+                chunk.iter_mut().zip(&r[i * CHUNK..]).for_each(|(v, r)| *v += r);
+            }
+            act.apply_row(chunk);
+            if let (Some(rq), Some(q)) = (rq, y_u8.as_mut().and_then(Iterator::next)) {
+                q.iter_mut().zip(chunk.iter()).for_each(|(q, &v)| *q = rq.apply(v) as u8);
+            }
         }
         Ok(true)
     }
 }
 
-/// The static spatial size of the QConv's input, when the graph knows it.
+impl QConvKernel {
+    /// The fully connected form: one matrix-vector product per image.
+    fn run_gemv(&self, g: &Gemv, x: &[u8], n: usize, act: QActivation, y: ElemsMut<'_>) -> bool {
+        let m = g.row_sums.len();
+        let clamp = act.bounds();
+        let mut row = vec![0f32; m];
+        match (y, self.requant) {
+            (ElemsMut::F32(y), None) if y.len() == n * m => {
+                for (xi, yi) in x.chunks_exact(g.k).zip(y.chunks_exact_mut(m)) {
+                    g.run_row(xi, self.x_zero_point, self.bias.as_deref(), clamp, yi);
+                }
+            }
+            (ElemsMut::U8(y), Some((scale, zp))) if y.len() == n * m => {
+                let rq = u8_requant(scale, zp);
+                for (xi, yi) in x.chunks_exact(g.k).zip(y.chunks_exact_mut(m)) {
+                    g.run_row(xi, self.x_zero_point, self.bias.as_deref(), clamp, &mut row);
+                    yi.iter_mut().zip(&row).for_each(|(q, &v)| *q = rq.apply(v) as u8);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// The static spatial size of the QConv's input, when the graph knows it (other dims may be
+/// symbolic).
 fn static_input_hw(graph: &Graph, step: &Step) -> Option<[usize; 2]> {
     let x = graph.node_inputs(step.node).first().copied().flatten()?;
-    let dims = graph.value(x).ty.shape.as_ref()?.as_known()?;
-    match dims.as_slice() {
-        [_, _, h, w] => Some([*h, *w]),
+    let shape = graph.value(x).ty.shape.as_ref()?;
+    match shape.dims() {
+        [_, _, h, w] => Some([h.known()?, w.known()?]),
         _ => None,
     }
 }
