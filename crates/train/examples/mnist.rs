@@ -3,36 +3,55 @@
 //! images per second.
 //!
 //! ```sh
-//! cargo run --release -p lithe-train --example mnist -- lenet_bn   # [epochs] [lr] [seed]
-//! cargo run --release -p lithe-train --example mnist -- dwsep
+//! cargo run --release -p lithe-train --example mnist -- lenet_bn
+//! cargo run --release -p lithe-train --example mnist -- dwsep epochs=10 lr=0.003 seed=1 init=kaiming shift=sample
 //! ```
 //!
+//! Options: `epochs=N`, `lr=X`, `seed=N` (initialization, shuffling, augmentation),
+//! `init=torch|kaiming` (torch's default, Kaiming uniform with `a = sqrt(5)`, i.e. uniform in
+//! `±1/sqrt(fan_in)`; or Kaiming normal), `shift=batch|sample|none` (one random shift of up to
+//! 2 pixels per batch as the torch script does, one per sample, or none). The defaults are the
+//! first of each.
+//!
 //! Defaults follow `testdata/mnist/torch_results.json`: batch 64, Adam with weight decay 1e-4,
-//! cosine decay to 0, random shifts of up to 2 pixels; lenet_bn 8 epochs at 2e-3, dwsep 10
-//! epochs at 3e-3.
+//! cosine decay to 0 over all steps; lenet_bn 8 epochs at 2e-3, dwsep 10 epochs at 3e-3; the
+//! same augmentation and initialization as torch's.
 
 use lithe_train::data::{Augment, Batches, Dataset};
+use lithe_train::models::{self, Init};
 use lithe_train::optim::OptimizerKind;
 use lithe_train::schedule::Schedule;
-use lithe_train::{Trainer, TrainerConfig, models};
+use lithe_train::{Trainer, TrainerConfig};
 use std::path::Path;
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = args.first().map(String::as_str).unwrap_or("lenet_bn");
-    let (default_epochs, default_lr) = match name {
-        "lenet_bn" => (8, 2e-3),
+    let (mut epochs, mut lr) = match name {
+        "lenet_bn" => (8usize, 2e-3f32),
         "dwsep" => (10, 3e-3),
         other => return Err(format!("unknown model {other} (lenet_bn or dwsep)").into()),
     };
-    let epochs: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(default_epochs);
-    let lr: f32 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(default_lr);
-    let seed: u64 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(20240605);
+    let (mut seed, mut init, mut augment) = (20240605u64, Init::TorchDefault, Augment::ShiftBatch { max: 2 });
+    for arg in args.iter().skip(1) {
+        let (k, v) = arg.split_once('=').ok_or_else(|| format!("expected key=value, got {arg}"))?;
+        match (k, v) {
+            ("epochs", v) => epochs = v.parse()?,
+            ("lr", v) => lr = v.parse()?,
+            ("seed", v) => seed = v.parse()?,
+            ("init", "kaiming") => init = Init::KaimingNormal,
+            ("init", "torch") => init = Init::TorchDefault,
+            ("shift", "sample") => augment = Augment::Shift { max: 2 },
+            ("shift", "batch") => augment = Augment::ShiftBatch { max: 2 },
+            ("shift", "none") => augment = Augment::None,
+            _ => return Err(format!("unknown option {arg}").into()),
+        }
+    }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/mnist");
     let train = Dataset::from_idx(&dir.join("train-images-idx3-ubyte"), &dir.join("train-labels-idx1-ubyte"))?;
     let test = Dataset::from_idx(&dir.join("t10k-images-idx3-ubyte"), &dir.join("t10k-labels-idx1-ubyte"))?;
-    let graph = if name == "lenet_bn" { models::lenet_bn(seed)? } else { models::dwsep(seed)? };
+    let graph = if name == "lenet_bn" { models::lenet_bn(seed, init)? } else { models::dwsep(seed, init)? };
     const BATCH: usize = 64;
     let steps = epochs * train.len().div_ceil(BATCH);
     let config = TrainerConfig {
@@ -42,7 +61,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut trainer = Trainer::new(graph, config)?;
     println!(
-        "{name}: {} trainable tensors, {} parameters; {} train / {} test rows; {epochs} epochs, lr {lr}, batch {BATCH}, seed {seed}, {} threads",
+        "{name}: {} trainable tensors, {} parameters; {} train / {} test rows; {epochs} epochs, lr {lr}, batch {BATCH}, \
+         seed {seed}, {init:?}, {augment:?}, {} threads",
         trainer.params().len(),
         trainer.params().num_scalars(trainer.graph()),
         train.len(),
@@ -54,8 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for epoch in 0..epochs {
         let t0 = Instant::now();
         let (mut loss_sum, mut seen) = (0f64, 0usize);
-        for (x, labels) in Batches::new(&train, BATCH, Some(seed.wrapping_add(epoch as u64)), Augment::Shift { max: 2 })
-        {
+        for (x, labels) in Batches::new(&train, BATCH, Some(seed.wrapping_add(epoch as u64)), augment) {
             let s = trainer.step(x, &labels)?;
             loss_sum += s.loss as f64 * labels.len() as f64;
             seen += labels.len();

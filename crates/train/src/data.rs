@@ -162,6 +162,12 @@ pub enum Augment {
         /// Largest shift in pixels.
         max: usize,
     },
+    /// One random shift for the whole batch (what `xtask/python/quant_data.py` does to train
+    /// the torch baselines: pad by `max`, crop at a random offset).
+    ShiftBatch {
+        /// Largest shift in pixels.
+        max: usize,
+    },
 }
 
 /// Shift one `C x H x W` sample by `(dy, dx)`, zero-filled.
@@ -223,18 +229,24 @@ impl Iterator for Batches<'_> {
         let end = (self.pos + self.batch).min(self.order.len());
         let (mut x, labels) = self.data.gather(&self.order[self.pos..end]);
         self.pos = end;
-        if let Augment::Shift { max } = self.augment
-            && max > 0
-            && self.data.sample_shape.len() == 3
-        {
+        let (max, per_sample) = match self.augment {
+            Augment::None => (0, false),
+            Augment::Shift { max } => (max, true),
+            Augment::ShiftBatch { max } => (max, false),
+        };
+        if max > 0 && self.data.sample_shape.len() == 3 {
             let [c, h, w] = [self.data.sample_shape[0], self.data.sample_shape[1], self.data.sample_shape[2]];
             let per = c * h * w;
             let span = 2 * max as u64 + 1;
             if let Some(a) = x.view::<f32>().map(|a| a.as_slice().expect("fresh tensor").to_vec()) {
                 let mut out = vec![0f32; a.len()];
+                let draw = |rng: &mut Rng| {
+                    let dy = rng.below(span) as isize - max as isize;
+                    (dy, rng.below(span) as isize - max as isize)
+                };
+                let batch_shift = draw(&mut self.rng);
                 for (src, dst) in a.chunks(per).zip(out.chunks_mut(per)) {
-                    let dy = self.rng.below(span) as isize - max as isize;
-                    let dx = self.rng.below(span) as isize - max as isize;
+                    let (dy, dx) = if per_sample { draw(&mut self.rng) } else { batch_shift };
                     shift_sample(src, c, h, w, dy, dx, dst);
                 }
                 x = Tensor::from_vec(x.shape(), out).expect("same size");

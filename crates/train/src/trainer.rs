@@ -147,6 +147,7 @@ impl Trainer {
             self.update_running_stats(node, &s.mean, &s.var)?;
         }
         self.steps += 1;
+        tracing::debug!(step = self.steps, loss, lr, grad_norm, "train step");
         Ok(StepStats { loss, lr, grad_norm })
     }
 
