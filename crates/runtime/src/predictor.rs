@@ -659,8 +659,14 @@ impl Run<'_> {
             (Prepared::QConv(q), [(Elems::U8(x), x_shape), (Elems::F32(r), _)], y) => {
                 q.run(x, x_shape, Some(r), y, scratch, threads).map_err(fail)?
             }
-            (Prepared::Quantize(q), [(Elems::F32(x), _)], ElemsMut::U8(y)) => q.quantize(x, y),
-            (Prepared::Dequantize(q), [(Elems::U8(x), _)], ElemsMut::F32(y)) => q.dequantize(x, y),
+            (Prepared::Quantize(q), [(Elems::F32(x), _)], ElemsMut::U8(y)) => {
+                q.quantize(x, y, threads).map_err(fail)?;
+                true
+            }
+            (Prepared::Dequantize(q), [(Elems::U8(x), _)], ElemsMut::F32(y)) => {
+                q.dequantize(x, y, threads).map_err(fail)?;
+                true
+            }
             (Prepared::View, [(Elems::U8(x), _)], ElemsMut::U8(y)) if x.len() == y.len() => {
                 y.copy_from_slice(x);
                 true

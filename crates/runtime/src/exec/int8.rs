@@ -321,22 +321,12 @@ impl PerTensorQuant {
     }
 
     /// `y = saturate(round_half_even(x / scale) + zero_point)`.
-    pub fn quantize(&self, x: &[f32], y: &mut [u8]) -> bool {
-        if x.len() != y.len() {
-            return false;
-        }
-        let rq = u8_requant(self.scale, self.zero_point);
-        y.iter_mut().zip(x).for_each(|(q, &v)| *q = rq.apply(v) as u8);
-        true
+    pub fn quantize(&self, x: &[f32], y: &mut [u8], threads: usize) -> Result<(), KernelError> {
+        lithe_kernels::int8::quantize::quantize_linear(x, self.scale, self.zero_point, y, threads)
     }
 
     /// `y = (x - zero_point) * scale`.
-    pub fn dequantize(&self, x: &[u8], y: &mut [f32]) -> bool {
-        if x.len() != y.len() {
-            return false;
-        }
-        let zp = i32::from(self.zero_point);
-        y.iter_mut().zip(x).for_each(|(v, &q)| *v = (i32::from(q) - zp) as f32 * self.scale);
-        true
+    pub fn dequantize(&self, x: &[u8], y: &mut [f32], threads: usize) -> Result<(), KernelError> {
+        lithe_kernels::int8::quantize::dequantize_linear(x, self.scale, self.zero_point, y, threads)
     }
 }
