@@ -157,9 +157,9 @@ mod tests {
     /// Minimize `(p - 3)²` from 0.
     fn run(kind: OptimizerKind, lr: f32, steps: usize) -> f32 {
         let mut opt = Optimizer::new(kind);
-        let mut p = vec![0f32];
+        let mut p = [0f32];
         for _ in 0..steps {
-            let g = vec![2.0 * (p[0] - 3.0)];
+            let g = [2.0 * (p[0] - 3.0)];
             opt.step(&mut [&mut p[..]], &[&g[..]], lr).unwrap();
         }
         p[0]
@@ -186,17 +186,17 @@ mod tests {
     fn first_steps_match_hand_computation() {
         // SGD momentum 0.9, nesterov: b1 = g, p1 = -lr (g + 0.9 g).
         let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9, nesterov: true, weight_decay: 0.0 });
-        let mut p = vec![0f32];
+        let mut p = [0f32];
         opt.step(&mut [&mut p[..]], &[&[1.0][..]], 0.1).unwrap();
         assert!((p[0] + 0.19).abs() < 1e-7);
         // Adam's first step moves by lr·sign(g) (bias-corrected).
         let mut opt = Optimizer::new(OptimizerKind::adam(0.0));
-        let mut p = vec![1f32];
+        let mut p = [1f32];
         opt.step(&mut [&mut p[..]], &[&[-4.0][..]], 0.01).unwrap();
         assert!((p[0] - 1.01).abs() < 1e-6, "{}", p[0]);
         // AdamW decays first: p = 1 - lr·wd·1, then the Adam step.
         let mut opt = Optimizer::new(OptimizerKind::adamw(0.5));
-        let mut p = vec![1f32];
+        let mut p = [1f32];
         opt.step(&mut [&mut p[..]], &[&[1.0][..]], 0.1).unwrap();
         assert!((p[0] - (1.0 - 0.05 - 0.1)).abs() < 1e-6, "{}", p[0]);
     }

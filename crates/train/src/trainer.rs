@@ -162,8 +162,9 @@ impl Trainer {
             let mut r = take_f32(&mut self.graph, o.node)
                 .map_err(|_| invalid(&name, format!("running statistics at input {slot} are not an f32 constant")))?;
             if r.len() != batch.len() {
+                let have = r.len();
                 self.graph.node_mut(o.node).op = Op::Const(Tensor::from(r));
-                return Err(invalid(&name, format!("{} running values for {} channels", batch.len(), batch.len())));
+                return Err(invalid(&name, format!("{have} running values for {} channels", batch.len())));
             }
             r.iter_mut().zip(batch).for_each(|(r, &b)| *r = (1.0 - m) * *r + m * b);
             self.graph.node_mut(o.node).op = Op::Const(Tensor::from(r));

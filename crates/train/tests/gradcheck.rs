@@ -246,7 +246,7 @@ fn a_small_cnn_end_to_end_in_train_mode() {
     let xin = uniform(&[3, 2, 6, 6], &mut rng, -1.0, 1.0);
     let tol = Tol { eps: 3e-3, atol: 3e-3, rtol: 3e-2 };
     for mode in [Mode::Train, Mode::Eval] {
-        let n = check_gradients(&g, &[xin.clone()], mode, tol, 1).unwrap();
+        let n = check_gradients(&g, std::slice::from_ref(&xin), mode, tol, 1).unwrap();
         assert!(n > 100, "{n}");
     }
 }

@@ -210,7 +210,7 @@ pub fn conv2d_forward(
             })
             .map_err(kerr(node))?;
     }
-    Ok(ArrayD::from_shape_vec(IxDyn(&[g.n, g.m, g.oh, g.ow]), y).map_err(|e| invalid(node, e.to_string()))?)
+    ArrayD::from_shape_vec(IxDyn(&[g.n, g.m, g.oh, g.ow]), y).map_err(|e| invalid(node, e.to_string()))
 }
 
 /// Gradients of a conv with respect to `x`, `w` and the bias (each computed when asked for).

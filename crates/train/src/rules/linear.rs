@@ -158,7 +158,7 @@ fn rows_times_backward(
     x: &ArrayViewD<'_, f32>,
     w: &ArrayViewD<'_, f32>,
     gy: &ArrayViewD<'_, f32>,
-) -> Result<(Option<ArrayD<f32>>, Option<ArrayD<f32>>), TrainError> {
+) -> Result<[Option<ArrayD<f32>>; 2], TrainError> {
     let (k, n) = (w.shape()[0], w.shape()[1]);
     let rows = x.len() / k.max(1);
     let xs = x.as_standard_layout();
@@ -170,7 +170,7 @@ fn rows_times_backward(
     let gm = mat(a.node, slice(a.node, &gs)?, rows, n)?;
     let gx = if a.need(0) { Some(arr(a.node, x.shape(), mm(a.node, rows, k, n, gm, wm.t())?)?) } else { None };
     let gw = if a.need(1) { Some(arr(a.node, &[k, n], mm(a.node, k, n, rows, xm.t(), gm)?)?) } else { None };
-    Ok((gx, gw))
+    Ok([gx, gw])
 }
 
 pub(super) fn matmul_forward(a: &ForwardArgs<'_>) -> Result<Tensor, TrainError> {
@@ -185,7 +185,7 @@ pub(super) fn matmul_backward(a: &BackwardArgs<'_>) -> Result<InputGrads, TrainE
     }
     let (x, w) = (a.x(0)?, a.x(1)?);
     let gy = a.gy(0)?;
-    let (gx, gw) = rows_times_backward(a, &x, &w, &gy.view())?;
+    let [gx, gw] = rows_times_backward(a, &x, &w, &gy.view())?;
     Ok(vec![gx, gw])
 }
 
@@ -198,7 +198,7 @@ pub(super) fn fc_backward(a: &BackwardArgs<'_>, attrs: &FcAttrs) -> Result<Input
         return Err(invalid(a.node, format!("W must be 2-D, got {:?}", w.shape())));
     }
     let gy = a.gy(0)?;
-    let (gx, gw) = rows_times_backward(a, &x, &w, &gy.view())?;
+    let [gx, gw] = rows_times_backward(a, &x, &w, &gy.view())?;
     let gb = if a.need(2) {
         let n = w.shape()[1];
         let rows = gy.len() / n.max(1);
