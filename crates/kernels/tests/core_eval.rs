@@ -2,7 +2,7 @@
 
 use lithe_ir::op::{
     Activation, ArgAttrs, AutoPad, AvgPoolAttrs, ConvAttrs, ConvTransposeAttrs, CoordTransform, Epilogue, FcAttrs,
-    GemmAttrs, NearestMode, PadMode, PoolAttrs, ReduceAttrs, ResizeAttrs, ResizeMode, SoftmaxAttrs,
+    GemmAttrs, NearestMode, PadMode, PoolAttrs, QConvAttrs, ReduceAttrs, ResizeAttrs, ResizeMode, SoftmaxAttrs,
 };
 use lithe_ir::{DType, Op, QuantParams, Tensor};
 use lithe_kernels::KernelError;
@@ -81,7 +81,7 @@ struct Params {
 }
 
 /// Number of operator kinds [`build_op`] knows (`Input`, `Const` and every IR operator).
-const NUM_OPS: usize = 62;
+const NUM_OPS: usize = 63;
 
 fn build_op(k: usize, p: &Params) -> Op {
     let i = |n: usize| p.ints[n];
@@ -197,6 +197,10 @@ fn build_op(k: usize, p: &Params) -> Op {
         58 => Op::QuantizeLinear { axis: p.ints[0], to: p.dtype },
         59 => Op::DequantizeLinear { axis: p.ints[0] },
         60 => Op::DynamicQuantizeLinear,
+        61 => Op::QConv(QConvAttrs {
+            conv: ConvAttrs { epilogue: Epilogue { residual: b(4), activation }, ..conv.clone() },
+            to: p.dtype,
+        }),
         _ => Op::Max,
     }
 }
@@ -266,6 +270,7 @@ fn arity(k: usize) -> usize {
         8 | 15..=20 | 27 | 30 | 31 | 35 | 36 | 40..=42 | 47 | 50 => 2,
         32 | 33 => 4,
         34 => 5,
+        61 => 9,
         _ => 1,
     }
 }
