@@ -63,12 +63,13 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     writeln!(
         out,
-        "{}: {} thread(s), {} runs after {} warm-up, kernels {}",
+        "{}: {} thread(s), {} runs after {} warm-up, kernels {} / {}",
         args.model.display(),
         p.threads(),
         args.repeats,
         args.warmup,
-        kernel_set().f32_gemm.name()
+        kernel_set().f32_gemm.name(),
+        kernel_set().i8_gemm.name()
     )?;
     writeln!(
         out,
