@@ -93,6 +93,23 @@ fn match_weight(g: &Graph, o: Outlet, rank: usize, channel_axis: usize) -> Optio
     (is_single(st) || (per_channel && on_axis)).then_some((w, s))
 }
 
+impl Matched {
+    /// The x zero point (a u8 zero constant when absent) and the f32 bias (a constant when
+    /// folded), added to `g` under `name`.
+    fn zero_point_and_bias(&self, g: &mut Graph, name: &str) -> (Outlet, Option<Outlet>) {
+        let x_zero_point = match self.x_zero_point {
+            Some(z) => z,
+            None => g.add_const(format!("{name}.x_zero_point"), Tensor::scalar(0u8)),
+        };
+        let bias = match &self.bias {
+            None => None,
+            Some(Bias::F32(o)) => Some(*o),
+            Some(Bias::Folded(t)) => Some(g.add_const(format!("{name}.bias"), t.clone())),
+        };
+        (x_zero_point, bias)
+    }
+}
+
 /// The bias input: absent, f32, or a constant int32 `DequantizeLinear` (folded here).
 fn match_bias(g: &Graph, o: Option<Outlet>) -> Option<Option<Bias>> {
     let Some(o) = o else { return Some(None) };
@@ -170,15 +187,7 @@ impl FuseQdqConv {
         }
         let name = g.node(fc).name.clone();
         let w = g.add_const(format!("{name}.weight_nk11"), Tensor::from_vec(&[n, k, 1, 1], transposed)?);
-        let x_zero_point = match m.x_zero_point {
-            Some(z) => z,
-            None => g.add_const(format!("{name}.x_zero_point"), Tensor::scalar(0u8)),
-        };
-        let bias = match m.bias {
-            None => None,
-            Some(Bias::F32(o)) => Some(o),
-            Some(Bias::Folded(t)) => Some(g.add_const(format!("{name}.bias"), t)),
-        };
+        let (x_zero_point, bias) = m.zero_point_and_bias(g, &name);
         let to_nchw = g.add_const(format!("{name}.shape_in"), Tensor::from_vec(&[4], vec![0i64, k as i64, 1, 1])?);
         let x4 = g.add_node_inferred(
             format!("{name}.to_nchw"),
@@ -205,15 +214,7 @@ impl FuseQdqConv {
         let Some(m) = matched(g, conv) else { return Ok(false) };
         let Op::Conv(attrs) = g.node(conv).op.clone() else { return Ok(false) };
         let name = g.node(conv).name.clone();
-        let x_zero_point = match m.x_zero_point {
-            Some(z) => z,
-            None => g.add_const(format!("{name}.x_zero_point"), Tensor::scalar(0u8)),
-        };
-        let bias = match m.bias {
-            None => None,
-            Some(Bias::F32(o)) => Some(o),
-            Some(Bias::Folded(t)) => Some(g.add_const(format!("{name}.bias"), t)),
-        };
+        let (x_zero_point, bias) = m.zero_point_and_bias(g, &name);
         let residual = if attrs.epilogue.residual { input_at(g, conv, 3) } else { None };
         let inputs = [Some(m.x), Some(m.x_scale), Some(x_zero_point), Some(m.w), Some(m.w_scale), bias, residual];
         let q = g.add_node_inferred(

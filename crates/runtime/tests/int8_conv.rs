@@ -176,16 +176,22 @@ fn op_count(g: &Graph, name: &str) -> usize {
     g.node_ids().into_iter().filter(|&id| g.node(id).op.name() == name).count()
 }
 
-/// Run `case` fused (on `threads`) and unfused and compare.
-fn check(case: &Case, threads: usize) -> Result<(), TestCaseError> {
-    let (qdq, out_scale) = qdq_graph(case);
-    let x = input(case);
+/// The QDQ graph optimized without `fuse_qdq_conv` (the reference semantics) and with it.
+fn optimized_both_ways(qdq: Graph) -> (Graph, Graph) {
     let mut reference = qdq.clone();
     let mut unfused = PassManager::default_pipeline();
     unfused.disable("fuse_qdq_conv").unwrap();
     unfused.run(&mut reference).unwrap();
     let mut fused = qdq;
     PassManager::default_pipeline().run(&mut fused).unwrap();
+    (reference, fused)
+}
+
+/// Run `case` fused (on `threads`) and unfused and compare.
+fn check(case: &Case, threads: usize) -> Result<(), TestCaseError> {
+    let (qdq, out_scale) = qdq_graph(case);
+    let x = input(case);
+    let (reference, fused) = optimized_both_ways(qdq);
     prop_assert_eq!(op_count(&fused, "QConv"), 1, "the conv was not fused");
     prop_assert_eq!(op_count(&fused, "Conv"), 0);
     let out_is_u8 = fused.outputs().iter().any(|&o: &Outlet| {
@@ -318,12 +324,7 @@ fn fused_fully_connected_matches_the_qdq_graph() {
         {
             let seed = 1000 + i as u64 * 31 + (k * n) as u64;
             let (qdq, x, out_scale) = qdq_fc(batch, k, n, act, requantize, seed);
-            let mut reference = qdq.clone();
-            let mut unfused = PassManager::default_pipeline();
-            unfused.disable("fuse_qdq_conv").unwrap();
-            unfused.run(&mut reference).unwrap();
-            let mut fused = qdq;
-            PassManager::default_pipeline().run(&mut fused).unwrap();
+            let (reference, fused) = optimized_both_ways(qdq);
             assert_eq!(op_count(&fused, "QConv"), 1, "{act:?} {batch}x{k}x{n}");
             assert_eq!(op_count(&fused, "FullyConnected"), 0);
             let (want, got) = (run(reference, &x, 1), run(fused, &x, 2));
