@@ -561,10 +561,7 @@ impl Run<'_> {
             return self.run_int8(p, step, arena, dynamic, scratch);
         }
         let node = self.graph.node(step.node);
-        let Some(&out) = step.outputs.first() else { return Ok(false) };
-        let (Some(out_slot), Some(out_ty)) = (self.memory.arena_slot(out), self.resolved.slot_types.get(out)) else {
-            return Ok(false);
-        };
+        let Some((out_slot, out_ty)) = self.arena_output(step) else { return Ok(false) };
         let Some(out_shape) = out_ty.shape.as_ref().and_then(lithe_ir::Shape::as_known) else { return Ok(false) };
         if out_ty.dtype != DType::F32 {
             return Ok(false);
@@ -598,6 +595,12 @@ impl Run<'_> {
         result.map_err(|source| RuntimeError::Node { node: node.name.clone(), op: node.op.name(), source })
     }
 
+    /// The arena slot and resolved type of `step`'s first output, when it lives in the arena.
+    fn arena_output(&self, step: &Step) -> Option<((usize, usize), &TypeInfo)> {
+        let &out = step.outputs.first()?;
+        Some((self.memory.arena_slot(out)?, self.resolved.slot_types.get(out)?))
+    }
+
     /// Run an int8 prepared kernel (u8 or f32 operands and output) in place on the arena.
     /// `Ok(false)` when this run can't (see [`run_prepared`](Self::run_prepared)).
     fn run_int8(
@@ -609,10 +612,7 @@ impl Run<'_> {
         scratch: &mut Vec<f32>,
     ) -> Result<bool, RuntimeError> {
         let node = self.graph.node(step.node);
-        let Some(&out) = step.outputs.first() else { return Ok(false) };
-        let (Some(out_slot), Some(out_ty)) = (self.memory.arena_slot(out), self.resolved.slot_types.get(out)) else {
-            return Ok(false);
-        };
+        let Some((out_slot, out_ty)) = self.arena_output(step) else { return Ok(false) };
         let mut operands = Vec::new();
         for slot in p.operand_slots(&node.op, step.inputs.len()) {
             match self.byte_operand(step, slot, dynamic) {

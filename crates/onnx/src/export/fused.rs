@@ -57,20 +57,39 @@ pub(super) fn conv(cx: &mut NodeCx<'_, '_>, a: &ConvAttrs) -> Result<(), OnnxErr
     let dtype = cx.output_type(0).map_or(DType::F32, |t| t.dtype);
     let mut chain =
         Chain { out, remaining: 1 + usize::from(residual.is_some()) + usize::from(!e.activation.is_none()) };
+    conv_then_epilogue(cx, &mut chain, a, "", [x, w], b, residual, slope, dtype)?;
+    Ok(())
+}
+
+/// `Conv(x, w, b)` of `a` without its epilogue (node label `label`), then the epilogue's
+/// residual Add and activation, each the next stage of `chain`; returns the last value's name.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_then_epilogue(
+    cx: &mut NodeCx<'_, '_>,
+    chain: &mut Chain,
+    a: &ConvAttrs,
+    label: &str,
+    [x, w]: [String; 2],
+    b: Option<String>,
+    residual: Option<String>,
+    slope: Option<String>,
+    dtype: DType,
+) -> Result<String, OnnxError> {
     let mut plain = a.clone();
     plain.epilogue = Default::default();
     let mut cur = chain.next(cx, "conv");
-    cx.push("", "Conv", &[Some(x), Some(w), b], vec![cur.clone()], super::ops::conv_attrs(&plain));
+    cx.push(label, "Conv", &[Some(x), Some(w), b], vec![cur.clone()], super::ops::conv_attrs(&plain));
     if let Some(r) = residual {
         let next = chain.next(cx, "residual");
         cx.push("residual", "Add", &[Some(cur), Some(r)], vec![next.clone()], vec![]);
         cur = next;
     }
-    if !e.activation.is_none() {
+    if !a.epilogue.activation.is_none() {
         let next = chain.next(cx, "act");
-        activation(cx, &e.activation, cur, next, slope, dtype)?;
+        activation(cx, &a.epilogue.activation, cur, next.clone(), slope, dtype)?;
+        cur = next;
     }
-    Ok(())
+    Ok(cur)
 }
 
 /// A FullyConnected op.

@@ -9,7 +9,7 @@
 
 use super::NodeCx;
 use super::attrs;
-use super::fused::{Chain, activation, fused_input};
+use super::fused::{Chain, conv_then_epilogue, fused_input};
 use crate::OnnxError;
 use lithe_ir::DType;
 use lithe_ir::op::{Activation, QConvAttrs};
@@ -52,20 +52,7 @@ pub(super) fn qconv(cx: &mut NodeCx<'_, '_>, a: &QConvAttrs) -> Result<(), OnnxE
 
     let stages = 1 + usize::from(residual.is_some()) + usize::from(!e.activation.is_none()) + usize::from(quantized);
     let mut chain = Chain::new(out, stages);
-    let mut plain = a.conv.clone();
-    plain.epilogue = Default::default();
-    let mut cur = chain.next(cx, "conv");
-    cx.push("conv", "Conv", &[Some(xf), Some(wf), b], vec![cur.clone()], super::ops::conv_attrs(&plain));
-    if let Some(r) = residual {
-        let next = chain.next(cx, "residual");
-        cx.push("residual", "Add", &[Some(cur), Some(r)], vec![next.clone()], vec![]);
-        cur = next;
-    }
-    if !e.activation.is_none() {
-        let next = chain.next(cx, "act");
-        activation(cx, &e.activation, cur.clone(), next.clone(), None, DType::F32)?;
-        cur = next;
-    }
+    let cur = conv_then_epilogue(cx, &mut chain, &a.conv, "conv", [xf, wf], b, residual, None, DType::F32)?;
     if let Some((s, z)) = y_q {
         let next = chain.next(cx, "quantize");
         cx.push("", "QuantizeLinear", &[Some(cur), Some(s), Some(z)], vec![next], vec![]);
