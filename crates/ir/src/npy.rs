@@ -4,8 +4,9 @@
 //! Fortran order (Fortran-order data is converted to C order), and the dtypes
 //! `f4 f2 i1 u1 i2 i4 i8 b1`, which map to [`DType`]. `f8` (float64, numpy's default float
 //! type) is also read and converted to f32: precision is lost and values outside the f32
-//! range become infinities. Any other dtype (including structured dtypes and object arrays)
-//! is rejected with [`NpyError::UnsupportedDType`].
+//! range become infinities. The unsigned `u2` and `u4` are read as i32 and i64 (exactly), `u8`
+//! as i64 (values above `i64::MAX` are a format error). Any other dtype (including structured
+//! dtypes and object arrays) is rejected with [`NpyError::UnsupportedDType`].
 //!
 //! Untrusted files never panic and never allocate more than their size justifies: the
 //! header length, the header itself and the element count are checked against the bytes
@@ -36,7 +37,7 @@ pub enum NpyError {
     #[error("invalid .npy data: {0}")]
     Format(String),
     /// The file's dtype has no IR equivalent.
-    #[error("unsupported .npy dtype '{0}' (supported: f4 f2 f8 i1 u1 i2 i4 i8 b1)")]
+    #[error("unsupported .npy dtype '{0}' (supported: f4 f2 f8 i1 u1 i2 u2 i4 u4 i8 u8 b1)")]
     UnsupportedDType(String),
 }
 
@@ -369,6 +370,9 @@ enum Kind {
     I2,
     I4,
     I8,
+    U2,
+    U4,
+    U8,
     B1,
 }
 
@@ -376,9 +380,9 @@ impl Kind {
     fn size(self) -> usize {
         match self {
             Kind::I1 | Kind::U1 | Kind::B1 => 1,
-            Kind::F2 | Kind::I2 => 2,
-            Kind::F4 | Kind::I4 => 4,
-            Kind::F8 | Kind::I8 => 8,
+            Kind::F2 | Kind::I2 | Kind::U2 => 2,
+            Kind::F4 | Kind::I4 | Kind::U4 => 4,
+            Kind::F8 | Kind::I8 | Kind::U8 => 8,
         }
     }
 }
@@ -402,6 +406,9 @@ fn parse_descr(descr: &str) -> Result<(Kind, bool), NpyError> {
         "i2" | "h" => Kind::I2,
         "i4" => Kind::I4,
         "i8" => Kind::I8,
+        "u2" | "H" => Kind::U2,
+        "u4" => Kind::U4,
+        "u8" => Kind::U8,
         "b1" | "?" => Kind::B1,
         _ => return Err(unsupported()),
     };
@@ -465,6 +472,23 @@ fn decode(h: &Header, data: &[u8]) -> Result<Tensor, NpyError> {
         Kind::I2 => build(shape, elements(data, n, big, i16::from_le_bytes, i16::from_be_bytes)),
         Kind::I4 => build(shape, elements(data, n, big, i32::from_le_bytes, i32::from_be_bytes)),
         Kind::I8 => build(shape, elements(data, n, big, i64::from_le_bytes, i64::from_be_bytes)),
+        Kind::U2 => {
+            let v: Vec<u16> = elements(data, n, big, u16::from_le_bytes, u16::from_be_bytes);
+            build(shape, v.into_iter().map(i32::from).collect::<Vec<i32>>())
+        }
+        Kind::U4 => {
+            let v: Vec<u32> = elements(data, n, big, u32::from_le_bytes, u32::from_be_bytes);
+            build(shape, v.into_iter().map(i64::from).collect::<Vec<i64>>())
+        }
+        Kind::U8 => {
+            let v: Vec<u64> = elements(data, n, big, u64::from_le_bytes, u64::from_be_bytes);
+            let v = v
+                .into_iter()
+                .map(i64::try_from)
+                .collect::<Result<Vec<i64>, _>>()
+                .map_err(|_| fmt(format!("a '{}' value exceeds the i64 range", h.descr)))?;
+            build(shape, v)
+        }
         Kind::B1 => build(shape, data.iter().map(|&b| b != 0).collect::<Vec<bool>>()),
     }
 }

@@ -87,6 +87,18 @@ fn reads_files_written_by_numpy() {
     }
 }
 
+#[test]
+fn reads_unsigned_wider_than_a_byte_as_signed() {
+    let h = |d: &str| format!("{{'descr': '{d}', 'fortran_order': False, 'shape': (2,), }}");
+    let u2 = [7u16.to_le_bytes(), u16::MAX.to_le_bytes()].concat();
+    assert_eq!(parse_npy(&with_header(&h("<u2"), &u2)).unwrap(), Tensor::from_vec(&[2], vec![7i32, 65535]).unwrap());
+    let u4 = [3u32.to_be_bytes(), u32::MAX.to_be_bytes()].concat();
+    let want = Tensor::from_vec(&[2], vec![3i64, u32::MAX as i64]).unwrap();
+    assert_eq!(parse_npy(&with_header(&h(">u4"), &u4)).unwrap(), want);
+    let u8 = [9u64.to_le_bytes(), (i64::MAX as u64).to_le_bytes()].concat();
+    assert_eq!(parse_npy(&with_header(&h("<u8"), &u8)).unwrap(), Tensor::from_vec(&[2], vec![9i64, i64::MAX]).unwrap());
+}
+
 /// A v1 file with the given header text and data bytes.
 fn with_header(header: &str, data: &[u8]) -> Vec<u8> {
     let mut b = b"\x93NUMPY\x01\x00".to_vec();
@@ -146,7 +158,7 @@ fn rejects_hostile_files() {
         assert!(matches!(parse_npy(&with_header(h, &[0; 8])), Err(NpyError::Format(_))), "{h}");
     }
     // Unsupported dtypes name the descr.
-    for d in ["'<c8'", "'<u4'", "'|O'", "'<U3'", "[['a', '<f4']]", "'>f16'"] {
+    for d in ["'<c8'", "'<m8'", "'|O'", "'<U3'", "[['a', '<f4']]", "'>f16'"] {
         let h = format!("{{'descr': {d}, 'fortran_order': False, 'shape': (1,), }}");
         match parse_npy(&with_header(&h, &[0; 16])) {
             Err(NpyError::UnsupportedDType(s)) => assert!(d.contains(&s), "{d} vs {s}"),
@@ -157,6 +169,9 @@ fn rejects_hostile_files() {
     assert!(
         matches!(parse_npy(&with_header(structured, &[0; 12])), Err(NpyError::UnsupportedDType(s)) if s.contains("'b'"))
     );
+    // u8 values beyond i64 are a format error (u2, u4 and smaller u8 values are read exactly).
+    let u8_header = "{'descr': '<u8', 'fortran_order': False, 'shape': (1,), }";
+    assert!(format_err(&with_header(u8_header, &u64::MAX.to_le_bytes())).contains("exceeds the i64 range"));
     assert!(matches!(
         parse_npy(&with_header("{'descr': 'f4', 'fortran_order': False, 'shape': (1,), }", &[0; 4])),
         Err(NpyError::Format(_))
