@@ -23,6 +23,7 @@ pub enum Mode {
 pub struct Tape<'g> {
     graph: &'g Graph,
     order: Vec<NodeId>,
+    seed: u64,
 }
 
 /// The values of one forward pass. Constants are read from the graph, every other value is
@@ -35,13 +36,41 @@ pub struct Forward<'g> {
     /// Per batch-norm node run in [`Mode::Train`]: the batch mean and unbiased variance per
     /// channel, for the caller to fold into the running statistics.
     pub bn_stats: Vec<(NodeId, BnStats)>,
+    /// Per node: what its forward kept for the backward rule (dropout keep masks).
+    saved: HashMap<NodeId, Tensor>,
+    /// Constants whose value a [`ForwardHook`] replaced for this pass.
+    overrides: HashMap<Outlet, Tensor>,
+}
+
+/// Sees each node's inputs before it runs and may replace the values of its constant inputs
+/// for this pass (fake quantization computes its scales from the batch this way). The
+/// replaced values are what every reader of the constant, and the backward pass, see.
+pub trait ForwardHook {
+    /// Called before `node` runs with its input values (per slot); returns the constants
+    /// (any in the graph, by outlet) to replace from now on in this pass, and their values.
+    fn before_node(
+        &mut self,
+        node: NodeId,
+        inputs: &[Option<&Tensor>],
+        mode: Mode,
+    ) -> Result<Vec<(Outlet, Tensor)>, TrainError>;
+}
+
+/// The hook that changes nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoHook;
+
+impl ForwardHook for NoHook {
+    fn before_node(&mut self, _: NodeId, _: &[Option<&Tensor>], _: Mode) -> Result<Vec<(Outlet, Tensor)>, TrainError> {
+        Ok(Vec::new())
+    }
 }
 
 impl<'g> Forward<'g> {
     /// The value at `o` (a constant of the graph or a computed value).
     pub fn value(&self, o: Outlet) -> Option<&Tensor> {
         match &self.graph.node(o.node).op {
-            Op::Const(t) => Some(t),
+            Op::Const(t) => Some(self.overrides.get(&o).unwrap_or(t)),
             _ => self.values.get(&o),
         }
     }
@@ -68,6 +97,12 @@ impl<'g> Forward<'g> {
     pub fn mode(&self) -> Mode {
         self.mode
     }
+
+    /// What `node`'s forward kept for its backward rule: the boolean keep mask of a
+    /// train-mode Dropout.
+    pub fn saved(&self, node: NodeId) -> Option<&Tensor> {
+        self.saved.get(&node)
+    }
 }
 
 /// Gradients of one backward pass, one per value on a path from a target to a seed.
@@ -92,12 +127,19 @@ impl Gradients {
 impl<'g> Tape<'g> {
     /// Prepare `graph` (validated, ordered).
     pub fn new(graph: &'g Graph) -> Result<Self, TrainError> {
-        Ok(Tape { graph, order: graph.topo_order()? })
+        Ok(Tape { graph, order: graph.topo_order()?, seed: 0 })
     }
 
     /// Prepare `graph` with a topological order computed before (`Graph::topo_order`).
     pub fn with_order(graph: &'g Graph, order: Vec<NodeId>) -> Self {
-        Tape { graph, order }
+        Tape { graph, order, seed: 0 }
+    }
+
+    /// The same tape drawing its random masks (train-mode dropout) from `seed` (0 by default):
+    /// forward passes repeat exactly for a seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 
     /// The graph.
@@ -107,6 +149,16 @@ impl<'g> Tape<'g> {
 
     /// Run the graph on `inputs` (one per graph input, in order), keeping every value.
     pub fn forward(&self, inputs: Vec<Tensor>, mode: Mode) -> Result<Forward<'g>, TrainError> {
+        self.forward_with(inputs, mode, &mut NoHook)
+    }
+
+    /// [`Tape::forward`] with `hook` called before every node.
+    pub fn forward_with(
+        &self,
+        inputs: Vec<Tensor>,
+        mode: Mode,
+        hook: &mut dyn ForwardHook,
+    ) -> Result<Forward<'g>, TrainError> {
         let g = self.graph;
         if inputs.len() != g.inputs().len() {
             return Err(invalid(
@@ -114,7 +166,14 @@ impl<'g> Tape<'g> {
                 format!("{} inputs given, the graph has {}", inputs.len(), g.inputs().len()),
             ));
         }
-        let mut fwd = Forward { graph: g, values: HashMap::new(), mode, bn_stats: Vec::new() };
+        let mut fwd = Forward {
+            graph: g,
+            values: HashMap::new(),
+            mode,
+            bn_stats: Vec::new(),
+            saved: HashMap::new(),
+            overrides: HashMap::new(),
+        };
         for (&id, t) in g.inputs().iter().zip(inputs) {
             fwd.values.insert(Outlet::new(id, 0), t);
         }
@@ -124,20 +183,33 @@ impl<'g> Tape<'g> {
                 continue;
             }
             let ins = g.node_inputs(id);
-            let vals: Vec<Option<&Tensor>> = ins
-                .iter()
-                .map(|o| match o {
-                    Some(o) => fwd.value(*o).map(Some).ok_or_else(|| invalid(&node.name, "input not computed")),
-                    None => Ok(None),
-                })
-                .collect::<Result<_, _>>()?;
-            let args =
-                ForwardArgs { node: &node.name, op: &node.op, inputs: &vals, num_outputs: node.outputs.len(), mode };
-            let (outs, stats) = rules::forward(&args)?;
-            if let Some(s) = stats {
+            let overrides = {
+                let vals = input_values(&fwd, &ins, &node.name)?;
+                hook.before_node(id, &vals, mode)?
+            };
+            for (o, t) in overrides {
+                if !matches!(g.get_node(o.node).map(|n| &n.op), Some(Op::Const(_))) {
+                    return Err(invalid(&node.name, "a forward hook replaced a value that is not a constant"));
+                }
+                fwd.overrides.insert(o, t);
+            }
+            let vals = input_values(&fwd, &ins, &node.name)?;
+            let args = ForwardArgs {
+                node: &node.name,
+                op: &node.op,
+                inputs: &vals,
+                num_outputs: node.outputs.len(),
+                mode,
+                seed: rules::node_seed(self.seed, id.index()),
+            };
+            let out = rules::forward(&args)?;
+            if let Some(s) = out.bn_stats {
                 fwd.bn_stats.push((id, s));
             }
-            for (slot, t) in outs.into_iter().enumerate() {
+            if let Some(t) = out.saved {
+                fwd.saved.insert(id, t);
+            }
+            for (slot, t) in out.outputs.into_iter().enumerate() {
                 fwd.values.insert(Outlet::new(id, slot), t);
             }
         }
@@ -212,6 +284,7 @@ impl<'g> Tape<'g> {
                 grads: &gy,
                 need: &need,
                 mode: fwd.mode,
+                saved: fwd.saved.get(&id),
             };
             let gx = rules::backward(&args)?;
             // Outputs that are targets keep their gradient.
@@ -241,6 +314,20 @@ impl<'g> Tape<'g> {
         grads.grads.retain(|o, _| targets.contains(o));
         Ok(grads)
     }
+}
+
+/// The values of a node's inputs, per slot.
+fn input_values<'a>(
+    fwd: &'a Forward<'_>,
+    ins: &[Option<Outlet>],
+    node: &str,
+) -> Result<Vec<Option<&'a Tensor>>, TrainError> {
+    ins.iter()
+        .map(|o| match o {
+            Some(o) => fwd.value(*o).map(Some).ok_or_else(|| invalid(node, "input not computed")),
+            None => Ok(None),
+        })
+        .collect()
 }
 
 fn accumulate(grads: &mut HashMap<Outlet, ArrayD<f32>>, o: Outlet, g: ArrayD<f32>) {

@@ -7,7 +7,7 @@ mod common;
 
 use common::{Tol, away_from, check_gradients, distinct, uniform};
 use lithe_ir::builder::GraphBuilder;
-use lithe_ir::op::{AvgPoolAttrs, ConvAttrs, FcAttrs, GemmAttrs, PoolAttrs, SoftmaxAttrs};
+use lithe_ir::op::{AvgPoolAttrs, ConvAttrs, ConvTransposeAttrs, FcAttrs, GemmAttrs, PadMode, PoolAttrs, SoftmaxAttrs};
 use lithe_ir::{DType, Graph, Op, Outlet, Tensor};
 use lithe_train::rng::Rng;
 use lithe_train::{Mode, Tape, TrainError};
@@ -22,6 +22,22 @@ fn one_input(shape: &[usize]) -> (GraphBuilder, Outlet) {
 fn finish(mut b: GraphBuilder, y: Outlet) -> Graph {
     b.output(y);
     b.finish().unwrap()
+}
+
+fn i64s(v: &[i64]) -> Tensor {
+    Tensor::from_vec(&[v.len()], v.to_vec()).unwrap()
+}
+
+/// The node producing `y` run by the reference kernel on the values of the tape's forward pass.
+fn reference_output(g: &Graph, inputs: &[Tensor], y: Outlet) -> (ndarray::ArrayD<f32>, Vec<f32>) {
+    let tape = Tape::new(g).unwrap();
+    let fwd = tape.forward(inputs.to_vec(), Mode::Train).unwrap();
+    let ours = fwd.f32(y).unwrap().clone();
+    let ins: Vec<Option<Tensor>> =
+        g.node_inputs(y.node).iter().map(|o| o.map(|o| fwd.value(o).unwrap().clone())).collect();
+    let refs: Vec<Option<&Tensor>> = ins.iter().map(Option::as_ref).collect();
+    let want = lithe_kernels::reference::eval(&g.node(y.node).op, &refs, g.node(y.node).outputs.len()).unwrap();
+    (ours, want[y.slot].to_f32_vec())
 }
 
 fn ok(r: Result<usize, String>) -> Result<(), TestCaseError> {
@@ -203,6 +219,192 @@ proptest! {
         let g = finish(b, f);
         ok(check_gradients(&g, &[uniform(&shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
     }
+    /// ConvTranspose: plain, grouped and depthwise; kernel 1..3, stride 1..3, pads, dilation,
+    /// output_padding, bias. The GEMM forward equals the reference kernel.
+    #[test]
+    fn conv_transpose(seed in any::<u64>(), n in 1usize..3, cg in 1usize..3, groups in 1usize..4, mg in 1usize..3,
+                      k in 1usize..4, stride in 1usize..4, pad in 0usize..2, dil in 1usize..3, opad in 0usize..2,
+                      bias in any::<bool>(), hw in 3usize..6) {
+        let mut rng = Rng::new(seed);
+        let (c, m) = (cg * groups, mg * groups);
+        let opad = opad.min(stride.max(dil) - 1);
+        let (mut b, x) = one_input(&[n, c, hw, hw + 1]);
+        let w = b.constant("W", uniform(&[c, mg, k, k], &mut rng, -1.0, 1.0));
+        let mut ins = vec![x, w];
+        if bias {
+            ins.push(b.constant("B", uniform(&[m], &mut rng, -1.0, 1.0)));
+        }
+        let conv = ConvAttrs { strides: vec![stride; 2], dilations: vec![dil; 2], pads: vec![pad, 0, pad, pad], group: groups, ..Default::default() };
+        let attrs = ConvTransposeAttrs { conv, output_padding: vec![opad, 0], output_shape: None };
+        let y = b.node(Op::ConvTranspose(attrs), &ins).unwrap();
+        let g = finish(b, y);
+        let xin = uniform(&[n, c, hw, hw + 1], &mut rng, -1.0, 1.0);
+        let (ours, want) = reference_output(&g, std::slice::from_ref(&xin), y);
+        prop_assert_eq!(ours.len(), want.len());
+        let diff = ours.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        prop_assert!(diff < 1e-4, "forward differs from the reference by {}", diff);
+        ok(check_gradients(&g, &[xin], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Split into 3 (given sizes or equal pieces) along any axis; the middle piece unused, so
+    /// its gradient is zero.
+    #[test]
+    fn split(seed in any::<u64>(), axis in -3i64..3, sizes in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let shape = [6usize, 7, 6];
+        let (mut b, x) = one_input(&shape);
+        let mut ins = vec![Some(x)];
+        if sizes {
+            let dim = shape[axis.rem_euclid(3) as usize] as i64;
+            ins.push(Some(b.constant("split", i64s(&[1, dim - 3, 2]))));
+        }
+        let parts = b.node_with(Op::Split { axis, num_outputs: 3 }, &ins, 3).unwrap();
+        let w = b.constant("w", uniform(&[1], &mut rng, 0.5, 1.5));
+        let first = b.node(Op::Mul, &[parts[0], w]).unwrap();
+        let y = b.node(Op::Concat { axis }, &[first, parts[2]]).unwrap();
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Slice with starts/ends that are negative or out of range, steps of either sign, axes
+    /// given (possibly negative) or not.
+    #[test]
+    fn slice(seed in any::<u64>(), starts in prop::collection::vec(-8i64..8, 3), ends in prop::collection::vec(-9i64..9, 3),
+             steps in prop::collection::vec(prop::sample::select(vec![-3i64, -2, -1, 1, 2, 3]), 3),
+             axes_form in 0usize..3, count in 1usize..4) {
+        let mut rng = Rng::new(seed);
+        let shape = [4usize, 5, 6];
+        let (mut b, x) = one_input(&shape);
+        let s = b.constant("starts", i64s(&starts[..count]));
+        let e = b.constant("ends", i64s(&ends[..count]));
+        let mut ins = vec![x, s, e];
+        let axes: Vec<i64> = match axes_form { 0 => (0..count as i64).collect(), 1 => (0..count as i64).map(|a| a - 3).rev().collect(), _ => vec![] };
+        if !axes.is_empty() {
+            ins.push(b.constant("axes", i64s(&axes)));
+            ins.push(b.constant("steps", i64s(&steps[..count])));
+        }
+        let y = b.node(Op::Slice, &ins).unwrap();
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Pad in every mode with pads from -1 (cropping) to 2, and a constant value; Gather with
+    /// repeated and negative indices; Expand.
+    #[test]
+    fn pad_gather_expand(seed in any::<u64>(), mode in 0usize..4, pads in prop::collection::vec(-1i64..3, 4),
+                         axis in -2i64..2) {
+        let mut rng = Rng::new(seed);
+        let shape = [3usize, 4];
+        let (mut b, x) = one_input(&shape);
+        let mode = [PadMode::Constant, PadMode::Reflect, PadMode::Edge, PadMode::Wrap][mode];
+        let p = b.constant("pads", i64s(&pads));
+        let v = b.constant("value", Tensor::scalar(0.5f32));
+        let y = b.node(Op::Pad { mode }, &[x, p, v]).unwrap();
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
+
+        let (mut b, x) = one_input(&shape);
+        let idx = b.constant("idx", Tensor::from_vec(&[2, 3], vec![0i64, -1, 2, 0, 1, 0]).unwrap());
+        let y = b.node(Op::Gather { axis }, &[x, idx]).unwrap();
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
+
+        let (mut b, x) = one_input(&[3, 1]);
+        let to = b.constant("shape", i64s(&[2, 3, 4]));
+        let y = b.node(Op::Expand, &[x, to]).unwrap();
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&[3, 1], &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Train-mode dropout between two weighted layers: the mask repeats for the tape's seed, so
+    /// finite differences see the same mask.
+    #[test]
+    fn dropout_in_train_mode(seed in any::<u64>(), p in prop::sample::select(vec![0.0f32, 0.2, 0.5, 0.9])) {
+        let mut rng = Rng::new(seed);
+        let shape = [2usize, 3, 4];
+        let (mut b, x) = one_input(&shape);
+        let w = b.constant("w", uniform(&shape, &mut rng, -1.0, 1.0));
+        let m = b.node(Op::Mul, &[x, w]).unwrap();
+        let ratio = b.constant("ratio", Tensor::scalar(p));
+        let y = b.node(Op::Dropout, &[m, ratio]).unwrap();
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
+    }
+}
+
+/// A Dropout node with its mask output, on `shape`, drop probability `p`.
+fn dropout_graph(shape: &[usize], p: f32) -> Graph {
+    let (mut b, x) = one_input(shape);
+    let ratio = b.constant("ratio", Tensor::scalar(p));
+    let outs = b.node_with(Op::Dropout, &[Some(x), Some(ratio)], 2).unwrap();
+    b.output(outs[0]);
+    b.output(outs[1]);
+    b.finish().unwrap()
+}
+
+#[test]
+fn dropout_gradient_is_dy_times_the_forward_mask_over_keep_probability() {
+    let shape = [4usize, 50];
+    let p = 0.3f32;
+    let g = dropout_graph(&shape, p);
+    let mut rng = Rng::new(5);
+    let xin = uniform(&shape, &mut rng, -1.0, 1.0);
+    let tape = Tape::new(&g).unwrap().with_seed(77);
+    let fwd = tape.forward(vec![xin.clone()], Mode::Train).unwrap();
+    let y_out = g.outputs()[0];
+    let mask = fwd.saved(y_out.node).expect("a train-mode dropout keeps its mask");
+    let mask: Vec<bool> = mask.view::<bool>().unwrap().iter().copied().collect();
+    let mask_out: Vec<bool> = fwd.value(g.outputs()[1]).unwrap().view::<bool>().unwrap().iter().copied().collect();
+    assert_eq!(mask, mask_out, "the mask output is the kept mask");
+    let kept = mask.iter().filter(|&&k| k).count();
+    assert!(kept > 0 && kept < mask.len(), "{kept} of {} kept", mask.len());
+    let scale = 1.0 / (1.0 - p);
+    let x = xin.to_f32_vec();
+    let y: Vec<f32> = fwd.f32(y_out).unwrap().iter().copied().collect();
+    for i in 0..x.len() {
+        assert_eq!(y[i], if mask[i] { x[i] * scale } else { 0.0 }, "y[{i}]");
+    }
+    let dy = uniform(&shape, &mut rng, -1.0, 1.0).to_f32_vec();
+    let seed_grad = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), dy.clone()).unwrap();
+    let xo = Outlet::new(g.inputs()[0], 0);
+    let grads = tape.backward(&fwd, vec![(y_out, seed_grad)], &[xo]).unwrap();
+    let dx: Vec<f32> = grads.get(xo).unwrap().iter().copied().collect();
+    for i in 0..x.len() {
+        assert_eq!(dx[i], if mask[i] { dy[i] * scale } else { 0.0 }, "dx[{i}]");
+    }
+    // Eval mode: the identity, and no mask kept.
+    let fwd = tape.forward(vec![xin.clone()], Mode::Eval).unwrap();
+    assert!(fwd.saved(y_out.node).is_none());
+    assert_eq!(fwd.f32(y_out).unwrap().iter().copied().collect::<Vec<_>>(), x);
+}
+
+#[test]
+fn dropout_masks_repeat_for_a_seed_and_keep_one_minus_p() {
+    let n = 200_000usize;
+    let p = 0.3f32;
+    let g = dropout_graph(&[n], p);
+    let x = lithe_train::init::filled(&[n], 1.0);
+    let mask_of = |seed: u64| -> Vec<bool> {
+        let tape = Tape::new(&g).unwrap().with_seed(seed);
+        let fwd = tape.forward(vec![x.clone()], Mode::Train).unwrap();
+        fwd.saved(g.outputs()[0].node).unwrap().view::<bool>().unwrap().iter().copied().collect()
+    };
+    let a = mask_of(1);
+    assert_eq!(a, mask_of(1), "same seed, same mask");
+    assert_ne!(a, mask_of(2), "another seed, another mask");
+    // Kept count ~ Binomial(n, 1 - p): mean 140,000, sigma 205; 6 sigma is 1,230.
+    let kept = a.iter().filter(|&&k| k).count() as f64;
+    let (mean, sigma) = (n as f64 * (1.0 - p as f64), (n as f64 * p as f64 * (1.0 - p as f64)).sqrt());
+    assert!((kept - mean).abs() < 6.0 * sigma, "kept {kept}, expected {mean} ± {}", 6.0 * sigma);
+    // Two dropout nodes of one graph draw different masks.
+    assert_ne!(lithe_train::rules::node_seed(1, 3), lithe_train::rules::node_seed(1, 4));
+}
+
+#[test]
+fn dropout_ratio_outside_zero_one_is_an_error_naming_the_node() {
+    let g = dropout_graph(&[4], 1.0);
+    let err = Tape::new(&g).unwrap().forward(vec![lithe_train::init::filled(&[4], 1.0)], Mode::Train).unwrap_err();
+    assert!(err.to_string().contains("Dropout") && err.to_string().contains("outside [0, 1)"), "{err}");
 }
 
 #[test]

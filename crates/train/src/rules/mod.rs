@@ -8,23 +8,24 @@
 mod activation;
 mod arith;
 mod conv;
+mod conv_transpose;
+mod dropout;
+mod index_map;
 mod linear;
 mod norm;
 mod pool;
+mod quant;
 mod shape;
 
-pub use conv::{conv2d_backward, conv2d_forward};
+pub use conv::{ConvPath, conv2d_backward, conv2d_backward_with, conv2d_forward, conv2d_forward_with};
+pub use conv_transpose::{conv_transpose2d_backward, conv_transpose2d_forward};
+pub use dropout::{keep_mask, node_seed};
 pub use norm::BnStats;
 
 use crate::error::invalid;
 use crate::{Mode, TrainError};
 use lithe_ir::{Op, Tensor};
-use lithe_kernels::gemm::F32Gemm4x8Generic;
 use ndarray::{ArrayD, ArrayViewD, Axis};
-
-/// The microkernel the training GEMMs run on (the portable one: `lithe-train` depends on no
-/// architecture crate).
-pub(crate) static GEMM: F32Gemm4x8Generic = F32Gemm4x8Generic;
 
 /// One node to run forward.
 pub struct ForwardArgs<'a> {
@@ -38,6 +39,26 @@ pub struct ForwardArgs<'a> {
     pub num_outputs: usize,
     /// Train or eval.
     pub mode: Mode,
+    /// Seed of the node's random draws (dropout masks): the tape's seed mixed with the node's
+    /// id ([`node_seed`]).
+    pub seed: u64,
+}
+
+/// What running one node produced.
+#[derive(Debug)]
+pub struct NodeForward {
+    /// The outputs, one per output slot.
+    pub outputs: Vec<Tensor>,
+    /// Batch statistics of a train-mode batch normalization.
+    pub bn_stats: Option<BnStats>,
+    /// A value the backward rule reads besides inputs and outputs (the dropout keep mask).
+    pub saved: Option<Tensor>,
+}
+
+impl NodeForward {
+    fn outputs(outputs: Vec<Tensor>) -> Self {
+        NodeForward { outputs, bn_stats: None, saved: None }
+    }
 }
 
 /// One node to differentiate.
@@ -56,6 +77,8 @@ pub struct BackwardArgs<'a> {
     pub need: &'a [bool],
     /// The mode the forward pass ran in.
     pub mode: Mode,
+    /// What the node's forward kept for this rule ([`NodeForward::saved`]).
+    pub saved: Option<&'a Tensor>,
 }
 
 impl<'a> BackwardArgs<'a> {
@@ -137,34 +160,36 @@ pub fn differentiable_slot(op: &Op, slot: usize) -> bool {
         | Op::Equal
         | Op::ConstantOfShape { .. }
         | Op::Range
-        | Op::QuantizeLinear { .. }
         | Op::DynamicQuantizeLinear
         | Op::QConv(_)
         | Op::Cast { .. } => false,
-        Op::DequantizeLinear { .. } => false,
+        Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => slot == 0,
         _ => true,
     }
 }
 
 /// Run one node forward.
-pub fn forward(a: &ForwardArgs<'_>) -> Result<(Vec<Tensor>, Option<BnStats>), TrainError> {
+pub fn forward(a: &ForwardArgs<'_>) -> Result<NodeForward, TrainError> {
     let kernel_err = |e| TrainError::Kernel { node: a.node.to_string(), source: e };
     match a.op {
         Op::Conv(attrs) if attrs.epilogue.is_empty() && is_f32_rank(a.inputs, 0, 4) => {
-            Ok((vec![conv::forward(a, attrs)?], None))
+            Ok(NodeForward::outputs(vec![conv::forward(a, attrs)?]))
         }
-        Op::Gemm(attrs) => Ok((vec![linear::gemm_forward(a, attrs)?], None)),
-        Op::MatMul if linear::matmul_is_2d_weight(a.inputs) => Ok((vec![linear::matmul_forward(a)?], None)),
+        Op::ConvTranspose(attrs) if conv_transpose::handles(a.inputs, attrs) => {
+            Ok(NodeForward::outputs(vec![conv_transpose::forward(a, attrs)?]))
+        }
+        Op::Gemm(attrs) => Ok(NodeForward::outputs(vec![linear::gemm_forward(a, attrs)?])),
+        Op::MatMul if linear::matmul_is_2d_weight(a.inputs) => {
+            Ok(NodeForward::outputs(vec![linear::matmul_forward(a)?]))
+        }
         Op::BatchNormalization { epsilon } if a.mode == Mode::Train => {
             let (y, stats) = norm::train_forward(a, *epsilon)?;
-            Ok((vec![y], Some(stats)))
+            Ok(NodeForward { outputs: vec![y], bn_stats: Some(stats), saved: None })
         }
-        Op::Dropout if a.mode == Mode::Train => Err(TrainError::NoBackwardRule {
-            op: "Dropout",
-            node: a.node.to_string(),
-            detail: "training-mode dropout (random masks) is not implemented; use Mode::Eval or remove the node".into(),
-        }),
-        op => Ok((lithe_kernels::reference::eval(op, a.inputs, a.num_outputs).map_err(kernel_err)?, None)),
+        Op::Dropout => dropout::forward(a),
+        op => Ok(NodeForward::outputs(
+            lithe_kernels::reference::eval(op, a.inputs, a.num_outputs).map_err(kernel_err)?,
+        )),
     }
 }
 
@@ -177,6 +202,7 @@ fn is_f32_rank(inputs: &[Option<&Tensor>], slot: usize, rank: usize) -> bool {
 pub fn backward(a: &BackwardArgs<'_>) -> Result<InputGrads, TrainError> {
     match a.op {
         Op::Conv(attrs) => conv::backward(a, attrs),
+        Op::ConvTranspose(attrs) => conv_transpose::backward(a, attrs),
         Op::Gemm(attrs) => linear::gemm_backward(a, attrs),
         Op::MatMul => linear::matmul_backward(a),
         Op::FullyConnected(attrs) => linear::fc_backward(a, attrs),
@@ -189,17 +215,20 @@ pub fn backward(a: &BackwardArgs<'_>) -> Result<InputGrads, TrainError> {
         | Op::Tanh
         | Op::HardSigmoid { .. }
         | Op::HardSwish
-        | Op::Identity
-        | Op::Dropout => activation::backward(a),
+        | Op::Identity => activation::backward(a),
+        Op::Dropout => dropout::backward(a),
         Op::Add | Op::Sub | Op::Mul | Op::Div => arith::backward(a),
         Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze => shape::reshape_backward(a),
         Op::Transpose { perm } => shape::transpose_backward(a, perm.as_deref()),
         Op::Concat { axis } => shape::concat_backward(a, *axis),
+        Op::Slice | Op::Split { .. } | Op::Pad { .. } | Op::Gather { .. } | Op::Expand => index_map::backward(a),
         Op::Softmax(attrs) => shape::softmax_backward(a, attrs),
         Op::MaxPool(attrs) => pool::max_pool_backward(a, attrs),
         Op::AveragePool(attrs) => pool::average_pool_backward(a, attrs),
         Op::GlobalAveragePool => pool::global_average_pool_backward(a),
         Op::GlobalMaxPool => pool::global_max_pool_backward(a),
+        Op::QuantizeLinear { axis, .. } => quant::quantize_backward(a, *axis),
+        Op::DequantizeLinear { axis } => quant::dequantize_backward(a, *axis),
         _ => Err(a.no_rule("")),
     }
 }
