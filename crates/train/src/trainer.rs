@@ -6,7 +6,7 @@ use crate::error::invalid;
 use crate::loss::{accuracy, softmax_cross_entropy};
 use crate::optim::{Optimizer, OptimizerKind, clip_grad_norm};
 use crate::schedule::Schedule;
-use crate::{Mode, Params, Tape, TrainError};
+use crate::{ForwardHook, Mode, NoHook, Params, Tape, TrainError};
 use lithe_ir::{Graph, NodeId, Op, Tensor, TensorData};
 use ndarray::{ArrayD, Axis, IxDyn};
 
@@ -26,6 +26,9 @@ pub struct TrainerConfig {
     /// Weight of the batch statistics in the running statistics update
     /// (`r = (1 - m)·r + m·batch`, torch's `momentum`, 0.1 by default).
     pub bn_momentum: f32,
+    /// Seed of the random masks of train-mode dropout: step `s` runs its tape with a seed
+    /// derived from this one and `s`, so a run repeats for a seed.
+    pub seed: u64,
 }
 
 impl Default for TrainerConfig {
@@ -37,6 +40,7 @@ impl Default for TrainerConfig {
             clip_norm: None,
             label_smoothing: 0.0,
             bn_momentum: 0.1,
+            seed: 0,
         }
     }
 }
@@ -50,6 +54,8 @@ pub struct StepStats {
     pub lr: f32,
     /// Global gradient norm before clipping.
     pub grad_norm: f32,
+    /// Samples of the batch whose train-mode logits put the label first.
+    pub correct: usize,
 }
 
 /// Trains a classifier graph (one input, first output the `N x classes` logits) with
@@ -105,14 +111,33 @@ impl Trainer {
         self.steps
     }
 
+    /// Continue counting steps from `steps` (resuming from a checkpoint: the schedule picks up
+    /// where it left off; the optimizer's moments start afresh).
+    pub fn resume_at(&mut self, steps: usize) {
+        self.steps = steps;
+    }
+
     /// One optimizer step on a batch.
     pub fn step(&mut self, x: Tensor, labels: &[usize]) -> Result<StepStats, TrainError> {
+        self.step_with(x, labels, &mut NoHook)
+    }
+
+    /// [`Trainer::step`] with `hook` seeing every node of the forward pass (fake quantization).
+    pub fn step_with(
+        &mut self,
+        x: Tensor,
+        labels: &[usize],
+        hook: &mut dyn ForwardHook,
+    ) -> Result<StepStats, TrainError> {
         let out = self.graph.outputs()[0];
         let targets = self.params.outlets();
-        let (loss, mut grads, stats) = {
-            let tape = Tape::with_order(&self.graph, self.order.clone());
-            let fwd = tape.forward(vec![x], Mode::Train)?;
-            let loss = softmax_cross_entropy(&fwd.f32(out)?.view(), labels, self.config.label_smoothing)?;
+        let (loss, mut grads, stats, correct) = {
+            let tape =
+                Tape::with_order(&self.graph, self.order.clone()).with_seed(step_seed(self.config.seed, self.steps));
+            let fwd = tape.forward_with(vec![x], Mode::Train, hook)?;
+            let logits = fwd.f32(out)?.view();
+            let loss = softmax_cross_entropy(&logits, labels, self.config.label_smoothing)?;
+            let correct = (accuracy(&logits, labels)? * labels.len() as f64).round() as usize;
             let mut g = tape.backward(&fwd, vec![(out, loss.grad)], &targets)?;
             let grads: Vec<ArrayD<f32>> = targets
                 .iter()
@@ -122,7 +147,7 @@ impl Trainer {
                     })
                 })
                 .collect();
-            (loss.loss, grads, fwd.bn_stats)
+            (loss.loss, grads, fwd.bn_stats, correct)
         };
         let mut gslices: Vec<&mut [f32]> =
             grads.iter_mut().map(|g| g.as_slice_mut().expect("gradients are standard layout")).collect();
@@ -148,7 +173,7 @@ impl Trainer {
         }
         self.steps += 1;
         tracing::debug!(step = self.steps, loss, lr, grad_norm, "train step");
-        Ok(StepStats { loss, lr, grad_norm })
+        Ok(StepStats { loss, lr, grad_norm, correct })
     }
 
     fn update_running_stats(&mut self, bn: NodeId, mean: &[f32], var: &[f32]) -> Result<(), TrainError> {
@@ -174,8 +199,13 @@ impl Trainer {
 
     /// The logits of `x` in eval mode.
     pub fn predict(&self, x: Tensor) -> Result<ArrayD<f32>, TrainError> {
+        self.predict_with(x, &mut NoHook)
+    }
+
+    /// [`Trainer::predict`] with `hook` seeing every node of the forward pass.
+    pub fn predict_with(&self, x: Tensor, hook: &mut dyn ForwardHook) -> Result<ArrayD<f32>, TrainError> {
         let tape = Tape::with_order(&self.graph, self.order.clone());
-        let fwd = tape.forward(vec![x], Mode::Eval)?;
+        let fwd = tape.forward_with(vec![x], Mode::Eval, hook)?;
         Ok(fwd.f32(self.graph.outputs()[0])?.clone())
     }
 
@@ -214,4 +244,9 @@ fn take_f32(graph: &mut Graph, id: NodeId) -> Result<ArrayD<f32>, TrainError> {
         },
         _ => Err(invalid(name, "not a constant")),
     }
+}
+
+/// The tape seed of step `step` of a run seeded with `seed` (a different stream every step).
+pub(crate) fn step_seed(seed: u64, step: usize) -> u64 {
+    crate::rng::Rng::new(seed ^ (step as u64).wrapping_mul(0xA076_1D64_78BD_642F)).next_u64()
 }

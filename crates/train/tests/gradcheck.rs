@@ -466,3 +466,25 @@ fn ops_without_a_rule_are_typed_errors_naming_the_node() {
     assert!(matches!(err, TrainError::NoBackwardRule { op: "Sqrt", .. }), "{err}");
     assert_eq!(err.to_string(), format!("no backward rule for op Sqrt at node {}", g.node(g.outputs()[0].node).name));
 }
+
+#[test]
+fn trainer_dropout_masks_repeat_for_the_config_seed() {
+    // x -> Gemm -> Dropout(0.5) -> Gemm: two trainers with one seed take the same steps.
+    let mut rng = Rng::new(3);
+    let (mut b, x) = one_input(&[8, 6]);
+    let h = b.linear(x, uniform(&[10, 6], &mut rng, -0.5, 0.5), None).unwrap();
+    let ratio = b.constant("ratio", Tensor::scalar(0.5f32));
+    let d = b.node(Op::Dropout, &[h, ratio]).unwrap();
+    let y = b.linear(d, uniform(&[3, 10], &mut rng, -0.5, 0.5), None).unwrap();
+    let g = finish(b, y);
+    let xin = uniform(&[8, 6], &mut rng, -1.0, 1.0);
+    let labels = [0usize, 1, 2, 0, 1, 2, 0, 1];
+    let run = |seed: u64| -> Vec<f32> {
+        let config = lithe_train::TrainerConfig { seed, ..Default::default() };
+        let mut t = lithe_train::Trainer::new(g.clone(), config).unwrap();
+        (0..3).map(|_| t.step(xin.clone(), &labels).unwrap().loss).collect()
+    };
+    let a = run(11);
+    assert_eq!(a, run(11));
+    assert_ne!(a, run(12));
+}
