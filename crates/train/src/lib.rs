@@ -17,6 +17,7 @@
 
 pub mod data;
 mod error;
+pub mod gemm;
 pub mod init;
 pub mod loss;
 pub mod models;

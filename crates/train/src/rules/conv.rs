@@ -1,6 +1,7 @@
-//! 2-D convolution (groups and depthwise included) forward and backward on the packed GEMM
-//! frame.
+//! 2-D convolution (groups and depthwise included) forward and backward.
 //!
+//! Depthwise convs (one input channel per group) run as direct loops ([`depthwise`]); every
+//! other conv runs on the packed GEMM frame with the CPU's microkernel ([`crate::gemm`]).
 //! Per batch item and group, with `cols = im2col(x)` (`Cg·KH·KW x OH·OW`; the input itself for
 //! a 1x1 stride-1 unpadded conv):
 //! - forward `y_g = W_g · cols + b`,
@@ -9,14 +10,17 @@
 //!
 //! Batch items run in parallel on rayon; each GEMM runs on one thread.
 
-use super::{BackwardArgs, ForwardArgs, GEMM, InputGrads, f32_input};
+mod depthwise;
+
+use super::{BackwardArgs, ForwardArgs, InputGrads, f32_input};
 use crate::TrainError;
 use crate::error::invalid;
+use crate::gemm::kernel_for_rows;
 use lithe_ir::Tensor;
-use lithe_ir::op::ConvAttrs;
+use lithe_ir::op::{AxisWindow, ConvAttrs};
 use lithe_kernels::KernelError;
 use lithe_kernels::gemm::{GemmEpilogue, GemmInput, MatRef, PerAxis, Residual, sgemm};
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rayon::prelude::*;
 
 /// The geometry of one 2-D conv.
@@ -37,6 +41,8 @@ struct Geom {
     stride: [usize; 2],
     dilation: [usize; 2],
     pad: [usize; 2],
+    /// The resolved windows (height, width).
+    win: [AxisWindow; 2],
 }
 
 impl Geom {
@@ -51,6 +57,9 @@ impl Geom {
             return Err(invalid(node, format!("x {x:?} and w {w:?} do not match group {group}")));
         }
         let win = attrs.windows(&[h, wd], &[kh, kw]).map_err(|e| invalid(node, e.to_string()))?;
+        if win.len() != 2 {
+            return Err(invalid(node, format!("{} spatial windows for a 2-D conv", win.len())));
+        }
         Ok(Geom {
             n,
             c,
@@ -67,6 +76,7 @@ impl Geom {
             stride: [win[0].stride, win[1].stride],
             dilation: [win[0].dilation, win[1].dilation],
             pad: [win[0].pad_begin, win[1].pad_begin],
+            win: [win[0], win[1]],
         })
     }
 
@@ -76,6 +86,11 @@ impl Geom {
 
     fn p(&self) -> usize {
         self.oh * self.ow
+    }
+
+    /// One input channel per group (depthwise, any channel multiplier): run as direct loops.
+    fn depthwise(&self) -> bool {
+        self.cg == 1 && self.group > 1
     }
 
     /// The input is its own `cols` matrix.
@@ -167,50 +182,82 @@ pub fn conv2d_forward(
     b: Option<&ArrayViewD<'_, f32>>,
     attrs: &ConvAttrs,
 ) -> Result<ArrayD<f32>, TrainError> {
+    conv2d_forward_with(node, x, w, b, attrs, ConvPath::Auto)
+}
+
+/// How a conv runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPath {
+    /// Direct loops for depthwise convs, im2col + GEMM for the others.
+    Auto,
+    /// im2col + GEMM for every conv (the general path; the reference the direct loops are
+    /// tested against).
+    Gemm,
+}
+
+/// [`conv2d_forward`] on the path `path` says.
+pub fn conv2d_forward_with(
+    node: &str,
+    x: &ArrayViewD<'_, f32>,
+    w: &ArrayViewD<'_, f32>,
+    b: Option<&ArrayViewD<'_, f32>>,
+    attrs: &ConvAttrs,
+    path: ConvPath,
+) -> Result<ArrayD<f32>, TrainError> {
     let g = Geom::new(node, attrs, x.shape(), w.shape())?;
-    let (k, p) = (g.k(), g.p());
     let xs = contiguous(x);
     let ws = contiguous(w);
     let bias: Option<Vec<f32>> = b.map(|b| b.iter().copied().collect());
-    if bias.as_ref().is_some_and(|b| b.len() != g.m) {
-        return Err(invalid(node, format!("bias has {} values for {} output channels", bias.unwrap().len(), g.m)));
+    if let Some(b) = &bias
+        && b.len() != g.m
+    {
+        return Err(invalid(node, format!("bias has {} values for {} output channels", b.len(), g.m)));
     }
+    let y = if path == ConvPath::Auto && g.depthwise() {
+        depthwise::forward(&g, &xs, &ws, bias.as_deref()).map_err(kerr(node))?
+    } else {
+        gemm_forward(&g, &xs, &ws, bias.as_deref()).map_err(kerr(node))?
+    };
+    ArrayD::from_shape_vec(IxDyn(&[g.n, g.m, g.oh, g.ow]), y).map_err(|e| invalid(node, e.to_string()))
+}
+
+/// `y = W · im2col(x) + b` per batch item and group.
+fn gemm_forward(g: &Geom, xs: &[f32], ws: &[f32], bias: Option<&[f32]>) -> Result<Vec<f32>, KernelError> {
+    let (k, p) = (g.k(), g.p());
+    let kernel = kernel_for_rows(g.mg);
     let mut y = vec![0f32; g.n * g.m * p];
     if !y.is_empty() {
-        y.par_chunks_mut(g.m * p)
-            .enumerate()
-            .try_for_each(|(n, yn)| -> Result<(), KernelError> {
-                let x_item = &xs[n * g.c * g.h * g.w..][..g.c * g.h * g.w];
-                let mut cols = if g.pointwise() { Vec::new() } else { vec![0f32; k * p] };
-                for grp in 0..g.group {
-                    let src: &[f32] = if g.pointwise() {
-                        &x_item[grp * g.cg * p..][..k * p]
-                    } else {
-                        g.im2col(x_item, grp, &mut cols);
-                        &cols
-                    };
-                    let epi = GemmEpilogue {
-                        bias: bias.as_ref().map(|b| PerAxis::Row(&b[grp * g.mg..][..g.mg])),
-                        ..GemmEpilogue::default()
-                    };
-                    sgemm(
-                        &GEMM,
-                        g.mg,
-                        p,
-                        k,
-                        GemmInput::Strided(MatRef::row_major(&ws[grp * g.mg * k..][..g.mg * k], g.mg, k)?),
-                        GemmInput::Strided(MatRef::row_major(src, k, p)?),
-                        &mut yn[grp * g.mg * p..][..g.mg * p],
-                        p,
-                        &epi,
-                        1,
-                    )?;
-                }
-                Ok(())
-            })
-            .map_err(kerr(node))?;
+        y.par_chunks_mut(g.m * p).enumerate().try_for_each(|(n, yn)| -> Result<(), KernelError> {
+            let x_item = &xs[n * g.c * g.h * g.w..][..g.c * g.h * g.w];
+            let mut cols = if g.pointwise() { Vec::new() } else { vec![0f32; k * p] };
+            for grp in 0..g.group {
+                let src: &[f32] = if g.pointwise() {
+                    &x_item[grp * g.cg * p..][..k * p]
+                } else {
+                    g.im2col(x_item, grp, &mut cols);
+                    &cols
+                };
+                let epi = GemmEpilogue {
+                    bias: bias.map(|b| PerAxis::Row(&b[grp * g.mg..][..g.mg])),
+                    ..GemmEpilogue::default()
+                };
+                sgemm(
+                    kernel,
+                    g.mg,
+                    p,
+                    k,
+                    GemmInput::Strided(MatRef::row_major(&ws[grp * g.mg * k..][..g.mg * k], g.mg, k)?),
+                    GemmInput::Strided(MatRef::row_major(src, k, p)?),
+                    &mut yn[grp * g.mg * p..][..g.mg * p],
+                    p,
+                    &epi,
+                    1,
+                )?;
+            }
+            Ok(())
+        })?;
     }
-    ArrayD::from_shape_vec(IxDyn(&[g.n, g.m, g.oh, g.ow]), y).map_err(|e| invalid(node, e.to_string()))
+    Ok(y)
 }
 
 /// Gradients of a conv with respect to `x`, `w` and the bias (each computed when asked for).
@@ -223,6 +270,20 @@ pub fn conv2d_backward(
     attrs: &ConvAttrs,
     need: [bool; 3],
 ) -> Result<(Option<ArrayD<f32>>, Option<ArrayD<f32>>, Option<ArrayD<f32>>), TrainError> {
+    conv2d_backward_with(node, x, w, gy, attrs, need, ConvPath::Auto)
+}
+
+/// [`conv2d_backward`] on the path `path` says.
+#[allow(clippy::type_complexity)]
+pub fn conv2d_backward_with(
+    node: &str,
+    x: &ArrayViewD<'_, f32>,
+    w: &ArrayViewD<'_, f32>,
+    gy: &ArrayViewD<'_, f32>,
+    attrs: &ConvAttrs,
+    need: [bool; 3],
+    path: ConvPath,
+) -> Result<(Option<ArrayD<f32>>, Option<ArrayD<f32>>, Option<ArrayD<f32>>), TrainError> {
     let g = Geom::new(node, attrs, x.shape(), w.shape())?;
     if gy.shape() != [g.n, g.m, g.oh, g.ow] {
         return Err(invalid(
@@ -230,88 +291,124 @@ pub fn conv2d_backward(
             format!("output gradient {:?} for output [{}, {}, {}, {}]", gy.shape(), g.n, g.m, g.oh, g.ow),
         ));
     }
-    let (k, p, chw) = (g.k(), g.p(), g.c * g.h * g.w);
     let xs = contiguous(x);
     let ws = contiguous(w);
     let gys = contiguous(gy);
+    let direct = path == ConvPath::Auto && g.depthwise();
     let dx = if need[0] {
-        let mut dx = vec![0f32; g.n * chw];
-        if !dx.is_empty() {
-            dx.par_chunks_mut(chw)
-                .enumerate()
-                .try_for_each(|(n, dxn)| -> Result<(), KernelError> {
-                    let gyn = &gys[n * g.m * p..][..g.m * p];
-                    let mut dcols = if g.pointwise() { Vec::new() } else { vec![0f32; k * p] };
-                    for grp in 0..g.group {
-                        let wg = MatRef::row_major(&ws[grp * g.mg * k..][..g.mg * k], g.mg, k)?.t();
-                        let gyg = MatRef::row_major(&gyn[grp * g.mg * p..][..g.mg * p], g.mg, p)?;
-                        let dst: &mut [f32] =
-                            if g.pointwise() { &mut dxn[grp * g.cg * p..][..k * p] } else { &mut dcols };
-                        let epi = GemmEpilogue::default();
-                        sgemm(&GEMM, k, p, g.mg, GemmInput::Strided(wg), GemmInput::Strided(gyg), dst, p, &epi, 1)?;
-                        if !g.pointwise() {
-                            g.col2im(&dcols, grp, dxn);
-                        }
-                    }
-                    Ok(())
-                })
-                .map_err(kerr(node))?;
-        }
-        Some(ArrayD::from_shape_vec(IxDyn(x.shape()), dx).map_err(|e| invalid(node, e.to_string()))?)
+        let dx = if direct { depthwise::backward_x(&g, &ws, &gys) } else { gemm_backward_x(&g, &ws, &gys) };
+        Some(
+            ArrayD::from_shape_vec(IxDyn(x.shape()), dx.map_err(kerr(node))?)
+                .map_err(|e| invalid(node, e.to_string()))?,
+        )
     } else {
         None
     };
     let dw = if need[1] {
-        let wlen = g.m * k;
-        let dw = (0..g.n)
-            .into_par_iter()
-            .try_fold(
-                || (vec![0f32; wlen], Vec::new()),
-                |(mut acc, mut cols): (Vec<f32>, Vec<f32>), n| -> Result<(Vec<f32>, Vec<f32>), KernelError> {
-                    let x_item = &xs[n * chw..][..chw];
-                    let gyn = &gys[n * g.m * p..][..g.m * p];
-                    if !g.pointwise() && cols.len() != k * p {
-                        cols = vec![0f32; k * p];
-                    }
-                    for grp in 0..g.group {
-                        let src: &[f32] = if g.pointwise() {
-                            &x_item[grp * g.cg * p..][..k * p]
-                        } else {
-                            g.im2col(x_item, grp, &mut cols);
-                            &cols
-                        };
-                        let epi = GemmEpilogue { residual: Residual::InOutput, ..GemmEpilogue::default() };
-                        sgemm(
-                            &GEMM,
-                            g.mg,
-                            k,
-                            p,
-                            GemmInput::Strided(MatRef::row_major(&gyn[grp * g.mg * p..][..g.mg * p], g.mg, p)?),
-                            GemmInput::Strided(MatRef::row_major(src, k, p)?.t()),
-                            &mut acc[grp * g.mg * k..][..g.mg * k],
-                            k,
-                            &epi,
-                            1,
-                        )?;
-                    }
-                    Ok((acc, cols))
-                },
-            )
-            .map(|r| r.map(|(acc, _)| acc))
-            .try_reduce(
-                || vec![0f32; wlen],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    Ok(a)
-                },
-            )
-            .map_err(kerr(node))?;
-        Some(ArrayD::from_shape_vec(IxDyn(w.shape()), dw).map_err(|e| invalid(node, e.to_string()))?)
+        let dw = if direct { depthwise::backward_w(&g, &xs, &gys) } else { gemm_backward_w(&g, &xs, &gys) };
+        Some(
+            ArrayD::from_shape_vec(IxDyn(w.shape()), dw.map_err(kerr(node))?)
+                .map_err(|e| invalid(node, e.to_string()))?,
+        )
     } else {
         None
     };
-    let db = need[2].then(|| gy.sum_axis(Axis(3)).sum_axis(Axis(2)).sum_axis(Axis(0)));
+    let db = if need[2] {
+        Some(ArrayD::from_shape_vec(IxDyn(&[g.m]), bias_grad(&g, &gys)).map_err(|e| invalid(node, e.to_string()))?)
+    } else {
+        None
+    };
     Ok((dx, dw, db))
+}
+
+/// `db[m] = Σ dy[n, m, ..]` (per-plane sums, then over the batch in order).
+fn bias_grad(g: &Geom, gys: &[f32]) -> Vec<f32> {
+    let p = g.p();
+    let mut db = vec![0f32; g.m];
+    if p == 0 {
+        return db;
+    }
+    for item in gys.chunks_exact(g.m * p) {
+        for (d, plane) in db.iter_mut().zip(item.chunks_exact(p)) {
+            *d += plane.iter().sum::<f32>();
+        }
+    }
+    db
+}
+
+/// `dx = col2im(W_gᵀ · dy_g)` per batch item and group.
+fn gemm_backward_x(g: &Geom, ws: &[f32], gys: &[f32]) -> Result<Vec<f32>, KernelError> {
+    let (k, p, chw) = (g.k(), g.p(), g.c * g.h * g.w);
+    let kernel = kernel_for_rows(k);
+    let mut dx = vec![0f32; g.n * chw];
+    if dx.is_empty() {
+        return Ok(dx);
+    }
+    dx.par_chunks_mut(chw).enumerate().try_for_each(|(n, dxn)| -> Result<(), KernelError> {
+        let gyn = &gys[n * g.m * p..][..g.m * p];
+        let mut dcols = if g.pointwise() { Vec::new() } else { vec![0f32; k * p] };
+        for grp in 0..g.group {
+            let wg = MatRef::row_major(&ws[grp * g.mg * k..][..g.mg * k], g.mg, k)?.t();
+            let gyg = MatRef::row_major(&gyn[grp * g.mg * p..][..g.mg * p], g.mg, p)?;
+            let dst: &mut [f32] = if g.pointwise() { &mut dxn[grp * g.cg * p..][..k * p] } else { &mut dcols };
+            let epi = GemmEpilogue::default();
+            sgemm(kernel, k, p, g.mg, GemmInput::Strided(wg), GemmInput::Strided(gyg), dst, p, &epi, 1)?;
+            if !g.pointwise() {
+                g.col2im(&dcols, grp, dxn);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(dx)
+}
+
+/// `dW_g = Σ_n dy_g · colsᵀ`, one partial sum per rayon task.
+fn gemm_backward_w(g: &Geom, xs: &[f32], gys: &[f32]) -> Result<Vec<f32>, KernelError> {
+    let (k, p, chw) = (g.k(), g.p(), g.c * g.h * g.w);
+    let kernel = kernel_for_rows(g.mg);
+    let wlen = g.m * k;
+    (0..g.n)
+        .into_par_iter()
+        .try_fold(
+            || (vec![0f32; wlen], Vec::new()),
+            |(mut acc, mut cols): (Vec<f32>, Vec<f32>), n| -> Result<(Vec<f32>, Vec<f32>), KernelError> {
+                let x_item = &xs[n * chw..][..chw];
+                let gyn = &gys[n * g.m * p..][..g.m * p];
+                if !g.pointwise() && cols.len() != k * p {
+                    cols = vec![0f32; k * p];
+                }
+                for grp in 0..g.group {
+                    let src: &[f32] = if g.pointwise() {
+                        &x_item[grp * g.cg * p..][..k * p]
+                    } else {
+                        g.im2col(x_item, grp, &mut cols);
+                        &cols
+                    };
+                    let epi = GemmEpilogue { residual: Residual::InOutput, ..GemmEpilogue::default() };
+                    sgemm(
+                        kernel,
+                        g.mg,
+                        k,
+                        p,
+                        GemmInput::Strided(MatRef::row_major(&gyn[grp * g.mg * p..][..g.mg * p], g.mg, p)?),
+                        GemmInput::Strided(MatRef::row_major(src, k, p)?.t()),
+                        &mut acc[grp * g.mg * k..][..g.mg * k],
+                        k,
+                        &epi,
+                        1,
+                    )?;
+                }
+                Ok((acc, cols))
+            },
+        )
+        .map(|r| r.map(|(acc, _)| acc))
+        .try_reduce(
+            || vec![0f32; wlen],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                Ok(a)
+            },
+        )
 }
 
 pub(super) fn backward(a: &BackwardArgs<'_>, attrs: &ConvAttrs) -> Result<InputGrads, TrainError> {

@@ -1,11 +1,13 @@
-//! Gemm, MatMul (with a 2-D right operand) and FullyConnected on the packed GEMM frame.
+//! Gemm, MatMul (with a 2-D right operand) and FullyConnected on the packed GEMM frame with the
+//! CPU's microkernel ([`crate::gemm`]).
 //!
 //! With `Y = A'·B'`: `dA' = dY·B'ᵀ`, `dB' = A'ᵀ·dY`; transposed operands are strided views
 //! (no copies), so `dA` for `trans_a` is computed directly as `B'·dYᵀ`, and so on.
 
-use super::{BackwardArgs, ForwardArgs, GEMM, InputGrads, f32_input, unbroadcast};
+use super::{BackwardArgs, ForwardArgs, InputGrads, f32_input, unbroadcast};
 use crate::TrainError;
 use crate::error::invalid;
+use crate::gemm::kernel_for_rows;
 use lithe_ir::op::{FcAttrs, GemmAttrs};
 use lithe_ir::{DType, Tensor};
 use lithe_kernels::gemm::{GemmEpilogue, GemmInput, MatRef, sgemm};
@@ -15,7 +17,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 fn mm(node: &str, m: usize, n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>) -> Result<Vec<f32>, TrainError> {
     let mut c = vec![0f32; m * n];
     sgemm(
-        &GEMM,
+        kernel_for_rows(m),
         m,
         n,
         k,
