@@ -36,6 +36,22 @@ pub enum TrainError {
     /// A graph-level error.
     #[error(transparent)]
     Ir(#[from] IrError),
+    /// A data file (or a member or image in it) is malformed or does not fit (the file is named).
+    #[error("{path}: {reason}")]
+    Data {
+        /// The file or folder (with the member, where there is one).
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A data or training setting is malformed or out of range (the setting is named).
+    #[error("invalid setting '{field}': {reason}")]
+    Setting {
+        /// The setting.
+        field: &'static str,
+        /// Why it is rejected.
+        reason: String,
+    },
     /// Reading a data file failed.
     #[error("{path}: {source}")]
     Io {
