@@ -14,6 +14,7 @@ mod report;
 mod run;
 mod save;
 mod stats;
+mod train;
 
 use clap::{ArgAction, Parser, Subcommand};
 use std::io::{IsTerminal, Write};
@@ -47,6 +48,9 @@ enum Command {
     /// Compare two models on the same data: every value they share by name, worst first, and
     /// their outputs.
     Diff(diff::DiffArgs),
+    /// Train a classifier: progress per epoch, validation, a checkpoint per epoch, the model
+    /// as .nb or ONNX.
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(&a, &mut out),
         Command::Quant(a) => quant::run(&a, &mut out),
         Command::Diff(a) => diff::run(&a, &mut out),
+        Command::Train(a) => train::run(&a, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

@@ -11,10 +11,12 @@
 //!   global norm; [`schedule`]: constant, step and cosine learning rates with linear warm-up.
 //! - [`data`]: IDX (MNIST) files, seeded shuffling, batching and random-shift augmentation.
 //! - [`Trainer`]: one optimizer step per batch, evaluation, weights written back into the graph.
+//! - [`checkpoint`]: the training graph saved as `.nb` or ONNX, models loaded from either.
 //!
 //! See `docs/training.md` for the design and measured figures.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod data;
 mod error;
 pub mod gemm;
