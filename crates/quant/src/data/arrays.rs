@@ -1,15 +1,12 @@
-//! `.npy` and `.npz` calibration data, held in memory.
+//! `.npy` and `.npz` calibration data, held in memory (the files are read by
+//! [`lithe_train::data::arrays`]).
 
-use super::{Batch, CalibSource, InputSpec, calib_error};
+use super::{Batch, CalibSource, InputSpec, calib_error, from_train};
 use crate::QuantError;
-use lithe_ir::npy::{NpyError, parse_npy};
 use lithe_ir::{DType, Tensor};
+use lithe_train::data::arrays::{Npz, read_npy};
 use ndarray::{ArrayD, Axis, Slice};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// `.npz` members larger than this (uncompressed) are refused.
-const MAX_MEMBER_BYTES: u64 = 1 << 34;
 
 /// Calibration samples read from `.npy` / `.npz` files: for each input, an array of samples
 /// stacked on axis 0. float32 is used as is; float16 and float64 are converted to f32; any
@@ -26,8 +23,7 @@ impl ArraySource {
     pub fn from_npy(files: &[(InputSpec, PathBuf)]) -> Result<Self, QuantError> {
         let mut arrays = Vec::with_capacity(files.len());
         for (spec, path) in files {
-            let bytes = std::fs::read(path).map_err(|e| calib_error(path, format!("cannot read: {e}")))?;
-            let tensor = parse_npy(&bytes).map_err(|e| calib_error(path, npy_reason(&e)))?;
+            let tensor = read_npy(path).map_err(from_train)?;
             arrays.push((path.display().to_string(), to_f32(tensor, spec, &path.display().to_string())?));
         }
         Self::new(files.iter().map(|(s, _)| s.clone()).collect(), arrays)
@@ -36,38 +32,26 @@ impl ArraySource {
     /// One `.npz` archive with a member per input, named `NAME.npy` (numpy's `savez` naming) or
     /// `NAME`. A model with one input also accepts an archive with exactly one member of any name.
     pub fn from_npz(path: &Path, inputs: &[InputSpec]) -> Result<Self, QuantError> {
-        let file = std::fs::File::open(path).map_err(|e| calib_error(path, format!("cannot read: {e}")))?;
-        let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-            .map_err(|e| calib_error(path, format!("not a valid .npz (zip) archive: {e}")))?;
-        let names: Vec<String> = zip.file_names().filter_map(|n| n.ok().map(|n| n.into_owned())).collect();
+        let mut npz = Npz::open(path).map_err(from_train)?;
+        let names = npz.members().to_vec();
         let mut arrays = Vec::with_capacity(inputs.len());
         for spec in inputs {
-            let wanted = format!("{}.npy", spec.name);
-            let member = if names.contains(&wanted) {
-                wanted
-            } else if names.contains(&spec.name) {
-                spec.name.clone()
-            } else if inputs.len() == 1 && names.len() == 1 {
-                names[0].clone()
-            } else {
-                return Err(calib_error(
-                    path,
-                    format!("no member '{wanted}' for input '{}' (members: {})", spec.name, names.join(", ")),
-                ));
+            let member = match npz.member_for(&spec.name) {
+                Some(m) => m.to_string(),
+                None if inputs.len() == 1 && names.len() == 1 => names[0].clone(),
+                None => {
+                    return Err(calib_error(
+                        path,
+                        format!(
+                            "no member '{}.npy' for input '{}' (members: {})",
+                            spec.name,
+                            spec.name,
+                            names.join(", ")
+                        ),
+                    ));
+                }
             };
-            let what = |reason: String| calib_error(path, format!("member '{member}': {reason}"));
-            let mut entry = zip.by_name(&member).map_err(|e| what(e.to_string()))?;
-            let size = entry.size();
-            if size > MAX_MEMBER_BYTES {
-                return Err(what(format!("{size} bytes uncompressed exceeds the {MAX_MEMBER_BYTES}-byte limit")));
-            }
-            let mut bytes = Vec::with_capacity(size.min(1 << 30) as usize);
-            (&mut entry)
-                .take(MAX_MEMBER_BYTES + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| what(format!("cannot decompress: {e}")))?;
-            drop(entry);
-            let tensor = parse_npy(&bytes).map_err(|e| what(npy_reason(&e)))?;
+            let tensor = npz.read(&member).map_err(from_train)?;
             let label = format!("{}: member '{member}'", path.display());
             arrays.push((label, to_f32(tensor, spec, &format!("{}:{member}", path.display()))?));
         }
@@ -89,13 +73,6 @@ impl ArraySource {
             }
         }
         Ok(ArraySource { specs, arrays: arrays.into_iter().map(|(_, a)| a).collect(), samples })
-    }
-}
-
-fn npy_reason(e: &NpyError) -> String {
-    match e {
-        NpyError::Format(m) => format!("not a valid .npy: {m}"),
-        e => e.to_string(),
     }
 }
 

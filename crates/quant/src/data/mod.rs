@@ -13,17 +13,22 @@
 //! Anything malformed (unreadable, truncated, a non-float dtype, a shape that does not fit the
 //! input, inputs with different sample counts, an undecodable image) is a
 //! [`QuantError::CalibData`] naming the file and, where there is one, the input or member.
+//!
+//! The file formats (`.npy`, `.npz`, image decoding and the [`Preprocess`] spec) are read by
+//! [`lithe_train::data`], which loads the same files as labelled training data; its errors
+//! become [`QuantError::CalibData`] (or [`QuantError::Setting`] for a bad spec) here.
 
 mod arrays;
 mod images;
-mod preprocess;
 
 pub use arrays::ArraySource;
 pub use images::ImageFolderSource;
-pub use preprocess::{ChannelOrder, Layout, Preprocess, Resize};
+/// The image preprocessing spec and its parts (from [`lithe_train::data`]).
+pub use lithe_train::data::{ChannelOrder, Layout, Preprocess, Resize};
 
 use crate::QuantError;
 use lithe_ir::Tensor;
+use lithe_train::TrainError;
 use std::fmt;
 use std::path::Path;
 
@@ -155,6 +160,18 @@ pub fn open_source(
         Some("npz") => Ok(Box::new(ArraySource::from_npz(path, inputs)?)),
         Some("npy") => Ok(Box::new(ArraySource::from_npy(&[(one_input()?, path.to_path_buf())])?)),
         _ => Err(calib_error(path, "expected a folder of images, a .npz or a .npy file".into())),
+    }
+}
+
+/// A `lithe-train` data error as a calibration data error: file errors become
+/// [`QuantError::CalibData`] naming the file, spec errors [`QuantError::Setting`].
+pub(crate) fn from_train(e: TrainError) -> QuantError {
+    match e {
+        TrainError::Data { path, reason } => QuantError::CalibData { path, reason },
+        TrainError::Io { path, source } => QuantError::CalibData { path, reason: format!("cannot read: {source}") },
+        TrainError::Setting { field, reason } => QuantError::Setting { field, reason },
+        TrainError::Invalid { what, detail } => QuantError::CalibData { path: what, reason: detail },
+        other => QuantError::CalibData { path: String::new(), reason: other.to_string() },
     }
 }
 
