@@ -30,4 +30,10 @@ pub enum QuantError {
     /// Running the model on calibration or evaluation data failed.
     #[error("running the model: {0}")]
     Run(String),
+    /// Quantization-aware training failed (the node or value is named).
+    #[error("training: {0}")]
+    Train(#[from] lithe_train::TrainError),
+    /// An optimizer pass failed on the model.
+    #[error("optimizing: {0}")]
+    Pass(#[from] lithe_passes::PassError),
 }

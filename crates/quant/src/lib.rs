@@ -8,6 +8,7 @@ pub mod data;
 mod error;
 pub mod eval;
 pub mod ptq;
+pub mod qat;
 pub mod weight_only;
 
 pub use error::QuantError;

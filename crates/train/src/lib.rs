@@ -33,5 +33,5 @@ mod trainer;
 
 pub use error::TrainError;
 pub use params::{Params, glob_match};
-pub use tape::{Forward, Gradients, Mode, Tape};
+pub use tape::{Forward, ForwardHook, Gradients, Mode, NoHook, Tape};
 pub use trainer::{StepStats, Trainer, TrainerConfig};
