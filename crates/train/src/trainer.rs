@@ -219,6 +219,16 @@ impl Trainer {
         Ok(correct / data.len().max(1) as f64)
     }
 
+    /// Top-1 and top-5 accuracy and mean cross-entropy over `data` in eval mode, `batch`
+    /// samples at a time (see [`crate::data::eval`] for ties).
+    pub fn evaluate_metrics(&self, data: &Dataset, batch: usize) -> Result<crate::data::Metrics, TrainError> {
+        let mut sum = crate::data::MetricsSum::default();
+        for (x, labels) in crate::data::Batches::new(data, batch, None, crate::data::Augment::None) {
+            sum.add(&self.predict(x)?.view(), &labels)?;
+        }
+        Ok(sum.metrics())
+    }
+
     /// Mean cross-entropy over `data` in eval mode.
     pub fn eval_loss(&self, data: &Dataset, batch: usize) -> Result<f32, TrainError> {
         let mut total = 0f64;
