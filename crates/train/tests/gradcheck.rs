@@ -7,7 +7,9 @@ mod common;
 
 use common::{Tol, away_from, check_gradients, distinct, uniform};
 use lithe_ir::builder::GraphBuilder;
-use lithe_ir::op::{AvgPoolAttrs, ConvAttrs, ConvTransposeAttrs, FcAttrs, GemmAttrs, PadMode, PoolAttrs, SoftmaxAttrs};
+use lithe_ir::op::{
+    AvgPoolAttrs, ConvAttrs, ConvTransposeAttrs, FcAttrs, GemmAttrs, PadMode, PoolAttrs, ReduceAttrs, SoftmaxAttrs,
+};
 use lithe_ir::{DType, Graph, Op, Outlet, Tensor};
 use lithe_train::rng::Rng;
 use lithe_train::{Mode, Tape, TrainError};
@@ -456,15 +458,15 @@ fn a_small_cnn_end_to_end_in_train_mode() {
 #[test]
 fn ops_without_a_rule_are_typed_errors_naming_the_node() {
     let (mut b, x) = one_input(&[1, 2, 3, 3]);
-    let y = b.node(Op::Sqrt, &[x]).unwrap();
+    let y = b.node(Op::Erf, &[x]).unwrap();
     let g = finish(b, y);
     let tape = Tape::new(&g).unwrap();
     let fwd = tape.forward(vec![lithe_train::init::filled(&[1, 2, 3, 3], 1.0)], Mode::Train).unwrap();
     let seed = ndarray::ArrayD::ones(ndarray::IxDyn(&[1, 2, 3, 3]));
     let inputs = [Outlet::new(g.inputs()[0], 0)];
     let err = tape.backward(&fwd, vec![(g.outputs()[0], seed)], &inputs).unwrap_err();
-    assert!(matches!(err, TrainError::NoBackwardRule { op: "Sqrt", .. }), "{err}");
-    assert_eq!(err.to_string(), format!("no backward rule for op Sqrt at node {}", g.node(g.outputs()[0].node).name));
+    assert!(matches!(err, TrainError::NoBackwardRule { op: "Erf", .. }), "{err}");
+    assert_eq!(err.to_string(), format!("no backward rule for op Erf at node {}", g.node(g.outputs()[0].node).name));
 }
 
 #[test]
@@ -487,4 +489,94 @@ fn trainer_dropout_masks_repeat_for_the_config_seed() {
     let a = run(11);
     assert_eq!(a, run(11));
     assert_ne!(a, run(12));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// ReduceSum, ReduceMean and ReduceMax over any subset of axes (given as negative or
+    /// positive indices, or absent), keepdims either way, noop_with_empty_axes.
+    #[test]
+    fn reductions(seed in any::<u64>(), which in 0usize..3, pick in prop::collection::vec(any::<bool>(), 3),
+                  negative in any::<bool>(), keepdims in any::<bool>(), noop in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let shape = [2usize, 3, 4];
+        let (mut b, x) = one_input(&shape);
+        let axes: Vec<i64> = (0..3).filter(|&i| pick[i as usize]).map(|i| if negative { i - 3 } else { i }).collect();
+        let attrs = ReduceAttrs { keepdims, noop_with_empty_axes: noop };
+        let op = [Op::ReduceSum(attrs.clone()), Op::ReduceMean(attrs.clone()), Op::ReduceMax(attrs)][which].clone();
+        let mut ins = vec![x];
+        if !axes.is_empty() {
+            ins.push(b.constant("axes", i64s(&axes)));
+        }
+        let y = b.node(op, &ins).unwrap();
+        let g = finish(b, y);
+        // Distinct values 0.05 apart: a step never changes which element is a group's maximum.
+        let xin = if which == 2 { distinct(&shape, &mut rng, 0.05) } else { uniform(&shape, &mut rng, -1.0, 1.0) };
+        ok(check_gradients(&g, &[xin], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Neg, Abs (away from 0), Exp, Log and Sqrt (on positive inputs).
+    #[test]
+    fn elementwise_math(seed in any::<u64>(), which in 0usize..5, n in 1usize..3, l in 1usize..7) {
+        let mut rng = Rng::new(seed);
+        let shape = [n, l];
+        let (mut b, x) = one_input(&shape);
+        let op = [Op::Neg, Op::Abs, Op::Exp, Op::Log, Op::Sqrt][which].clone();
+        let y = b.node(op, &[x]).unwrap();
+        let g = finish(b, y);
+        let xin = match which {
+            0 | 1 => away_from(&shape, &mut rng, 2.0, &[0.0], 0.05),
+            2 => uniform(&shape, &mut rng, -2.0, 2.0),
+            _ => uniform(&shape, &mut rng, 0.5, 2.0),
+        };
+        ok(check_gradients(&g, &[xin], Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// Min and Max of 2 or 3 operands broadcast against each other; all values distinct.
+    #[test]
+    fn min_max(seed in any::<u64>(), max in any::<bool>(), three in any::<bool>(), form in 0usize..4) {
+        let mut rng = Rng::new(seed);
+        let shapes: Vec<Vec<usize>> = match form {
+            0 => vec![vec![2, 3], vec![2, 3], vec![2, 3]],
+            1 => vec![vec![2, 3], vec![3], vec![1, 3]],
+            2 => vec![vec![2, 1], vec![1, 3], vec![]],
+            _ => vec![vec![3], vec![2, 3], vec![2, 1]],
+        };
+        let count = if three { 3 } else { 2 };
+        let mut b = GraphBuilder::new("t");
+        let ins: Vec<Outlet> = (0..count).map(|i| b.input(format!("x{i}"), DType::F32, &shapes[i])).collect();
+        let y = b.node(if max { Op::Max } else { Op::Min }, &ins).unwrap();
+        let g = finish(b, y);
+        // Distinct values 0.05 apart across all operands, so no step changes a winner.
+        let lens: Vec<usize> = shapes[..count].iter().map(|s| s.iter().product()).collect();
+        let all = distinct(&[lens.iter().sum()], &mut rng, 0.05).to_f32_vec();
+        let mut at = 0;
+        let xs: Vec<Tensor> = shapes[..count].iter().zip(&lens).map(|(s, &l)| {
+            let t = Tensor::from_vec(s, all[at..at + l].to_vec()).unwrap();
+            at += l;
+            t
+        }).collect();
+        ok(check_gradients(&g, &xs, Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// MatMul with a batched (N-D) or 1-D right operand, broadcast batch axes, 1-D left operand.
+    #[test]
+    fn matmul_batched(seed in any::<u64>(), form in 0usize..5, m in 1usize..4, k in 1usize..4, n in 1usize..4) {
+        let mut rng = Rng::new(seed);
+        let (sa, sb): (Vec<usize>, Vec<usize>) = match form {
+            0 => (vec![2, m, k], vec![2, k, n]),
+            1 => (vec![m, k], vec![3, k, n]),
+            2 => (vec![2, 1, m, k], vec![3, k, n]),
+            3 => (vec![k], vec![2, k, n]),
+            _ => (vec![2, m, k], vec![k]),
+        };
+        let mut b = GraphBuilder::new("t");
+        let a = b.input("a", DType::F32, &sa);
+        let c = b.input("b", DType::F32, &sb);
+        let y = b.matmul(a, c).unwrap();
+        let g = finish(b, y);
+        let xs = [uniform(&sa, &mut rng, -1.0, 1.0), uniform(&sb, &mut rng, -1.0, 1.0)];
+        ok(check_gradients(&g, &xs, Mode::Train, Tol::default(), seed))?;
+    }
 }

@@ -12,10 +12,14 @@ mod conv_transpose;
 mod dropout;
 mod index_map;
 mod linear;
+mod matmul_nd;
+mod minmax;
 mod norm;
 mod pool;
 mod quant;
+mod reduce;
 mod shape;
+mod unary;
 
 pub use conv::{ConvPath, conv2d_backward, conv2d_backward_with, conv2d_forward, conv2d_forward_with};
 pub use conv_transpose::{conv_transpose2d_backward, conv_transpose2d_forward};
@@ -182,6 +186,8 @@ pub fn forward(a: &ForwardArgs<'_>) -> Result<NodeForward, TrainError> {
         Op::MatMul if linear::matmul_is_2d_weight(a.inputs) => {
             Ok(NodeForward::outputs(vec![linear::matmul_forward(a)?]))
         }
+        Op::MaxPool(attrs) => Ok(NodeForward::outputs(pool::max_pool_forward(a, attrs)?)),
+        Op::Relu => Ok(NodeForward::outputs(activation::relu_forward(a)?)),
         Op::BatchNormalization { epsilon } if a.mode == Mode::Train => {
             let (y, stats) = norm::train_forward(a, *epsilon)?;
             Ok(NodeForward { outputs: vec![y], bn_stats: Some(stats), saved: None })
@@ -204,7 +210,8 @@ pub fn backward(a: &BackwardArgs<'_>) -> Result<InputGrads, TrainError> {
         Op::Conv(attrs) => conv::backward(a, attrs),
         Op::ConvTranspose(attrs) => conv_transpose::backward(a, attrs),
         Op::Gemm(attrs) => linear::gemm_backward(a, attrs),
-        Op::MatMul => linear::matmul_backward(a),
+        Op::MatMul if linear::matmul_is_2d_weight(a.inputs) => linear::matmul_backward(a),
+        Op::MatMul => matmul_nd::backward(a),
         Op::FullyConnected(attrs) => linear::fc_backward(a, attrs),
         Op::BatchNormalization { epsilon } => norm::backward(a, *epsilon),
         Op::Relu
@@ -229,6 +236,9 @@ pub fn backward(a: &BackwardArgs<'_>) -> Result<InputGrads, TrainError> {
         Op::GlobalMaxPool => pool::global_max_pool_backward(a),
         Op::QuantizeLinear { axis, .. } => quant::quantize_backward(a, *axis),
         Op::DequantizeLinear { axis } => quant::dequantize_backward(a, *axis),
+        Op::ReduceSum(attrs) | Op::ReduceMean(attrs) | Op::ReduceMax(attrs) => reduce::backward(a, attrs),
+        Op::Neg | Op::Abs | Op::Exp | Op::Log | Op::Sqrt => unary::backward(a),
+        Op::Min | Op::Max => minmax::backward(a),
         _ => Err(a.no_rule("")),
     }
 }
