@@ -188,8 +188,7 @@ fn preprocess_is_lithe_trains_spec() {
     assert_eq!((p.order, p.layout), (ChannelOrder::Bgr, Layout::Nhwc));
     assert!(matches!("std=0".parse::<Preprocess>(), Err(lithe_train::TrainError::Setting { .. })));
     // A spec that only fails when checked against the channels is a quantization setting error.
-    let mut bad = Preprocess::default();
-    bad.mean = vec![1.0, 2.0];
+    let bad = Preprocess { mean: vec![1.0, 2.0], ..Preprocess::default() };
     let dir = tempfile::tempdir().unwrap();
     let r = ImageFolderSource::open(dir.path(), InputSpec::fixed("img", &[1, 3, 2, 2]), bad);
     assert!(matches!(r, Err(QuantError::Setting { field: "preprocess", .. })), "{r:?}");
