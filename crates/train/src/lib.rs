@@ -9,7 +9,8 @@
 //! - [`loss`]: softmax cross-entropy with label smoothing, MSE, KL divergence with temperature.
 //! - [`optim`]: SGD (momentum, Nesterov, weight decay), Adam and AdamW, gradient clipping by
 //!   global norm; [`schedule`]: constant, step and cosine learning rates with linear warm-up.
-//! - [`data`]: IDX (MNIST) files, seeded shuffling, batching and random-shift augmentation.
+//! - [`data`]: IDX (MNIST), `.npy`/`.npz` and image-folder loaders, seeded shuffling, batching,
+//!   augmentation (shift, crop with padding, flip), top-k accuracy and loss metrics.
 //! - [`Trainer`]: one optimizer step per batch, evaluation, weights written back into the graph.
 //! - [`checkpoint`]: the training graph saved as `.nb` or ONNX, models loaded from either.
 //!
