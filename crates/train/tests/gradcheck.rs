@@ -8,7 +8,8 @@ mod common;
 use common::{Tol, away_from, check_gradients, distinct, uniform};
 use lithe_ir::builder::GraphBuilder;
 use lithe_ir::op::{
-    AvgPoolAttrs, ConvAttrs, ConvTransposeAttrs, FcAttrs, GemmAttrs, PadMode, PoolAttrs, ReduceAttrs, SoftmaxAttrs,
+    AvgPoolAttrs, ConvAttrs, ConvTransposeAttrs, CoordTransform, FcAttrs, GemmAttrs, NearestMode, PadMode, PoolAttrs,
+    ReduceAttrs, ResizeAttrs, SoftmaxAttrs,
 };
 use lithe_ir::{DType, Graph, Op, Outlet, Tensor};
 use lithe_train::rng::Rng;
@@ -126,7 +127,9 @@ proptest! {
         let mode = if train { Mode::Train } else { Mode::Eval };
         // Batch statistics over few values make the function steep: a smaller step.
         let tol = Tol { eps: 3e-3, atol: 3e-3, rtol: 2e-2 };
-        ok(check_gradients(&g, &[uniform(&[n, c, hw, hw], &mut rng, -2.0, 2.0)], mode, tol, seed))?;
+        // Distinct values 0.25 apart: a channel's batch deviation is at least 0.125 (two
+        // near-equal values would make the normalized output arbitrarily steep).
+        ok(check_gradients(&g, &[distinct(&[n, c, hw, hw], &mut rng, 0.25)], mode, tol, seed))?;
     }
 
     /// Elementwise activations, away from their kinks.
@@ -157,14 +160,15 @@ proptest! {
         ok(check_gradients(&g, &[xin], Mode::Train, Tol::default(), seed))?;
     }
 
-    /// Add, Sub, Mul, Div with the second operand broadcast in every way.
+    /// Add, Sub, Mul, Div, Pow with the second operand broadcast in every way.
     #[test]
-    fn arithmetic(seed in any::<u64>(), which in 0usize..4, form in 0usize..6, swap in any::<bool>()) {
+    fn arithmetic(seed in any::<u64>(), which in 0usize..5, form in 0usize..6, swap in any::<bool>()) {
         let mut rng = Rng::new(seed);
         let full = vec![2usize, 3, 4];
         let other: Vec<usize> = match form { 0 => vec![], 1 => vec![4], 2 => vec![3, 1], 3 => vec![1, 3, 4], 4 => vec![2, 1, 1], _ => full.clone() };
-        let op = [Op::Add, Op::Sub, Op::Mul, Op::Div][which].clone();
-        // Div keeps its divisor away from 0; with `swap` the broadcast operand is the first.
+        let op = [Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Pow][which].clone();
+        // Div keeps its divisor away from 0, Pow its base positive; with `swap` the broadcast
+        // operand is the first.
         let (sa, sb) = if swap && which != 3 { (other.clone(), full.clone()) } else { (full.clone(), other.clone()) };
         let mut b = GraphBuilder::new("t");
         let a = b.input("a", DType::F32, &sa);
@@ -172,7 +176,8 @@ proptest! {
         let y = b.node(op, &[a, c]).unwrap();
         let g = finish(b, y);
         let bin = if which == 3 { uniform(&sb, &mut rng, 0.5, 2.0) } else { uniform(&sb, &mut rng, -1.0, 1.0) };
-        ok(check_gradients(&g, &[uniform(&sa, &mut rng, -1.0, 1.0), bin], Mode::Train, Tol::default(), seed))?;
+        let ain = if which == 4 { uniform(&sa, &mut rng, 0.5, 2.0) } else { uniform(&sa, &mut rng, -1.0, 1.0) };
+        ok(check_gradients(&g, &[ain, bin], Mode::Train, Tol::default(), seed))?;
     }
 
     /// Pooling: max and average (pads, strides, ceil mode, count_include_pad), global max and average.
@@ -458,15 +463,23 @@ fn a_small_cnn_end_to_end_in_train_mode() {
 #[test]
 fn ops_without_a_rule_are_typed_errors_naming_the_node() {
     let (mut b, x) = one_input(&[1, 2, 3, 3]);
-    let y = b.node(Op::Erf, &[x]).unwrap();
+    let scales = b.constant("scales", Tensor::from_vec(&[4], vec![1f32, 1.0, 2.0, 2.0]).unwrap());
+    let linear = ResizeAttrs { mode: lithe_ir::op::ResizeMode::Linear, ..Default::default() };
+    let y = b.node_with(Op::Resize(linear), &[Some(x), None, Some(scales)], 1).unwrap()[0];
     let g = finish(b, y);
     let tape = Tape::new(&g).unwrap();
     let fwd = tape.forward(vec![lithe_train::init::filled(&[1, 2, 3, 3], 1.0)], Mode::Train).unwrap();
-    let seed = ndarray::ArrayD::ones(ndarray::IxDyn(&[1, 2, 3, 3]));
+    let seed = ndarray::ArrayD::ones(ndarray::IxDyn(&[1, 2, 6, 6]));
     let inputs = [Outlet::new(g.inputs()[0], 0)];
     let err = tape.backward(&fwd, vec![(g.outputs()[0], seed)], &inputs).unwrap_err();
-    assert!(matches!(err, TrainError::NoBackwardRule { op: "Erf", .. }), "{err}");
-    assert_eq!(err.to_string(), format!("no backward rule for op Erf at node {}", g.node(g.outputs()[0].node).name));
+    assert!(matches!(err, TrainError::NoBackwardRule { op: "Resize", .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no backward rule for op Resize at node {}: linear and cubic modes, and tf_crop_and_resize",
+            g.node(g.outputs()[0].node).name
+        )
+    );
 }
 
 #[test]
@@ -516,18 +529,18 @@ proptest! {
         ok(check_gradients(&g, &[xin], Mode::Train, Tol::default(), seed))?;
     }
 
-    /// Neg, Abs (away from 0), Exp, Log and Sqrt (on positive inputs).
+    /// Neg, Abs (away from 0), Exp, Log and Sqrt (on positive inputs), Erf.
     #[test]
-    fn elementwise_math(seed in any::<u64>(), which in 0usize..5, n in 1usize..3, l in 1usize..7) {
+    fn elementwise_math(seed in any::<u64>(), which in 0usize..6, n in 1usize..3, l in 1usize..7) {
         let mut rng = Rng::new(seed);
         let shape = [n, l];
         let (mut b, x) = one_input(&shape);
-        let op = [Op::Neg, Op::Abs, Op::Exp, Op::Log, Op::Sqrt][which].clone();
+        let op = [Op::Neg, Op::Abs, Op::Exp, Op::Log, Op::Sqrt, Op::Erf][which].clone();
         let y = b.node(op, &[x]).unwrap();
         let g = finish(b, y);
         let xin = match which {
             0 | 1 => away_from(&shape, &mut rng, 2.0, &[0.0], 0.05),
-            2 => uniform(&shape, &mut rng, -2.0, 2.0),
+            2 | 5 => uniform(&shape, &mut rng, -2.0, 2.0),
             _ => uniform(&shape, &mut rng, 0.5, 2.0),
         };
         ok(check_gradients(&g, &[xin], Mode::Train, Tol::default(), seed))?;
@@ -578,5 +591,76 @@ proptest! {
         let g = finish(b, y);
         let xs = [uniform(&sa, &mut rng, -1.0, 1.0), uniform(&sb, &mut rng, -1.0, 1.0)];
         ok(check_gradients(&g, &xs, Mode::Train, Tol::default(), seed))?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Where with the condition and both branches broadcast.
+    #[test]
+    fn where_select(seed in any::<u64>(), form in 0usize..3) {
+        let mut rng = Rng::new(seed);
+        let (sc, sx, sy): (Vec<usize>, Vec<usize>, Vec<usize>) = match form {
+            0 => (vec![2, 3], vec![2, 3], vec![2, 3]),
+            1 => (vec![1, 3], vec![2, 1], vec![3]),
+            _ => (vec![2, 3], vec![], vec![2, 3]),
+        };
+        let mut b = GraphBuilder::new("t");
+        let c = b.constant("cond", {
+            let n: usize = sc.iter().product();
+            Tensor::from_vec(&sc, (0..n).map(|_| rng.uniform() < 0.5).collect::<Vec<bool>>()).unwrap()
+        });
+        let x = b.input("x", DType::F32, &sx);
+        let y = b.input("y", DType::F32, &sy);
+        let out = b.node(Op::Where, &[c, x, y]).unwrap();
+        let g = finish(b, out);
+        let xs = [uniform(&sx, &mut rng, -1.0, 1.0), uniform(&sy, &mut rng, -1.0, 1.0)];
+        ok(check_gradients(&g, &xs, Mode::Train, Tol::default(), seed))?;
+    }
+
+    /// LayerNormalization over the trailing axes from `axis`, scale of the full or a broadcast
+    /// normalized shape, with or without bias.
+    #[test]
+    fn layer_norm(seed in any::<u64>(), axis in -2i64..3, bias in any::<bool>(), broadcast_scale in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let shape = [2usize, 3, 4];
+        let ax = axis.rem_euclid(3) as usize;
+        let mut norm: Vec<usize> = shape[ax..].to_vec();
+        if broadcast_scale && norm.len() > 1 {
+            norm[0] = 1;
+        }
+        let (mut b, x) = one_input(&shape);
+        let mut ins = vec![x, b.constant("scale", uniform(&norm, &mut rng, 0.5, 1.5))];
+        if bias {
+            ins.push(b.constant("bias", uniform(&norm, &mut rng, -0.5, 0.5)));
+        }
+        let y = b.node(Op::LayerNormalization { axis, epsilon: 1e-5 }, &ins).unwrap();
+        let g = finish(b, y);
+        let tol = Tol { eps: 3e-3, atol: 3e-3, rtol: 2e-2 };
+        ok(check_gradients(&g, &[uniform(&shape, &mut rng, -2.0, 2.0)], Mode::Train, tol, seed))?;
+    }
+
+    /// Nearest-neighbour Resize (up and down, by scales or sizes, several coordinate
+    /// transforms and rounding modes).
+    #[test]
+    fn resize_nearest(seed in any::<u64>(), by_sizes in any::<bool>(), up in any::<bool>(), coord in 0usize..4, round in 0usize..4) {
+        let mut rng = Rng::new(seed);
+        let shape = [1usize, 2, 4, 5];
+        let (mut b, x) = one_input(&shape);
+        let coord = [CoordTransform::HalfPixel, CoordTransform::Asymmetric, CoordTransform::AlignCorners, CoordTransform::PytorchHalfPixel][coord];
+        let nearest = [NearestMode::RoundPreferFloor, NearestMode::RoundPreferCeil, NearestMode::Floor, NearestMode::Ceil][round];
+        let attrs = ResizeAttrs { coord, nearest, ..Default::default() };
+        let y = if by_sizes {
+            let sizes: Vec<i64> = if up { vec![1, 2, 7, 9] } else { vec![1, 2, 3, 2] };
+            let s = b.constant("sizes", i64s(&sizes));
+            b.node_with(Op::Resize(attrs), &[Some(x), None, None, Some(s)], 1).unwrap()[0]
+        } else {
+            let scales: Vec<f32> = if up { vec![1.0, 1.0, 2.0, 1.5] } else { vec![1.0, 1.0, 0.5, 0.6] };
+            let s = b.constant("scales", Tensor::from_vec(&[4], scales).unwrap());
+            b.node_with(Op::Resize(attrs), &[Some(x), None, Some(s)], 1).unwrap()[0]
+        };
+        let g = finish(b, y);
+        ok(check_gradients(&g, &[uniform(&shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
     }
 }

@@ -1,6 +1,7 @@
 //! Data-movement ops whose outputs are input elements (or fill values): Slice (negative steps
-//! included), Split, Pad (every mode; negative pads crop), Gather (on the data input) and
-//! Expand.
+//! included), Split, Pad (every mode; negative pads crop), Gather (on the data input), Expand
+//! and nearest-neighbour Resize (every coordinate transform but `tf_crop_and_resize`, whose
+//! extrapolated positions read no input).
 //!
 //! The gradient is a scatter-add through an index map: the op is run by the reference kernel
 //! on an i64 tensor of the input's shape holding each element's flat index (and `-1` as the
@@ -11,8 +12,14 @@
 use super::{BackwardArgs, InputGrads};
 use crate::TrainError;
 use crate::error::invalid;
+use lithe_ir::op::{CoordTransform, ResizeAttrs, ResizeMode};
 use lithe_ir::{Op, Tensor};
 use ndarray::{ArrayD, IxDyn};
+
+/// True when a Resize only copies input elements (nearest mode, no extrapolation).
+pub(super) fn resize_is_nearest(attrs: &ResizeAttrs) -> bool {
+    attrs.mode == ResizeMode::Nearest && attrs.coord != CoordTransform::TfCropAndResize
+}
 
 /// An i64 tensor of `shape` whose elements are their own row-major flat index.
 fn flat_indices(node: &str, shape: &[usize]) -> Result<Tensor, TrainError> {

@@ -7,15 +7,18 @@
 
 mod activation;
 mod arith;
+mod condition;
 mod conv;
 mod conv_transpose;
 mod dropout;
 mod index_map;
+mod layer_norm;
 mod linear;
 mod matmul_nd;
 mod minmax;
 mod norm;
 mod pool;
+mod pow;
 mod quant;
 mod reduce;
 mod shape;
@@ -237,7 +240,12 @@ pub fn backward(a: &BackwardArgs<'_>) -> Result<InputGrads, TrainError> {
         Op::QuantizeLinear { axis, .. } => quant::quantize_backward(a, *axis),
         Op::DequantizeLinear { axis } => quant::dequantize_backward(a, *axis),
         Op::ReduceSum(attrs) | Op::ReduceMean(attrs) | Op::ReduceMax(attrs) => reduce::backward(a, attrs),
-        Op::Neg | Op::Abs | Op::Exp | Op::Log | Op::Sqrt => unary::backward(a),
+        Op::Neg | Op::Abs | Op::Exp | Op::Log | Op::Sqrt | Op::Erf => unary::backward(a),
+        Op::Where => condition::backward(a),
+        Op::Pow => pow::backward(a),
+        Op::LayerNormalization { axis, epsilon } => layer_norm::backward(a, *axis, *epsilon),
+        Op::Resize(attrs) if index_map::resize_is_nearest(attrs) => index_map::backward(a),
+        Op::Resize(_) => Err(a.no_rule("linear and cubic modes, and tf_crop_and_resize")),
         Op::Min | Op::Max => minmax::backward(a),
         _ => Err(a.no_rule("")),
     }
