@@ -164,14 +164,14 @@ pub fn open_source(
 }
 
 /// A `lithe-train` data error as a calibration data error: file errors become
-/// [`QuantError::CalibData`] naming the file, spec errors [`QuantError::Setting`].
+/// [`QuantError::CalibData`] naming the file, spec errors [`QuantError::Setting`] (the readers
+/// raise no other kind; any other stays [`QuantError::Train`]).
 pub(crate) fn from_train(e: TrainError) -> QuantError {
     match e {
         TrainError::Data { path, reason } => QuantError::CalibData { path, reason },
         TrainError::Io { path, source } => QuantError::CalibData { path, reason: format!("cannot read: {source}") },
         TrainError::Setting { field, reason } => QuantError::Setting { field, reason },
-        TrainError::Invalid { what, detail } => QuantError::CalibData { path: what, reason: detail },
-        other => QuantError::CalibData { path: String::new(), reason: other.to_string() },
+        other => QuantError::Train(other),
     }
 }
 
