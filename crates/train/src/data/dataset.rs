@@ -49,7 +49,7 @@ impl Dataset {
     }
 
     /// A `.npy` of samples stacked on axis 0 (any float or integer dtype, cast to f32 as is) and
-    /// a `.npy` of integer labels (any integer dtype, none negative).
+    /// a `.npy` of integer labels (any integer dtype, none negative), at least one sample.
     pub fn from_npy(x: &Path, labels: &Path) -> Result<Self, TrainError> {
         let (xt, lt) = (read_npy(x)?, read_npy(labels)?);
         let labels_name = labels.display().to_string();
@@ -95,6 +95,9 @@ impl Dataset {
                 x_name,
                 format!("samples of shape {:?} (expected samples stacked on a first axis)", xt.shape()),
             ));
+        }
+        if xt.shape()[0] == 0 {
+            return Err(data_error(x_name, format!("no samples (shape {:?})", xt.shape())));
         }
         let labels = labels_usize(lt, l_name)?;
         if labels.len() != xt.shape()[0] {
@@ -192,6 +195,8 @@ mod tests {
         assert!(reason(Dataset::from_npy(&x, &y), "y.npy").contains("dtype F32"));
         write_npy(&x, &Tensor::from_vec(&[3], vec![1f32, 2., 3.]).unwrap()).unwrap();
         assert!(reason(Dataset::from_npy(&x, &y), "x.npy").contains("stacked"));
+        write_npy(&x, &Tensor::from_vec(&[0, 2], Vec::<f32>::new()).unwrap()).unwrap();
+        assert!(reason(Dataset::from_npy(&x, &y), "x.npy").contains("no samples"));
         assert!(matches!(Dataset::from_npy(&dir.path().join("none.npy"), &y), Err(TrainError::Io { .. })));
     }
 
