@@ -664,3 +664,58 @@ proptest! {
         ok(check_gradients(&g, &[uniform(&shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
     }
 }
+
+#[test]
+fn an_encoder_decoder_with_dropout_end_to_end() {
+    // Pad -> strided conv -> BN -> Tanh -> Dropout -> ConvTranspose (output_padding) ->
+    // Slice (crop) -> Concat with the input (skip) -> Resize (nearest, down) -> ReduceMean.
+    let mut rng = Rng::new(21);
+    let (mut b, x) = one_input(&[2, 3, 8, 8]);
+    let pads = b.constant("pads", i64s(&[0, 0, 1, 1, 0, 0, 1, 1]));
+    let p = b.node(Op::Pad { mode: PadMode::Constant }, &[x, pads]).unwrap();
+    let c = b
+        .conv2d(
+            p,
+            uniform(&[4, 3, 3, 3], &mut rng, -0.5, 0.5),
+            None,
+            ConvAttrs { strides: vec![2, 2], ..Default::default() },
+        )
+        .unwrap();
+    let bn = b
+        .batch_norm(
+            c,
+            uniform(&[4], &mut rng, 0.5, 1.5),
+            uniform(&[4], &mut rng, -0.2, 0.2),
+            Tensor::zeros(DType::F32, &[4]),
+            lithe_train::init::filled(&[4], 1.0),
+            1e-5,
+        )
+        .unwrap();
+    let t = b.node(Op::Tanh, &[bn]).unwrap();
+    let ratio = b.constant("ratio", Tensor::scalar(0.3f32));
+    let d = b.node(Op::Dropout, &[t, ratio]).unwrap();
+    let w = b.constant("up.weight", uniform(&[4, 3, 3, 3], &mut rng, -0.5, 0.5));
+    let bias = b.constant("up.bias", uniform(&[3], &mut rng, -0.1, 0.1));
+    let conv = ConvAttrs { strides: vec![2, 2], pads: vec![1; 4], ..Default::default() };
+    let attrs = ConvTransposeAttrs { conv, output_padding: vec![1, 1], output_shape: None };
+    let up = b.node(Op::ConvTranspose(attrs), &[d, w, bias]).unwrap(); // 2 x 3 x 8 x 8
+    let (s, e, ax) = (b.constant("s", i64s(&[1, 7])), b.constant("e", i64s(&[7, 1])), b.constant("ax", i64s(&[2, 3])));
+    let st = b.constant("st", i64s(&[1, -1]));
+    let crop = b.node(Op::Slice, &[up, s, e, ax, st]).unwrap(); // 2 x 3 x 6 x 6
+    let (s2, e2) = (b.constant("s2", i64s(&[1, 1])), b.constant("e2", i64s(&[7, 7])));
+    let skip = b.node(Op::Slice, &[x, s2, e2, ax]).unwrap();
+    let cat = b.node(Op::Concat { axis: 1 }, &[crop, skip]).unwrap();
+    let scales = b.constant("scales", Tensor::from_vec(&[4], vec![1f32, 1.0, 0.5, 0.5]).unwrap());
+    let r = b.node_with(Op::Resize(ResizeAttrs::default()), &[Some(cat), None, Some(scales)], 1).unwrap()[0];
+    let axes = b.constant("axes", i64s(&[3]));
+    let y = b.node(Op::ReduceMean(ReduceAttrs::default()), &[r, axes]).unwrap();
+    let g = finish(b, y);
+    let xin = uniform(&[2, 3, 8, 8], &mut rng, -1.0, 1.0);
+    let tol = Tol { eps: 3e-3, atol: 3e-3, rtol: 3e-2 };
+    for mode in [Mode::Train, Mode::Eval] {
+        // 24 picks of the input, conv and transposed-conv weights, every BN scale and bias (4 + 4)
+        // and every transposed-conv bias (3).
+        let n = check_gradients(&g, std::slice::from_ref(&xin), mode, tol, 2).unwrap();
+        assert_eq!(n, 24 * 3 + 4 + 4 + 3);
+    }
+}
