@@ -9,6 +9,7 @@ mod diff;
 mod info;
 mod model;
 mod opt;
+mod qat;
 mod quant;
 mod report;
 mod run;

@@ -17,6 +17,7 @@ use lithe_quant::calib::{CalibAlgo, CalibOptions};
 use lithe_quant::data::{CalibSource, Preprocess, open_source};
 use lithe_quant::eval::compare;
 use lithe_quant::ptq::{Calibration, PtqConfig, calibrate_graph};
+use lithe_quant::qat::{ActStrategy, QuantOpType};
 use lithe_quant::weight_only::{WeightBits, quantize_weights};
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -29,7 +30,9 @@ use std::path::{Path, PathBuf};
     lite-cli quant -m m.onnx -o m_int8.nb --quant int8 --calib photos/ \
     --preprocess resize=256,crop=224,scale=1/255,mean=0.485:0.456:0.406,std=0.229:0.224:0.225\n  \
     lite-cli quant -m m.onnx -o m_int8.nb --calib calib.npy --eval eval.npy --analyze --target-agreement 0.99\n  \
-    lite-cli quant -m m.onnx -o m_int8_qdq.onnx --quant int8 --calib calib.npy   # QDQ ONNX for onnxruntime")]
+    lite-cli quant -m m.onnx -o m_int8_qdq.onnx --quant int8 --calib calib.npy   # QDQ ONNX for onnxruntime\n  \
+    lite-cli quant -m m.onnx -o m_int8.nb --qat --train-data images.idx,labels.idx --epochs 2 --lr 1e-4 \
+    --batch-size 64 --eval test-images.idx,test-labels.idx   # quantization-aware training")]
 pub struct QuantArgs {
     /// The fp32 model (ONNX or `.nb`); it is optimized first like `lite-cli opt`.
     #[arg(long, short = 'm')]
@@ -106,6 +109,39 @@ pub struct QuantArgs {
     /// Threads for calibration and evaluation runs.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Quantization-aware training: fine-tune the model through fake quantization on
+    /// `--train-data`, then write the same int8 model as post-training quantization.
+    #[arg(long)]
+    pub qat: bool,
+    /// Labelled training data of `--qat`: `IMAGES,LABELS` (IDX or `.npy` pair), a `.npz`
+    /// (`x` and `y`/`labels`) or an image folder; also `--eval` takes these forms with `--qat`
+    /// (then the top-1 accuracy of fp32 and int8 is printed).
+    #[arg(long, value_name = "DATA")]
+    pub train_data: Option<String>,
+    /// Passes over `--train-data` (`--qat`).
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Peak learning rate of `--qat` (Adam, cosine decay to 0).
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f32,
+    /// Activation scales of `--qat`: abs_max (each batch's), moving_average_abs_max or range_abs_max.
+    #[arg(long, default_value = "moving_average_abs_max")]
+    pub act_strategy: ActStrategy,
+    /// Weight of the past in moving_average_abs_max.
+    #[arg(long, default_value_t = lithe_quant::qat::DEFAULT_MOVING_RATE)]
+    pub moving_rate: f32,
+    /// Batch maxima kept by range_abs_max.
+    #[arg(long, default_value_t = lithe_quant::qat::DEFAULT_WINDOW_SIZE)]
+    pub window_size: usize,
+    /// Bits of weights and activations with `--qat` (2 to 8).
+    #[arg(long, default_value_t = 8)]
+    pub bits: u32,
+    /// Op families `--qat` quantizes (comma-separated: conv, depthwise_conv, linear).
+    #[arg(long, value_delimiter = ',', default_value = "conv,depthwise_conv,linear")]
+    pub op_types: Vec<QuantOpType>,
+    /// Seed of the `--qat` batch order.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// Run `lite-cli quant`.
@@ -115,14 +151,21 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
     if search && mode != "int8" {
         bail!("--suggest-skips and --target-agreement need --quant int8 (a calibrated model)");
     }
+    if args.qat && mode != "int8" {
+        bail!("--qat writes an int8 model: use it with --quant int8");
+    }
     let (mut graph, _) = model::load(&args.model, &args.input_shapes)?;
+    let imported = args.qat.then(|| graph.clone());
     PassManager::default_pipeline()
         .run(&mut graph)
         .with_context(|| format!("cannot optimize '{}'", args.model.display()))?;
     let fp32 = graph.clone();
     let fp32_bytes = lithe_nbformat::write(&fp32, &ModelMeta::default()).context("cannot encode the fp32 model")?.len();
     let mut calibration = None;
-    let applied = if mode == "int8" {
+    let applied = if let Some(imported) = &imported {
+        graph = crate::qat::quantize(args, imported, &fp32, out)?;
+        format!("int8-qat-{}", args.act_strategy)
+    } else if mode == "int8" {
         let (applied, c) = static_int8(args, &mut graph, out)?;
         calibration = Some(c);
         applied
@@ -155,7 +198,7 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
     // The QDQ graph becomes the int8 one (QConv nodes run by the int8 kernels); evaluation
     // and the written model are that graph.
     PassManager::default_pipeline().run(&mut graph).context("cannot fuse the quantized graph")?;
-    if let Some(eval) = &args.eval {
+    if let (Some(eval), false) = (&args.eval, args.qat) {
         let source = open_data(eval, &fp32, args.preprocess.as_ref())?;
         let a = compare(&fp32, &graph, source.as_ref(), args.batch_size, args.eval_samples, args.threads)
             .context("evaluation")?;

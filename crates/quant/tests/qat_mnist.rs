@@ -2,6 +2,7 @@
 //! fine-tuning run through fake quantization, converted to the int8 graph and measured on the
 //! 1,000 test digits as the int8 kernels run it.
 
+#[allow(dead_code)] // the IDX reader of the other tests
 mod common;
 
 use common::{mnist_dir, optimized};
