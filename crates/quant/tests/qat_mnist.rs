@@ -173,3 +173,32 @@ fn bits_are_checked_and_low_bits_clip() {
         }
     }
 }
+
+#[test]
+fn convert_before_training_is_post_training_abs_max_exactly() {
+    // Untrained, every activation keeps the max|x| of the zero-point pass and every weight the
+    // abs-max scales of the fp32 weights: PTQ with `abs_max` on the same samples, bit for bit.
+    let train = split("train-images-idx3-ubyte", "train-labels-idx1-ubyte").take(256);
+    let test = split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte").take(200);
+    let calib = LabelledSource::new(&train, "input");
+    let test_source = LabelledSource::new(&test, "input");
+    for model in ["lenet_bn.onnx", "dwsep.onnx"] {
+        for per_channel in [true, false] {
+            let config = QatConfig { per_channel, calib_batch_size: 64, calib_samples: None, ..QatConfig::default() };
+            let qat = QatModel::prepare(&imported(model), &calib, &config, &mut |_| {}).unwrap();
+            let int8 = qat.convert_int8().unwrap();
+            let mut ptq = optimized(model);
+            let ptq_config = PtqConfig {
+                algo: lithe_quant::calib::CalibAlgo::AbsMax,
+                per_channel,
+                batch_size: 64,
+                ..PtqConfig::default()
+            };
+            quantize_static(&mut ptq, &calib, &ptq_config, &mut |_, _| {}).unwrap();
+            lithe_passes::PassManager::default_pipeline().run(&mut ptq).unwrap();
+            let a = outputs(&int8, &test_source, 100, None, 1).unwrap();
+            let b = outputs(&ptq, &test_source, 100, None, 1).unwrap();
+            assert_eq!(a, b, "{model} per_channel={per_channel}");
+        }
+    }
+}
