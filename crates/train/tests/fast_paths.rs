@@ -245,3 +245,94 @@ fn gemm_on_the_native_kernel() {
         }
     }
 }
+
+/// Train-mode batch normalization (parallel per-channel sums, f32 lanes) against f64: the
+/// output, the batch statistics the trainer folds into the running ones, and the gradients of
+/// the input, scale and shift.
+#[test]
+fn batch_norm_train_mode_against_f64() {
+    let (n, c, h, w) = (5, 6, 9, 11);
+    let mut rng = Rng::new(11);
+    // Channels with offsets and scales far from 0 and 1, so the two-pass variance matters.
+    let mut x = uniform(&[n, c, h, w], &mut rng);
+    for (i, v) in x.indexed_iter_mut() {
+        *v = 3.0 * i[1] as f32 - 4.0 + (1.0 + i[1] as f32) * *v;
+    }
+    let gamma = uniform(&[c], &mut rng);
+    let beta = uniform(&[c], &mut rng);
+    let gy = uniform(&[n, c, h, w], &mut rng);
+    let eps = 1e-5f32;
+    let mut b = GraphBuilder::new("bn");
+    let xi = b.input("x", DType::F32, &[n, c, h, w]);
+    let zeros = Tensor::from(ArrayD::<f32>::zeros(IxDyn(&[c])));
+    let ones = Tensor::from(ArrayD::<f32>::ones(IxDyn(&[c])));
+    let y = b.batch_norm(xi, Tensor::from(gamma.clone()), Tensor::from(beta.clone()), zeros, ones, eps).unwrap();
+    b.output(y);
+    let g = b.finish().unwrap();
+    let tape = Tape::new(&g).unwrap();
+    let fwd = tape.forward(vec![Tensor::from(x.clone())], Mode::Train).unwrap();
+    let ins = g.node_inputs(y.node);
+    let (g_out, b_out, x_out) = (ins[1].unwrap(), ins[2].unwrap(), Outlet::new(g.inputs()[0], 0));
+    let grads = tape.backward(&fwd, vec![(y, gy.clone())], &[x_out, g_out, b_out]).unwrap();
+    let m = (n * h * w) as f64;
+    let mut y_ref = ArrayD::<f64>::zeros(IxDyn(&[n, c, h, w]));
+    let mut dx_ref = ArrayD::<f64>::zeros(IxDyn(&[n, c, h, w]));
+    let (mut dg_ref, mut db_ref) = (vec![0f64; c], vec![0f64; c]);
+    for ch in 0..c {
+        let plane = |a: &ArrayD<f32>| -> Vec<f64> {
+            a.indexed_iter().filter(|(i, _)| i[1] == ch).map(|(_, &v)| v as f64).collect()
+        };
+        let (xs, gs) = (plane(&x), plane(&gy));
+        let mean = xs.iter().sum::<f64>() / m;
+        let var = xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m;
+        let (stat_mean, stat_var) = (&fwd.bn_stats[0].1.mean, &fwd.bn_stats[0].1.var);
+        assert!((stat_mean[ch] as f64 - mean).abs() < 1e-5 * (1.0 + mean.abs()), "channel {ch} mean");
+        assert!((stat_var[ch] as f64 - var * m / (m - 1.0)).abs() < 1e-5 * (1.0 + var), "channel {ch} variance");
+        let inv = 1.0 / (var + eps as f64).sqrt();
+        let xhat: Vec<f64> = xs.iter().map(|v| (v - mean) * inv).collect();
+        db_ref[ch] = gs.iter().sum();
+        dg_ref[ch] = gs.iter().zip(&xhat).map(|(g, xh)| g * xh).sum();
+        let k = gamma[ch] as f64 * inv / m;
+        let mut it = 0;
+        for (i, v) in y_ref.indexed_iter_mut() {
+            if i[1] == ch {
+                *v = gamma[ch] as f64 * xhat[it] + beta[ch] as f64;
+                dx_ref[i.clone()] = k * (m * gs[it] - db_ref[ch] - xhat[it] * dg_ref[ch]);
+                it += 1;
+            }
+        }
+    }
+    assert!(rel_err(fwd.f32(y).unwrap().iter(), y_ref.iter()) < 1e-5, "forward");
+    assert!(rel_err(grads.get(x_out).unwrap().iter(), dx_ref.iter()) < 1e-5, "dx");
+    assert!(rel_err(grads.get(g_out).unwrap().iter(), &dg_ref) < 1e-5, "dgamma");
+    assert!(rel_err(grads.get(b_out).unwrap().iter(), &db_ref) < 1e-5, "dbeta");
+}
+
+/// MaxPool and ReLU forward (the kernels crate's direct max pool with batch items in
+/// parallel, chunked ReLU) equal the reference kernels, including windows reaching into the
+/// padding and geometries the direct kernel leaves to the reference.
+#[test]
+fn max_pool_and_relu_forward_equal_the_reference() {
+    let mut rng = Rng::new(5);
+    let x = Tensor::from(uniform(&[3, 4, 13, 12], &mut rng));
+    for (k, s, pad, ceil) in [(2, 2, 0, false), (3, 2, 1, false), (2, 2, 1, false), (3, 1, 1, false), (2, 2, 0, true)] {
+        let attrs = lithe_ir::op::PoolAttrs {
+            kernel_shape: vec![k, k],
+            strides: vec![s, s],
+            pads: vec![pad; 4],
+            ceil_mode: ceil,
+            ..Default::default()
+        };
+        let mut b = GraphBuilder::new("pool");
+        let xi = b.input("x", DType::F32, &[3, 4, 13, 12]);
+        let r = b.relu(xi).unwrap();
+        let y = b.max_pool(r, attrs).unwrap();
+        b.output(y);
+        let g = b.finish().unwrap();
+        let fwd = Tape::new(&g).unwrap().forward(vec![x.clone()], Mode::Train).unwrap();
+        let relu_ref = lithe_kernels::reference::eval(&g.node(r.node).op, &[Some(&x)], 1).unwrap().remove(0);
+        assert_eq!(fwd.f32(r).unwrap(), relu_ref.view::<f32>().unwrap(), "relu");
+        let pool_ref = lithe_kernels::reference::eval(&g.node(y.node).op, &[Some(&relu_ref)], 1).unwrap().remove(0);
+        assert_eq!(fwd.f32(y).unwrap(), pool_ref.view::<f32>().unwrap(), "max pool {k}x{k}/{s} pad {pad} ceil {ceil}");
+    }
+}

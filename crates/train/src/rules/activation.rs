@@ -2,11 +2,12 @@
 //! At the kinks (ReLU at 0, Clip at its bounds, HardSwish at ±3) the derivative taken is the
 //! one-sided one of the flat side, as torch does.
 
-use super::{BackwardArgs, InputGrads, unbroadcast};
+use super::{BackwardArgs, ForwardArgs, InputGrads, unbroadcast};
 use crate::TrainError;
 use crate::error::invalid;
-use lithe_ir::Op;
-use ndarray::{ArrayD, Zip};
+use lithe_ir::{Op, Tensor};
+use ndarray::{ArrayD, ArrayViewD, Zip};
+use rayon::prelude::*;
 
 /// The scalar at input `slot` of Clip, or `default` when absent.
 fn bound(a: &BackwardArgs<'_>, slot: usize, default: f32) -> Result<f32, TrainError> {
@@ -22,7 +23,50 @@ fn bound(a: &BackwardArgs<'_>, slot: usize, default: f32) -> Result<f32, TrainEr
     }
 }
 
+/// ReLU forward: contiguous f32 input in parallel chunks, anything else on the reference kernel.
+pub(super) fn relu_forward(a: &ForwardArgs<'_>) -> Result<Vec<Tensor>, TrainError> {
+    let fast = |x: &Tensor| -> Option<Tensor> {
+        let x = x.view::<f32>()?;
+        let xs = x.as_slice()?;
+        let mut y = vec![0f32; xs.len()];
+        y.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(y, x)| {
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x > 0.0 { x } else { 0.0 });
+        });
+        ArrayD::from_shape_vec(x.raw_dim(), y).ok().map(Tensor::from)
+    };
+    match a.inputs.first().copied().flatten().and_then(fast) {
+        Some(y) => Ok(vec![y]),
+        None => lithe_kernels::reference::eval(a.op, a.inputs, a.num_outputs)
+            .map_err(|e| TrainError::Kernel { node: a.node.to_string(), source: e }),
+    }
+}
+
+/// Elements per parallel task of the elementwise fast paths.
+const CHUNK: usize = 1 << 14;
+
+/// ReLU backward without copying the output gradient first, when the input and the gradient
+/// are contiguous and of one shape.
+fn relu_backward_fast(a: &BackwardArgs<'_>, x: &ArrayViewD<'_, f32>) -> Option<ArrayD<f32>> {
+    let g = a.grads.first()?.as_ref()?;
+    let (xs, gs) = (x.as_slice()?, g.as_slice()?);
+    if g.shape() != x.shape() {
+        return None;
+    }
+    let mut gx = vec![0f32; xs.len()];
+    gx.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).zip(gs.par_chunks(CHUNK)).for_each(|((o, x), g)| {
+        o.iter_mut().zip(x).zip(g).for_each(|((o, &x), &g)| *o = if x > 0.0 { g } else { 0.0 });
+    });
+    ArrayD::from_shape_vec(x.raw_dim(), gx).ok()
+}
+
 pub(super) fn backward(a: &BackwardArgs<'_>) -> Result<InputGrads, TrainError> {
+    if matches!(a.op, Op::Relu)
+        && let Some(gx) = relu_backward_fast(a, &a.x(0)?)
+    {
+        let mut out = vec![None; a.inputs.len()];
+        out[0] = Some(gx);
+        return Ok(out);
+    }
     let mut g = a.gy(0)?;
     let x = a.x(0)?;
     let map_x = |g: &mut ArrayD<f32>, f: &dyn Fn(f32) -> f32| Zip::from(g).and(&x).for_each(|g, &x| *g *= f(x));
