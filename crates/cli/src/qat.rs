@@ -56,6 +56,7 @@ pub fn quantize(args: &QuantArgs, imported: &Graph, fp32: &Graph, out: &mut dyn 
         op_types: args.op_types.clone(),
         calib_batch_size: args.batch_size.max(1),
         calib_samples: args.calib_batches.map(|b| b * args.batch_size.max(1)).or(Some(1024)),
+        pact: args.pact,
     };
     let train_source = LabelledSource::new(&train, name.clone());
     let own;
@@ -105,6 +106,9 @@ pub fn quantize(args: &QuantArgs, imported: &Graph, fp32: &Graph, out: &mut dyn 
         })
         .context("quantization-aware training")?;
     bar.finish_and_clear();
+    for (value, alpha) in qat.pact_alphas() {
+        tracing::info!(value, alpha, "PACT clip after training");
+    }
     for e in &epochs {
         writeln!(out, "  epoch {}: {} steps, mean loss {:.4}", e.epoch, e.steps, e.loss)?;
     }

@@ -139,6 +139,10 @@ pub struct QuantArgs {
     /// Op families `--qat` quantizes (comma-separated: conv, depthwise_conv, linear).
     #[arg(long, value_delimiter = ',', default_value = "conv,depthwise_conv,linear")]
     pub op_types: Vec<QuantOpType>,
+    /// PACT with `--qat`: clip each quantized activation to `[-a, a]` with a trainable `a`
+    /// starting at A (20 when no value is given) before its fake quantizer.
+    #[arg(long, value_name = "A", num_args = 0..=1, default_missing_value = "20")]
+    pub pact: Option<f32>,
     /// Seed of the `--qat` batch order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

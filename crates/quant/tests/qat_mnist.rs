@@ -202,3 +202,39 @@ fn convert_before_training_is_post_training_abs_max_exactly() {
         }
     }
 }
+
+#[test]
+fn pact_learns_its_clip_and_converts() {
+    let train = split("train-images-idx3-ubyte", "train-labels-idx1-ubyte").take(256);
+    let test = split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte").take(100);
+    let calib = LabelledSource::new(&train, "input");
+    let fp32 = imported("lenet_bn.onnx");
+    for bad in [0.0, -1.0, f32::NAN] {
+        let err = QatModel::prepare(&fp32, &calib, &QatConfig { pact: Some(bad), ..QatConfig::default() }, &mut |_| {})
+            .unwrap_err();
+        assert!(err.to_string().contains("'pact'"), "{err}");
+    }
+    // The default clip (20) is far above these activations: it never binds, and the converted
+    // graph drops it (the quantizer saturates first), leaving PTQ's structure.
+    let mut qat =
+        QatModel::prepare(&fp32, &calib, &QatConfig { pact: Some(20.0), ..QatConfig::default() }, &mut |_| {}).unwrap();
+    let options = QatTrainOptions { batch_size: 32, max_steps: Some(4), lr: 1e-2, ..Default::default() };
+    qat.train(&train, &options, &mut |_, _, _, _| {}).unwrap();
+    assert!(qat.pact_alphas().iter().all(|(_, a)| *a == 20.0), "{:?}", qat.pact_alphas());
+    let g = qat.convert().unwrap();
+    assert!(g.node_ids().into_iter().all(|id| !g.node(id).name.contains(".pact_")), "PACT removed");
+    // A clip below the activations' range gets gradients and moves; where it still binds
+    // after training the converted graph keeps it, so the converted model computes what
+    // the fake-quantized one does.
+    let mut qat =
+        QatModel::prepare(&fp32, &calib, &QatConfig { pact: Some(0.5), ..QatConfig::default() }, &mut |_| {}).unwrap();
+    qat.train(&train, &options, &mut |_, _, _, _| {}).unwrap();
+    let alphas = qat.pact_alphas();
+    assert_eq!(alphas.len(), 4);
+    assert!(alphas.iter().any(|(_, a)| (a - 0.5).abs() > 1e-3), "{alphas:?}");
+    let (x, _) = test.gather(&(0..100).collect::<Vec<_>>());
+    let fake = qat.predict(vec![x]).unwrap();
+    let conv = outputs(&qat.convert().unwrap(), &LabelledSource::new(&test, "input"), 100, None, 1).unwrap();
+    let max_diff = fake.iter().zip(conv.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(max_diff < 1e-3, "fake-quantized vs converted with PACT: {max_diff}");
+}

@@ -14,6 +14,7 @@ impl QatModel {
     pub fn convert(&self) -> Result<Graph, QuantError> {
         let mut g = self.graph.clone();
         self.fake.write_eval_scales(&mut g)?;
+        self.remove_pact(&mut g)?;
         for w in &self.fake.weights {
             let ins = g.node_inputs(w.q_node);
             let (Some(Some(wo)), Some(Some(so))) = (ins.first().copied(), ins.get(1).copied()) else {
@@ -37,6 +38,24 @@ impl QatModel {
         g.infer_shapes()?;
         g.validate()?;
         Ok(g)
+    }
+
+    /// Drop each PACT clip whose `a` is at least the activation's threshold: the quantizer
+    /// saturates there already (up to one level below zero point 128 when the threshold is
+    /// within 1/128 of `a`). A clip below the threshold stays, so the converted graph computes
+    /// what the trained one does.
+    fn remove_pact(&self, g: &mut Graph) -> Result<(), QuantError> {
+        for (i, a) in self.fake.acts.iter().enumerate() {
+            let Some(p) = a.pact else { continue };
+            let alpha = g.const_value(p.alpha).and_then(|t| t.to_f32_vec().first().copied()).unwrap_or(0.0);
+            if self.fake.eval_threshold(i, None) > alpha {
+                continue;
+            }
+            for (reader, slot) in g.consumers(p.output) {
+                g.set_input(reader, slot, Some(p.x))?;
+            }
+        }
+        Ok(())
     }
 
     /// [`QatModel::convert`] followed by the optimizer (`lite-cli opt`'s pipeline): every

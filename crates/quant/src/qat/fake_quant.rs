@@ -20,12 +20,25 @@ pub(crate) struct ActQuant {
     pub scale: Outlet,
     /// The Clip bounds (below 8 bits: the u8 range holds more levels than the bits).
     pub clip: Option<(Outlet, Outlet)>,
+    /// The PACT clip before the fake quantizer, when enabled.
+    pub pact: Option<Pact>,
     /// Zero point 0 (true) or 128.
     pub non_negative: bool,
     /// The strategy's state.
     pub observer: ActObserver,
     /// max|x| of the calibration pass, the threshold before any training batch.
     pub initial: f32,
+}
+
+/// A PACT clip `y = x - relu(x - a) + relu(-a - x)` in front of an activation's quantizer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pact {
+    /// The trainable clip `a` (a scalar f32 constant).
+    pub alpha: Outlet,
+    /// The activation clipped.
+    pub x: Outlet,
+    /// The clipped value (what the fake quantizer reads).
+    pub output: Outlet,
 }
 
 /// One fake-quantized weight.

@@ -97,6 +97,9 @@ pub struct QatConfig {
     pub calib_batch_size: usize,
     /// Use at most this many samples in that pass (all when `None`).
     pub calib_samples: Option<usize>,
+    /// PACT: clip each quantized activation to `[-a, a]` with a trainable `a` starting at
+    /// this value (PaddleSlim's default is 20) before its fake quantizer; `None`: no clip.
+    pub pact: Option<f32>,
 }
 
 impl Default for QatConfig {
@@ -109,6 +112,7 @@ impl Default for QatConfig {
             op_types: QuantOpType::ALL.to_vec(),
             calib_batch_size: 64,
             calib_samples: Some(1024),
+            pact: None,
         }
     }
 }
@@ -131,6 +135,11 @@ impl QatConfig {
                 });
             }
             b => return Err(QuantError::Setting { field: "bits", reason: format!("{b} is not in 2..=16") }),
+        }
+        if let Some(a) = self.pact
+            && !(a > 0.0 && a.is_finite())
+        {
+            return Err(QuantError::Setting { field: "pact", reason: format!("initial clip {a} must be positive") });
         }
         if self.op_types.is_empty() {
             return Err(QuantError::Setting { field: "op_types", reason: "no op type to quantize".into() });
@@ -178,6 +187,19 @@ impl QatModel {
     /// converted model) uses; `None` for `abs_max` before any training batch.
     pub fn thresholds(&self) -> Vec<(String, Option<f32>)> {
         self.fake.acts.iter().map(|a| (a.value.clone(), a.observer.stored())).collect()
+    }
+
+    /// Each PACT clip by activation value name with its current `a` (empty without PACT).
+    pub fn pact_alphas(&self) -> Vec<(String, f32)> {
+        self.fake
+            .acts
+            .iter()
+            .filter_map(|a| {
+                let p = a.pact?;
+                let v = self.graph.const_value(p.alpha)?.to_f32_vec().first().copied()?;
+                Some((a.value.clone(), v))
+            })
+            .collect()
     }
 
     /// The first output of `x` (one tensor per graph input) through the fake-quantized

@@ -1,6 +1,6 @@
 //! Building the fake-quantized training graph.
 
-use super::fake_quant::{ActQuant, FakeQuant, WeightQuant};
+use super::fake_quant::{ActQuant, FakeQuant, Pact, WeightQuant};
 use super::{ActObserver, QatConfig, QatModel, QuantOpType};
 use crate::QuantError;
 use crate::calib::CalibAlgo;
@@ -50,6 +50,26 @@ fn input(graph: &Graph, id: NodeId, slot: usize) -> Result<Outlet, QuantError> {
         .copied()
         .flatten()
         .ok_or_else(|| QuantError::Run(format!("node '{}' has no input {slot}", graph.node(id).name)))
+}
+
+/// Insert PACT before the fake quantizer `q` of activation `name`:
+/// `y = x - relu(x - a) + relu(-a - x)` with a trainable scalar `a` (initialized to `alpha`),
+/// i.e. `x` clipped to `[-a, a]` with a gradient for `a`. Built as the equal
+/// `relu(x + a) - relu(x - a) - a` (`relu(-z) = relu(z) - z`), which needs no other constant.
+fn insert_pact(g: &mut Graph, q: NodeId, name: &str, alpha: f32) -> Result<Pact, QuantError> {
+    let x = input(g, q, 0)?;
+    let a = g.add_const(free_name(g, &format!("{name}.pact_alpha")), Tensor::scalar(alpha));
+    let node = |g: &mut Graph, suffix: &str, op: Op, ins: &[Option<Outlet>]| -> Result<Outlet, QuantError> {
+        Ok(g.add_node_inferred(free_name(g, &format!("{name}.pact_{suffix}")), op, ins, 1)?[0])
+    };
+    let low = node(g, "low", Op::Add, &[Some(x), Some(a)])?;
+    let low = node(g, "low_relu", Op::Relu, &[Some(low)])?;
+    let high = node(g, "high", Op::Sub, &[Some(x), Some(a)])?;
+    let high = node(g, "high_relu", Op::Relu, &[Some(high)])?;
+    let y = node(g, "band", Op::Sub, &[Some(low), Some(high)])?;
+    let y = node(g, "clipped", Op::Sub, &[Some(y), Some(a)])?;
+    g.set_input(q, 0, Some(y))?;
+    Ok(Pact { alpha: a, x, output: y })
 }
 
 impl QatModel {
@@ -126,6 +146,10 @@ impl QatModel {
             let scale = input(&g, q, 1)?;
             let mut hook_node = q;
             let mut clip = None;
+            let pact = match config.pact {
+                Some(alpha) => Some(insert_pact(&mut g, q, &name, alpha)?),
+                None => None,
+            };
             if config.bits < 8 {
                 let x = input(&g, q, 0)?;
                 let lo = g.add_const(free_name(&g, &format!("{name}.clip_min")), Tensor::scalar(0.0f32));
@@ -145,6 +169,7 @@ impl QatModel {
                 hook_node,
                 scale,
                 clip,
+                pact,
                 non_negative: range.non_negative,
                 observer: ActObserver::new(config.act_strategy),
                 initial: range.abs_max,
