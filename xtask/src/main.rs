@@ -14,6 +14,7 @@ mod process;
 mod python;
 mod quant_data;
 mod test_arm;
+mod train_export_check;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ enum Cmd {
     QuantData(quant_data::Args),
     /// Cross-compile the kernel crates and the runtime for aarch64 and run their tests under qemu.
     TestArm(test_arm::Args),
+    /// Train the MNIST nets with Lithe, export them to ONNX and compare onnxruntime's logits with Lithe's.
+    TrainExportCheck(train_export_check::Args),
 }
 
 /// The workspace root.
@@ -66,5 +69,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::OnnxExportCheck(a) => export_check::run(a),
         Cmd::QuantData(a) => quant_data::run(a),
         Cmd::TestArm(a) => test_arm::run(a),
+        Cmd::TrainExportCheck(a) => train_export_check::run(a),
     }
 }

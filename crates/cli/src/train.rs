@@ -343,6 +343,7 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
         schedule: schedule(args, args.epochs * per_epoch),
         clip_norm: args.clip_norm,
         label_smoothing: args.label_smoothing,
+        seed: args.seed,
         ..TrainerConfig::default()
     };
     let mut trainer = Trainer::new(graph, config).with_context(|| format!("cannot train '{}'", args.model))?;
