@@ -227,11 +227,12 @@ proptest! {
         ok(check_gradients(&g, &[uniform(&shape, &mut rng, -1.0, 1.0)], Mode::Train, Tol::default(), seed))?;
     }
     /// ConvTranspose: plain, grouped and depthwise; kernel 1..3, stride 1..3, pads, dilation,
-    /// output_padding, bias. The GEMM forward equals the reference kernel.
+    /// output_padding, bias, an output_shape one smaller or larger than the full output. The
+    /// GEMM forward equals the reference kernel.
     #[test]
     fn conv_transpose(seed in any::<u64>(), n in 1usize..3, cg in 1usize..3, groups in 1usize..4, mg in 1usize..3,
                       k in 1usize..4, stride in 1usize..4, pad in 0usize..2, dil in 1usize..3, opad in 0usize..2,
-                      bias in any::<bool>(), hw in 3usize..6) {
+                      bias in any::<bool>(), hw in 3usize..6, out_form in 0usize..3) {
         let mut rng = Rng::new(seed);
         let (c, m) = (cg * groups, mg * groups);
         let opad = opad.min(stride.max(dil) - 1);
@@ -242,7 +243,14 @@ proptest! {
             ins.push(b.constant("B", uniform(&[m], &mut rng, -1.0, 1.0)));
         }
         let conv = ConvAttrs { strides: vec![stride; 2], dilations: vec![dil; 2], pads: vec![pad, 0, pad, pad], group: groups, ..Default::default() };
-        let attrs = ConvTransposeAttrs { conv, output_padding: vec![opad, 0], output_shape: None };
+        // The full output of each axis: stride·(in − 1) + output_padding + (k − 1)·dilation + 1.
+        let full = |len: usize, op: usize| stride * (len - 1) + op + (k - 1) * dil + 1;
+        let output_shape = match out_form {
+            0 => None,
+            1 => Some(vec![full(hw, opad) - 1, full(hw + 1, 0) - 1]),
+            _ => Some(vec![full(hw, opad) + 1, full(hw + 1, 0) + 1]),
+        };
+        let attrs = ConvTransposeAttrs { conv, output_padding: vec![opad, 0], output_shape };
         let y = b.node(Op::ConvTranspose(attrs), &ins).unwrap();
         let g = finish(b, y);
         let xin = uniform(&[n, c, hw, hw + 1], &mut rng, -1.0, 1.0);
