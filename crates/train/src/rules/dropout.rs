@@ -51,25 +51,26 @@ pub fn keep_mask(shape: &[usize], p: f32, seed: u64) -> ArrayD<bool> {
 }
 
 pub(super) fn forward(a: &ForwardArgs<'_>) -> Result<NodeForward, TrainError> {
+    let active = a.mode == Mode::Train && training_mode(a.node, a.inputs)?;
+    let p = if active { ratio(a.node, a.inputs)? } else { 0.0 };
+    if p == 0.0 {
+        // The identity (with an all-true mask), for every dtype.
+        let outputs = lithe_kernels::reference::eval(a.op, a.inputs, a.num_outputs)
+            .map_err(|e| TrainError::Kernel { node: a.node.to_string(), source: e })?;
+        return Ok(NodeForward { outputs, bn_stats: None, saved: None });
+    }
     let x = f32_input(a.node, a.inputs, 0)?;
-    let p = ratio(a.node, a.inputs)?;
-    let active = a.mode == Mode::Train && training_mode(a.node, a.inputs)? && p > 0.0;
-    let mask = if active { keep_mask(x.shape(), p, a.seed) } else { ArrayD::from_elem(x.shape(), true) };
-    let y = if active {
-        let scale = 1.0 / (1.0 - p);
-        let mut y = x.to_owned();
-        Zip::from(&mut y).and(&mask).for_each(|y, &k| *y = if k { *y * scale } else { 0.0 });
-        y
-    } else {
-        x.to_owned()
-    };
+    let mask = keep_mask(x.shape(), p, a.seed);
+    let scale = 1.0 / (1.0 - p);
+    let mut y = x.to_owned();
+    Zip::from(&mut y).and(&mask).for_each(|y, &k| *y = if k { *y * scale } else { 0.0 });
     let mut outputs = vec![Tensor::from(y)];
     match a.num_outputs {
         1 => {}
         2 => outputs.push(Tensor::from(mask.clone())),
         n => return Err(invalid(a.node, format!("Dropout has 1 or 2 outputs, {n} requested"))),
     }
-    Ok(NodeForward { outputs, bn_stats: None, saved: active.then(|| Tensor::from(mask)) })
+    Ok(NodeForward { outputs, bn_stats: None, saved: Some(Tensor::from(mask)) })
 }
 
 pub(super) fn backward(a: &BackwardArgs<'_>) -> Result<InputGrads, TrainError> {
