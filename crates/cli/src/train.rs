@@ -27,9 +27,9 @@ use std::time::Instant;
     (or labels), or an image folder with one sub-folder per class (see --preprocess). Samples are used \
     as stored: scale .npy/.npz values as the model expects.\n\n\
     Checkpoints (--checkpoint-dir DIR): DIR/epoch-NNN.nb after each epoch, the training graph as it is \
-    (batch norm with its running statistics; `lite-cli run` runs it), and DIR/epoch-NNN.state (epochs \
-    and steps done). `--model DIR/epoch-NNN.nb` resumes: --epochs is the total, the schedule continues \
-    from the saved step; the optimizer's moments start afresh.\n\n\
+    (batch norm with its running statistics; `lite-cli run` runs it), DIR/epoch-NNN.state (epochs and \
+    steps done) and DIR/epoch-NNN.optim (the optimizer's moments). `--model DIR/epoch-NNN.nb` resumes: \
+    --epochs is the total, the schedule and the moments continue where they stopped.\n\n\
     Examples:\n  lite-cli train -m builtin:lenet_bn --train-data train-images-idx3-ubyte,train-labels-idx1-ubyte \\\n    \
     --val-data t10k-images-idx3-ubyte,t10k-labels-idx1-ubyte --epochs 8 --lr 2e-3 --weight-decay 1e-4 \\\n    \
     --schedule cosine --augment shift-batch:2 --checkpoint-dir ckpt -o lenet.nb\n  \
@@ -105,7 +105,8 @@ pub struct TrainArgs {
     /// Threads (default: all cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub threads: Option<u64>,
-    /// Write a checkpoint (training form `.nb` and a `.state` file) here after each epoch.
+    /// Write a checkpoint (training form `.nb`, `.state` and `.optim` files) here after each
+    /// epoch.
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
     /// The trained model: `.nb` (optimized for inference: batch norm folded, activations
@@ -356,6 +357,18 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
         trainer.resume_at(s.steps);
         writeln!(out, "resuming {} after epoch {} ({} steps)", args.model, s.epoch, s.steps)?;
     }
+    if !args.model.starts_with("builtin:") {
+        let model = Path::new(&args.model);
+        let optim = checkpoint::optimizer_path(model);
+        let restored = checkpoint::load_optimizer(&mut trainer, model).with_context(|| {
+            format!("cannot restore the optimizer state (delete '{}' to start with fresh moments)", optim.display())
+        })?;
+        if restored {
+            writeln!(out, "optimizer state restored from {}", optim.display())?;
+        } else if state.is_some() {
+            writeln!(out, "no optimizer state next to the checkpoint: the moments start afresh")?;
+        }
+    }
     writeln!(
         out,
         "training {}: {} trainable tensors, {} parameters; {} training samples{}; batch {batch}, {} steps per epoch, \
@@ -433,6 +446,7 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
             let path = dir.join(format!("epoch-{:03}.nb", epoch + 1));
             checkpoint::save_nb(trainer.graph(), &path, &source)?;
             TrainState { epoch: epoch + 1, steps: trainer.steps() }.save(&path)?;
+            checkpoint::save_optimizer(&trainer, &path)?;
             line += &format!("; checkpoint {}", path.display());
         }
         tracing::info!("{line}");

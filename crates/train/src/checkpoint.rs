@@ -1,14 +1,14 @@
 //! Checkpoints: the training graph saved as a `.nb` (batch norm in its training form with the
 //! running statistics, every weight) or exported as ONNX, models loaded from either as the
-//! starting point of training, and [`TrainState`], the few counters that let a run resume.
+//! starting point of training, [`TrainState`] (the counters that let a run resume) and the
+//! optimizer's moments ([`save_optimizer`], [`load_optimizer`]: a small binary file of their own).
 //!
 //! A checkpoint `.nb` is an ordinary Lithe model: `lite-cli run` and `Predictor::from_file`
-//! run it (BatchNormalization uses the running statistics, i.e. eval semantics). The
-//! optimizer's moments are not saved: a resumed run continues the learning-rate schedule from
-//! the saved step count with fresh moments.
+//! run it (BatchNormalization uses the running statistics, i.e. eval semantics).
 
-use crate::TrainError;
 use crate::error::invalid;
+use crate::optim::OptimizerState;
+use crate::{TrainError, Trainer};
 use lithe_ir::{Dim, Graph, Outlet, Shape, TypeInfo};
 use lithe_nbformat::ModelMeta;
 use std::path::{Path, PathBuf};
@@ -137,6 +137,152 @@ impl TrainState {
     }
 }
 
+/// First bytes of an optimizer-state file.
+const OPTIM_MAGIC: &[u8; 8] = b"LITHEOPT";
+/// Its format version.
+const OPTIM_VERSION: u32 = 1;
+
+/// The optimizer-state file of a checkpoint: the same path with extension `.optim`.
+pub fn optimizer_path(checkpoint: &Path) -> PathBuf {
+    checkpoint.with_extension("optim")
+}
+
+/// Write the trainer's optimizer state next to `checkpoint`. Layout (little-endian): `LITHEOPT`,
+/// version u32, steps u64, entry count u32, then per trainable constant: name length u32, the
+/// UTF-8 name, value count u64, a u8 (1 when second moments follow), the first moments (f32),
+/// the second moments. Before the first step there are no entries.
+pub fn save_optimizer(trainer: &Trainer, checkpoint: &Path) -> Result<(), TrainError> {
+    let state = trainer.optimizer().state();
+    let names = param_names(trainer);
+    let mut b = Vec::new();
+    b.extend_from_slice(OPTIM_MAGIC);
+    b.extend_from_slice(&OPTIM_VERSION.to_le_bytes());
+    b.extend_from_slice(&state.steps.to_le_bytes());
+    b.extend_from_slice(&(state.m.len() as u32).to_le_bytes());
+    for (i, m) in state.m.iter().enumerate() {
+        let name = names.get(i).map_or("", String::as_str);
+        b.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        b.extend_from_slice(name.as_bytes());
+        b.extend_from_slice(&(m.len() as u64).to_le_bytes());
+        let v = state.v.get(i);
+        b.push(u8::from(v.is_some()));
+        for x in m.iter().chain(v.into_iter().flatten()) {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    let path = optimizer_path(checkpoint);
+    std::fs::write(&path, b).map_err(|source| TrainError::Io { path: path.display().to_string(), source })
+}
+
+/// Restore the trainer's optimizer state from the file next to `checkpoint`; `false` when there
+/// is none. Entries are matched to the trainable constants by name; a missing entry, a size
+/// that differs, or first-only moments for Adam (an SGD run's state) are errors naming the file.
+pub fn load_optimizer(trainer: &mut Trainer, checkpoint: &Path) -> Result<bool, TrainError> {
+    let path = optimizer_path(checkpoint);
+    let file = path.display().to_string();
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(TrainError::Io { path: file, source }),
+    };
+    let (steps, entries) = parse_optimizer(&file, &bytes)?;
+    let mut state = OptimizerState { steps, m: Vec::new(), v: Vec::new() };
+    if !entries.is_empty() {
+        for name in param_names(trainer) {
+            let Some((_, m, v)) = entries.iter().find(|(n, _, _)| *n == name) else {
+                return Err(invalid(&file, format!("no optimizer state for parameter '{name}'")));
+            };
+            let want = trainer.graph().node_ids().into_iter().find(|&id| trainer.graph().node(id).name == name);
+            let size = want.and_then(|id| match &trainer.graph().node(id).op {
+                lithe_ir::Op::Const(t) => Some(t.len()),
+                _ => None,
+            });
+            if size != Some(m.len()) {
+                return Err(invalid(&file, format!("{} values for parameter '{name}' of {size:?}", m.len())));
+            }
+            state.m.push(m.clone());
+            if let Some(v) = v {
+                state.v.push(v.clone());
+            }
+        }
+    }
+    trainer.optimizer_mut().set_state(state).map_err(|e| invalid(&file, e.to_string()))?;
+    Ok(true)
+}
+
+/// Names of the trainer's trainable constants in parameter order.
+fn param_names(trainer: &Trainer) -> Vec<String> {
+    trainer.params().nodes().iter().map(|&id| trainer.graph().node(id).name.clone()).collect()
+}
+
+/// One entry of an optimizer-state file: name, first moments, second moments.
+type OptimEntry = (String, Vec<f32>, Option<Vec<f32>>);
+
+/// Parse an optimizer-state file (every length checked against the bytes left).
+fn parse_optimizer(file: &str, bytes: &[u8]) -> Result<(u64, Vec<OptimEntry>), TrainError> {
+    let mut r = Reader { bytes, pos: 0, file };
+    if r.take(8)? != OPTIM_MAGIC {
+        return Err(invalid(file, "not a Lithe optimizer-state file (bad magic)"));
+    }
+    let version = r.u32()?;
+    if version != OPTIM_VERSION {
+        return Err(invalid(file, format!("optimizer-state version {version} (this build reads {OPTIM_VERSION})")));
+    }
+    let steps = r.u64()?;
+    let count = r.u32()? as usize;
+    let mut entries = Vec::new();
+    for _ in 0..count {
+        let name_len = r.u32()? as usize;
+        let name = String::from_utf8(r.take(name_len)?.to_vec()).map_err(|_| invalid(file, "a name is not UTF-8"))?;
+        let len = usize::try_from(r.u64()?).map_err(|_| invalid(file, "value count too large"))?;
+        let has_v = r.take(1)?[0] == 1;
+        let m = r.f32s(len)?;
+        let v = if has_v { Some(r.f32s(len)?) } else { None };
+        entries.push((name, m, v));
+    }
+    if r.pos != bytes.len() {
+        return Err(invalid(file, format!("{} trailing bytes", bytes.len() - r.pos)));
+    }
+    Ok((steps, entries))
+}
+
+/// A bounds-checked little-endian reader.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    file: &'a str,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], TrainError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(invalid(self.file, format!("truncated at byte {} (wanted {n} more)", self.pos)));
+        };
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self) -> Result<u32, TrainError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, TrainError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn f32s(&mut self, n: usize) -> Result<Vec<f32>, TrainError> {
+        let bytes = n.checked_mul(4).ok_or_else(|| invalid(self.file, "value count too large"))?;
+        let b = self.take(bytes)?;
+        Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +297,32 @@ mod tests {
         assert_eq!(err("epoch = 1\n"), "f.state: needs both 'epoch' and 'steps'");
         assert_eq!(err("lr = 1\n"), "f.state line 1: unknown key 'lr'");
         assert_eq!(err("epoch 1\n"), "f.state line 1: expected key = value, got 'epoch 1'");
+    }
+
+    #[test]
+    fn optimizer_files_reject_malformed_bytes_without_panicking() {
+        let mut good = OPTIM_MAGIC.to_vec();
+        good.extend_from_slice(&OPTIM_VERSION.to_le_bytes());
+        good.extend_from_slice(&7u64.to_le_bytes());
+        good.extend_from_slice(&1u32.to_le_bytes());
+        good.extend_from_slice(&1u32.to_le_bytes());
+        good.push(b'w');
+        good.extend_from_slice(&2u64.to_le_bytes());
+        good.push(1);
+        for x in [1f32, 2., 3., 4.] {
+            good.extend_from_slice(&x.to_le_bytes());
+        }
+        let (steps, e) = parse_optimizer("o", &good).unwrap();
+        assert_eq!((steps, e), (7, vec![("w".to_string(), vec![1., 2.], Some(vec![3., 4.]))]));
+        for cut in 0..good.len() {
+            assert!(parse_optimizer("o", &good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut long = good.clone();
+        long.push(0);
+        assert_eq!(parse_optimizer("o", &long).unwrap_err().to_string(), "o: 1 trailing bytes");
+        let mut huge = good.clone();
+        huge[29..37].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(parse_optimizer("o", &huge).is_err());
     }
 
     #[test]

@@ -49,6 +49,18 @@ impl OptimizerKind {
     }
 }
 
+/// An optimizer's per-parameter state, as checkpoints save it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimizerState {
+    /// Steps taken (Adam's bias correction counts on from here).
+    pub steps: u64,
+    /// Momentum buffers (SGD) or first moments (Adam), one per parameter; empty before the
+    /// first step.
+    pub m: Vec<Vec<f32>>,
+    /// Second moments (Adam), one per parameter; empty for SGD.
+    pub v: Vec<Vec<f32>>,
+}
+
 /// An optimizer with its per-parameter state.
 #[derive(Clone, Debug)]
 pub struct Optimizer {
@@ -74,6 +86,35 @@ impl Optimizer {
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// A copy of the per-parameter state.
+    pub fn state(&self) -> OptimizerState {
+        OptimizerState { steps: self.steps, m: self.m.clone(), v: self.v.clone() }
+    }
+
+    /// Continue from a saved state: its second moments must be present exactly for Adam, and
+    /// one buffer per parameter is checked at the next step.
+    pub fn set_state(&mut self, state: OptimizerState) -> Result<(), TrainError> {
+        let adam = matches!(self.kind, OptimizerKind::Adam { .. });
+        let v_ok =
+            if adam && !state.m.is_empty() { state.v.len() == state.m.len() } else { adam || state.v.is_empty() };
+        let sizes_ok = state.m.iter().zip(&state.v).all(|(m, v)| m.len() == v.len());
+        if !v_ok || !sizes_ok {
+            return Err(invalid(
+                "optimizer state",
+                format!(
+                    "{} first and {} second moments for {}",
+                    state.m.len(),
+                    state.v.len(),
+                    if adam { "adam" } else { "sgd" }
+                ),
+            ));
+        }
+        self.steps = state.steps;
+        self.m = state.m;
+        self.v = state.v;
+        Ok(())
     }
 
     /// One step over every parameter: `params[i]` is updated from `grads[i]` (same lengths, the

@@ -111,8 +111,18 @@ impl Trainer {
         self.steps
     }
 
+    /// The optimizer and its state.
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
+    }
+
+    /// The optimizer, to restore its state from a checkpoint.
+    pub fn optimizer_mut(&mut self) -> &mut Optimizer {
+        &mut self.optimizer
+    }
+
     /// Continue counting steps from `steps` (resuming from a checkpoint: the schedule picks up
-    /// where it left off; the optimizer's moments start afresh).
+    /// where it left off; the optimizer's moments are restored separately, or start afresh).
     pub fn resume_at(&mut self, steps: usize) {
         self.steps = steps;
     }

@@ -119,15 +119,15 @@ fn trained_models_export_to_onnx_and_nb_with_the_trainers_outputs() {
     }
 }
 
-/// SGD without momentum has no optimizer state, so a run resumed from a checkpoint (weights,
-/// running statistics, the schedule's step) is the uninterrupted run.
+/// A run resumed from a checkpoint (weights, running statistics, the schedule's step, Adam's
+/// moments) is the uninterrupted run; without the moments or the step count it is not.
 #[test]
 fn a_resumed_run_continues_the_uninterrupted_one() {
     let work = tempfile::tempdir().unwrap();
     let data = mnist_train(128);
     let config = || TrainerConfig {
-        optimizer: OptimizerKind::sgd(0.0, 1e-4),
-        schedule: Schedule::cosine(0.05, 16),
+        optimizer: OptimizerKind::adamw(1e-2),
+        schedule: Schedule::cosine(3e-3, 16),
         ..TrainerConfig::default()
     };
     let run_epoch = |t: &mut Trainer, epoch: u64| {
@@ -140,25 +140,42 @@ fn a_resumed_run_continues_the_uninterrupted_one() {
     let ckpt = work.path().join("epoch-001.nb");
     checkpoint::save_nb(full.graph(), &ckpt, "lenet_bn").unwrap();
     TrainState { epoch: 1, steps: full.steps() }.save(&ckpt).unwrap();
+    checkpoint::save_optimizer(&full, &ckpt).unwrap();
     run_epoch(&mut full, 1);
 
     let state = TrainState::load(&ckpt).unwrap().unwrap();
     assert_eq!(state, TrainState { epoch: 1, steps: 8 });
-    let resume = |at: Option<usize>| {
+    let resume = |steps: Option<usize>, moments: bool| {
         let mut t = Trainer::new(checkpoint::load_model(&ckpt).unwrap(), config()).unwrap();
-        if let Some(s) = at {
+        if let Some(s) = steps {
             t.resume_at(s);
         }
+        if moments {
+            assert!(checkpoint::load_optimizer(&mut t, &ckpt).unwrap());
+            assert_eq!(t.optimizer().steps(), 8);
+        }
         run_epoch(&mut t, 1);
-        t
+        t.predict(test_images(32)).unwrap().iter().copied().collect::<Vec<f32>>()
     };
-    let x = test_images(32);
-    let want = full.predict(x.clone()).unwrap().iter().copied().collect::<Vec<f32>>();
-    let resumed = resume(Some(state.steps)).predict(x.clone()).unwrap().iter().copied().collect::<Vec<f32>>();
+    let want = full.predict(test_images(32)).unwrap().iter().copied().collect::<Vec<f32>>();
+    let resumed = resume(Some(state.steps), true);
     assert!(max_abs_diff(&resumed, &want) < 1e-5, "resumed: {}", max_abs_diff(&resumed, &want));
-    // Restarting the schedule instead (larger rates) gives another model: the step count matters.
-    let restarted = resume(None).predict(x).unwrap().iter().copied().collect::<Vec<f32>>();
-    assert!(max_abs_diff(&restarted, &want) > 1e-3, "restarted: {}", max_abs_diff(&restarted, &want));
+    for (what, steps, moments) in [("fresh moments", Some(state.steps), false), ("restarted schedule", None, true)] {
+        let other = resume(steps, moments);
+        assert!(max_abs_diff(&other, &want) > 1e-3, "{what}: {}", max_abs_diff(&other, &want));
+    }
+
+    // An SGD trainer refuses Adam's state; a corrupted file is an error naming it.
+    let sgd = TrainerConfig { optimizer: OptimizerKind::sgd(0.9, 0.0), ..config() };
+    let mut t = Trainer::new(checkpoint::load_model(&ckpt).unwrap(), sgd).unwrap();
+    let err = checkpoint::load_optimizer(&mut t, &ckpt).unwrap_err().to_string();
+    assert!(err.contains("epoch-001.optim") && err.contains("sgd"), "{err}");
+    let optim = checkpoint::optimizer_path(&ckpt);
+    let bytes = std::fs::read(&optim).unwrap();
+    std::fs::write(&optim, &bytes[..bytes.len() - 3]).unwrap();
+    let mut t = Trainer::new(checkpoint::load_model(&ckpt).unwrap(), config()).unwrap();
+    let err = checkpoint::load_optimizer(&mut t, &ckpt).unwrap_err().to_string();
+    assert!(err.contains("epoch-001.optim") && err.contains("truncated"), "{err}");
 }
 
 /// The Lithe-trained nets in `testdata/mnist/trained`, imported from ONNX and run by Lithe (the
