@@ -5,8 +5,9 @@
 //! `mg` output channels), with `cols` a `mg·KH·KW x H·W` matrix over the input positions:
 //! - forward `cols = W_gᵀ · x_g`, then each entry is added at output position
 //!   `i·stride + k·dilation − pad_begin` (when inside the output), plus the bias;
-//! - `cols = gather(dy)` (the same positions read back), `dx_g = W_g · cols`,
-//!   `dW_g += x_g · colsᵀ` (summed over the batch), `db = Σ dy`.
+//! - `cols = gather(dy)` (the same positions read back, once per item and group for both
+//!   products), `dx_g = W_g · cols`, `dW_g += x_g · colsᵀ` (summed over the batch),
+//!   `db = Σ dy`.
 //!
 //! The backward pass is thus an ordinary convolution of `dy` with `W`. Batch items run in
 //! parallel on rayon; each GEMM runs on one thread.
@@ -245,87 +246,61 @@ pub fn conv_transpose2d_backward(
     let gys = contiguous(gy);
     let gy_item = |n: usize| &gys[n * g.m() * ohw..][..g.m() * ohw];
     let empty = p == 0 || rows == 0 || g.cg == 0;
-    let dx = if need[0] {
-        let mut dx = vec![0f32; g.n * chw];
-        if !dx.is_empty() && !empty {
-            dx.par_chunks_mut(chw)
-                .enumerate()
-                .try_for_each(|(n, dxn)| -> Result<(), KernelError> {
-                    let mut cols = vec![0f32; rows * p];
+    let wlen = g.c_in * rows;
+    let mut dx = if need[0] { vec![0f32; g.n * chw] } else { Vec::new() };
+    let mut dw = if need[1] { vec![0f32; wlen] } else { Vec::new() };
+    if !empty && (need[0] || need[1]) {
+        // One pass per batch item: `cols` is gathered once and used for both dx and dW.
+        let items: Vec<(usize, Option<&mut [f32]>)> = if need[0] {
+            dx.chunks_mut(chw).map(Some).enumerate().collect()
+        } else {
+            (0..g.n).map(|n| (n, None)).collect()
+        };
+        let acc_len = dw.len();
+        dw = items
+            .into_par_iter()
+            .try_fold(
+                || (vec![0f32; acc_len], vec![0f32; rows * p]),
+                |(mut acc, mut cols), (n, mut dxn)| -> Result<(Vec<f32>, Vec<f32>), KernelError> {
                     for grp in 0..g.group {
                         g.gather(gy_item(n), grp, &mut cols);
-                        let wg = MatRef::row_major(&ws[grp * g.cg * rows..][..g.cg * rows], g.cg, rows)?;
-                        let cm = MatRef::row_major(&cols, rows, p)?;
-                        let dst = &mut dxn[grp * g.cg * p..][..g.cg * p];
-                        let epi = GemmEpilogue::default();
-                        sgemm(
-                            kernel_for_rows(g.cg),
-                            g.cg,
-                            p,
-                            rows,
-                            GemmInput::Strided(wg),
-                            GemmInput::Strided(cm),
-                            dst,
-                            p,
-                            &epi,
-                            1,
-                        )?;
-                    }
-                    Ok(())
-                })
-                .map_err(kerr(node))?;
-        }
-        Some(ArrayD::from_shape_vec(IxDyn(x.shape()), dx).map_err(|e| invalid(node, e.to_string()))?)
-    } else {
-        None
-    };
-    let dw = if need[1] {
-        let wlen = g.c_in * rows;
-        let dw = if empty {
-            vec![0f32; wlen]
-        } else {
-            (0..g.n)
-                .into_par_iter()
-                .try_fold(
-                    || (vec![0f32; wlen], vec![0f32; rows * p]),
-                    |(mut acc, mut cols), n| -> Result<(Vec<f32>, Vec<f32>), KernelError> {
-                        let x_item = &xs[n * chw..][..chw];
-                        for grp in 0..g.group {
-                            g.gather(gy_item(n), grp, &mut cols);
+                        if let Some(dxn) = dxn.as_deref_mut() {
+                            let wg = MatRef::row_major(&ws[grp * g.cg * rows..][..g.cg * rows], g.cg, rows)?;
+                            let cm = MatRef::row_major(&cols, rows, p)?;
+                            let dst = &mut dxn[grp * g.cg * p..][..g.cg * p];
+                            let epi = GemmEpilogue::default();
+                            let (a, b) = (GemmInput::Strided(wg), GemmInput::Strided(cm));
+                            sgemm(kernel_for_rows(g.cg), g.cg, p, rows, a, b, dst, p, &epi, 1)?;
+                        }
+                        if !acc.is_empty() {
+                            let x_item = &xs[n * chw..][..chw];
                             let xg = MatRef::row_major(&x_item[grp * g.cg * p..][..g.cg * p], g.cg, p)?;
                             let ct = MatRef::row_major(&cols, rows, p)?.t();
                             let epi = GemmEpilogue { residual: Residual::InOutput, ..GemmEpilogue::default() };
                             let dst = &mut acc[grp * g.cg * rows..][..g.cg * rows];
-                            sgemm(
-                                kernel_for_rows(g.cg),
-                                g.cg,
-                                rows,
-                                p,
-                                GemmInput::Strided(xg),
-                                GemmInput::Strided(ct),
-                                dst,
-                                rows,
-                                &epi,
-                                1,
-                            )?;
+                            let (a, b) = (GemmInput::Strided(xg), GemmInput::Strided(ct));
+                            sgemm(kernel_for_rows(g.cg), g.cg, rows, p, a, b, dst, rows, &epi, 1)?;
                         }
-                        Ok((acc, cols))
-                    },
-                )
-                .map(|r| r.map(|(acc, _)| acc))
-                .try_reduce(
-                    || vec![0f32; wlen],
-                    |mut a, b| {
-                        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                        Ok(a)
-                    },
-                )
-                .map_err(kerr(node))?
-        };
-        Some(ArrayD::from_shape_vec(IxDyn(w.shape()), dw).map_err(|e| invalid(node, e.to_string()))?)
-    } else {
-        None
-    };
+                    }
+                    Ok((acc, cols))
+                },
+            )
+            .map(|r| r.map(|(acc, _)| acc))
+            .try_reduce(
+                || vec![0f32; acc_len],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    Ok(a)
+                },
+            )
+            .map_err(kerr(node))?;
+    }
+    let dx = need[0]
+        .then(|| ArrayD::from_shape_vec(IxDyn(x.shape()), dx).map_err(|e| invalid(node, e.to_string())))
+        .transpose()?;
+    let dw = need[1]
+        .then(|| ArrayD::from_shape_vec(IxDyn(w.shape()), dw).map_err(|e| invalid(node, e.to_string())))
+        .transpose()?;
     let db = need[2].then(|| gy.sum_axis(Axis(3)).sum_axis(Axis(2)).sum_axis(Axis(0)));
     Ok((dx, dw, db))
 }
