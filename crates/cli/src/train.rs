@@ -15,7 +15,7 @@ use lithe_train::data::{Augment, AugmentSteps, Batches, Dataset, Metrics, Metric
 use lithe_train::models::{self, Init};
 use lithe_train::optim::OptimizerKind;
 use lithe_train::schedule::{Decay, Schedule};
-use lithe_train::{Trainer, TrainerConfig};
+use lithe_train::{Trainer, TrainerConfig, glob_match};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -281,6 +281,23 @@ fn check_data(graph: &Graph, data: &Dataset, spec: &str) -> Result<()> {
     Ok(())
 }
 
+/// Every `--freeze` glob must match some constant (a typo would silently train everything).
+fn check_freeze(graph: &Graph, globs: &[String]) -> Result<()> {
+    let names: Vec<&str> = graph
+        .node_ids()
+        .into_iter()
+        .filter(|&id| matches!(graph.node(id).op, Op::Const(_)))
+        .map(|id| graph.node(id).name.as_str())
+        .collect();
+    for g in globs {
+        if !names.iter().any(|n| glob_match(g, n)) {
+            let some: Vec<&str> = names.iter().take(6).copied().collect();
+            bail!("--freeze '{g}' matches no constant of the model (constants: {}, ...)", some.join(", "));
+        }
+    }
+    Ok(())
+}
+
 fn optimizer(a: &TrainArgs) -> OptimizerKind {
     match a.optimizer {
         OptimizerArg::Sgd => {
@@ -336,6 +353,7 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     if let Some((v, spec)) = &val {
         check_data(&graph, v, spec)?;
     }
+    check_freeze(&graph, &args.freeze)?;
     let batch = args.batch_size as usize;
     let per_epoch = train.len().div_ceil(batch);
     let config = TrainerConfig {

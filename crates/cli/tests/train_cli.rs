@@ -224,3 +224,46 @@ fn train_help_lists_the_options() {
         assert!(help.contains(opt), "--help lacks {opt}:\n{help}");
     }
 }
+
+/// The torch-trained ONNX model imports as a starting point (batch norm kept in training form)
+/// and fine-tunes without losing its accuracy.
+#[test]
+fn train_fine_tunes_a_torch_exported_onnx_model() {
+    let work = tempfile::tempdir().unwrap();
+    let out = s(&work.path().join("ft.nb"));
+    let (train, val) = (train_pair(), test_pair());
+    let o = cli(&[
+        "train",
+        "-m",
+        &mnist("lenet_bn.onnx"),
+        "--train-data",
+        &train,
+        "--val-data",
+        &val,
+        "--train-limit",
+        "128",
+        "--val-limit",
+        "300",
+        "--lr",
+        "1e-4",
+        "--optimizer",
+        "sgd",
+        "--nesterov",
+        "--freeze",
+        "0.*",
+        "--freeze",
+        "4.weight",
+        "-o",
+        &out,
+    ]);
+    let text = text(&o);
+    assert!(o.status.success(), "{text}");
+    let epoch = text.lines().find(|l| l.starts_with("epoch 1/1")).unwrap_or_else(|| panic!("{text}"));
+    assert!(number_after(epoch, "top-1") >= 95.0, "{epoch}");
+    assert!(text.contains("sgd (momentum 0.9, nesterov)"), "{text}");
+    // Frozen: both conv weights (torch names their constants by module index), 2 of 10 tensors.
+    assert!(text.contains(": 8 trainable tensors"), "{text}");
+    let o = cli(&["train", "-m", &mnist("lenet_bn.onnx"), "--train-data", &train, "--freeze", "conv9*", "-o", &out]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(self::text(&o).contains("--freeze 'conv9*' matches no constant"), "{}", self::text(&o));
+}
