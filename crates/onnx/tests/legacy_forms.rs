@@ -492,3 +492,32 @@ fn dropout_training_mode_input() {
     let e = m(true).unwrap_err();
     assert!(e.to_string().contains("training_mode=true is not supported"), "{e}");
 }
+
+#[test]
+fn dropout_ratio_is_kept_for_training() {
+    let ratio_of = |g: &lithe_ir::Graph| {
+        let inputs = g.node_inputs(only(g, "Dropout"));
+        let r = inputs.get(1).copied().flatten().expect("a ratio input");
+        g.const_value(r).expect("a constant ratio").to_f32_vec()
+    };
+    // Opset 12 and later: the ratio is an input.
+    let g = Model::new(13)
+        .input("x", &[D::V(2)])
+        .init(tensor_f32("r", &[], &[0.25]))
+        .node("Dropout", &["x", "r"], &["y"], vec![])
+        .output("y")
+        .load()
+        .unwrap();
+    assert_eq!(ratio_of(&g), vec![0.25]);
+    // Before opset 12: an attribute, which becomes a constant input.
+    let g = Model::new(10)
+        .input("x", &[D::V(2)])
+        .node("Dropout", &["x"], &["y"], vec![a_float("ratio", 0.3)])
+        .output("y")
+        .load()
+        .unwrap();
+    assert_eq!(ratio_of(&g), vec![0.3]);
+    // No ratio given: no input (the op's default, 0.5, applies when training).
+    let g = Model::new(10).input("x", &[D::V(2)]).node("Dropout", &["x"], &["y"], vec![]).output("y").load().unwrap();
+    assert_eq!(g.node_inputs(only(&g, "Dropout")).len(), 1);
+}

@@ -116,7 +116,7 @@ fn standard(op: &Op) -> Option<Standard> {
             }
             std_op(1, v)
         }
-        Op::Dropout => std_op(1, vec![]),
+        Op::Dropout => std_op(3, vec![]),
         Op::ReduceMean(r) | Op::ReduceSum(r) | Op::ReduceMax(r) => std_op(2, reduce_attrs(r)),
         Op::ArgMax(a) => std_op(
             1,

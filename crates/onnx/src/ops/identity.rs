@@ -4,7 +4,7 @@ use crate::OnnxError;
 use crate::context::NodeCtx;
 use crate::registry::Registry;
 use crate::types::dtype_from_onnx;
-use lithe_ir::Op;
+use lithe_ir::{Op, Tensor};
 
 pub(crate) fn register(r: &mut Registry) {
     r.add("Identity", identity);
@@ -17,7 +17,8 @@ fn identity(ctx: &mut NodeCtx<'_>) -> Result<(), OnnxError> {
     ctx.emit(Op::Identity, &[Some(x)])
 }
 
-/// Dropout in inference mode; the optional mask output is all true.
+/// Dropout in inference mode (the ratio kept for training); the optional mask output is all
+/// true. A constant false `training_mode` is dropped: inference is the IR op's own mode.
 fn dropout(ctx: &mut NodeCtx<'_>) -> Result<(), OnnxError> {
     if ctx.opset >= 12 {
         if ctx.opt_input(2).is_some() {
@@ -37,7 +38,14 @@ fn dropout(ctx: &mut NodeCtx<'_>) -> Result<(), OnnxError> {
         );
     }
     let x = ctx.input(0)?;
-    ctx.emit_n(Op::Dropout, &[Some(x)], if with_mask { 2 } else { 1 })
+    // The drop ratio is kept (an input from opset 12, an attribute before) so that training
+    // the imported graph drops what the model says; inference ignores it.
+    let ratio = if ctx.opset >= 12 {
+        ctx.opt_input(1)
+    } else {
+        ctx.float("ratio")?.map(|p| ctx.constant("ratio", Tensor::scalar(p)))
+    };
+    ctx.emit_n(Op::Dropout, &[Some(x), ratio], if with_mask { 2 } else { 1 })
 }
 
 fn cast(ctx: &mut NodeCtx<'_>) -> Result<(), OnnxError> {
