@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
     --preprocess resize=256,crop=224,scale=1/255,mean=0.485:0.456:0.406,std=0.229:0.224:0.225\n  \
     lite-cli quant -m m.onnx -o m_int8.nb --calib calib.npy --eval eval.npy --analyze --target-agreement 0.99\n  \
     lite-cli quant -m m.onnx -o m_int8_qdq.onnx --quant int8 --calib calib.npy   # QDQ ONNX for onnxruntime\n  \
-    lite-cli quant -m m.onnx -o m_int8.nb --qat --train-data images.idx,labels.idx --epochs 2 --lr 1e-4 \
+    lite-cli quant -m m.onnx -o m_int8.nb --qat --train-data images.idx,labels.idx --epochs 2 --lr 3e-5 \
     --batch-size 64 --eval test-images.idx,test-labels.idx   # quantization-aware training")]
 pub struct QuantArgs {
     /// The fp32 model (ONNX or `.nb`); it is optimized first like `lite-cli opt`.
@@ -119,10 +119,10 @@ pub struct QuantArgs {
     #[arg(long, value_name = "DATA")]
     pub train_data: Option<String>,
     /// Passes over `--train-data` (`--qat`).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     /// Peak learning rate of `--qat` (Adam, cosine decay to 0).
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 3e-5)]
     pub lr: f32,
     /// Activation scales of `--qat`: abs_max (each batch's), moving_average_abs_max or range_abs_max.
     #[arg(long, default_value = "moving_average_abs_max")]

@@ -14,7 +14,8 @@ pub struct QatTrainOptions {
     pub epochs: usize,
     /// Samples per step.
     pub batch_size: usize,
-    /// Peak learning rate of Adam, decayed to 0 by a cosine schedule over all steps.
+    /// Peak learning rate of Adam, decayed to 0 by a cosine schedule over all steps (3e-5
+    /// by default, chosen on a validation split of the MNIST training digits).
     pub lr: f32,
     /// Seed of the shuffling (and of the augmentation).
     pub seed: u64,
@@ -26,7 +27,7 @@ pub struct QatTrainOptions {
 
 impl Default for QatTrainOptions {
     fn default() -> Self {
-        QatTrainOptions { epochs: 1, batch_size: 64, lr: 1e-4, seed: 1, augment: Augment::None, max_steps: None }
+        QatTrainOptions { epochs: 2, batch_size: 64, lr: 3e-5, seed: 1, augment: Augment::None, max_steps: None }
     }
 }
 
