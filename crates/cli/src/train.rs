@@ -109,6 +109,10 @@ pub struct TrainArgs {
     /// epoch.
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
+    /// Also export each checkpoint as `DIR/epoch-NNN.onnx` (resumable like the `.nb`: the same
+    /// `.state` and `.optim` files apply).
+    #[arg(long, requires = "checkpoint_dir")]
+    pub checkpoint_onnx: bool,
     /// The trained model: `.nb` (optimized for inference: batch norm folded, activations
     /// fused) or `.onnx` (the training graph, batch norm as BatchNormalization).
     #[arg(long, short = 'o', value_name = "OUT")]
@@ -465,6 +469,9 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
             checkpoint::save_nb(trainer.graph(), &path, &source)?;
             TrainState { epoch: epoch + 1, steps: trainer.steps() }.save(&path)?;
             checkpoint::save_optimizer(&trainer, &path)?;
+            if args.checkpoint_onnx {
+                checkpoint::save_onnx(trainer.graph(), &path.with_extension("onnx"))?;
+            }
             line += &format!("; checkpoint {}", path.display());
         }
         tracing::info!("{line}");

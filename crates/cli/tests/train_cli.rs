@@ -77,7 +77,7 @@ fn train_writes_checkpoints_resumes_and_outputs_runnable_models() {
         "--seed",
         "7",
     ];
-    let mut args = vec!["train", "-m", "builtin:lenet_bn", "--epochs", "2", "--checkpoint-dir"];
+    let mut args = vec!["train", "-m", "builtin:lenet_bn", "--epochs", "2", "--checkpoint-onnx", "--checkpoint-dir"];
     let ckpt_s = s(&ckpt);
     let out_s = s(&out_nb);
     args.extend([ckpt_s.as_str(), "-o", out_s.as_str()]);
@@ -93,7 +93,7 @@ fn train_writes_checkpoints_resumes_and_outputs_runnable_models() {
     assert!(number_after(epochs[1], "acc") > 50.0, "{out}");
     assert!(epochs[1].contains("top-5") && number_after(epochs[1], "val loss") < 2.3, "{out}");
     for e in ["epoch-001", "epoch-002"] {
-        for ext in ["nb", "state", "optim"] {
+        for ext in ["nb", "state", "optim", "onnx"] {
             assert!(ckpt.join(format!("{e}.{ext}")).is_file(), "{e}.{ext}: {out}");
         }
     }
@@ -110,6 +110,9 @@ fn train_writes_checkpoints_resumes_and_outputs_runnable_models() {
     assert_eq!(a.len(), 80);
     let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(diff < 1e-4, "checkpoint vs optimized output: {diff}");
+    let e = run_logits(&ckpt.join("epoch-002.onnx"), &input, &work.path().join("run_ckpt_onnx"));
+    let diff = a.iter().zip(&e).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff < 1e-4, "checkpoint .nb vs its ONNX export: {diff}");
 
     // Resume from epoch 1 to 2 epochs: the same step count and a state file for epoch 2.
     let ckpt2 = work.path().join("ckpt2");
@@ -218,6 +221,7 @@ fn train_help_lists_the_options() {
         "--checkpoint-dir",
         "--out",
         "--no-optimize",
+        "--checkpoint-onnx",
         "builtin:lenet_bn",
         "epoch-NNN.nb",
     ] {
