@@ -33,8 +33,15 @@ pub fn load_model(path: &Path) -> Result<Graph, TrainError> {
         lithe_onnx::load_model_bytes(&bytes, Some(base), &lithe_onnx::ImportOptions::default())
             .map_err(|e| invalid(&file, e.to_string()))?
     };
-    if graph.inputs().len() != 1 {
-        return Err(invalid(&file, format!("{} inputs (a classifier with one input expected)", graph.inputs().len())));
+    if graph.inputs().len() != 1 || graph.outputs().is_empty() {
+        return Err(invalid(
+            &file,
+            format!(
+                "{} inputs and {} outputs (a classifier with one input and the logits first expected)",
+                graph.inputs().len(),
+                graph.outputs().len()
+            ),
+        ));
     }
     graph = with_symbolic_batch(graph);
     graph.validate().map_err(|e| invalid(&file, e.to_string()))?;
