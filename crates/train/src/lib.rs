@@ -12,7 +12,8 @@
 //! - [`data`]: IDX (MNIST), `.npy`/`.npz` and image-folder loaders, seeded shuffling, batching,
 //!   augmentation (shift, crop with padding, flip), top-k accuracy and loss metrics.
 //! - [`Trainer`]: one optimizer step per batch, evaluation, weights written back into the graph.
-//! - [`checkpoint`]: the training graph saved as `.nb` or ONNX, models loaded from either.
+//! - [`checkpoint`]: the training graph saved as `.nb` or ONNX, models loaded from either, the
+//!   optimizer state and step counts that let a run resume.
 //!
 //! See `docs/training.md` for the design and measured figures.
 #![warn(missing_docs)]
