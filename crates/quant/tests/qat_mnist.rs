@@ -238,3 +238,27 @@ fn pact_learns_its_clip_and_converts() {
     let max_diff = fake.iter().zip(conv.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(max_diff < 1e-3, "fake-quantized vs converted with PACT: {max_diff}");
 }
+
+#[test]
+fn the_trained_graph_runs_in_the_predictor_as_in_eval_mode() {
+    let train = split("train-images-idx3-ubyte", "train-labels-idx1-ubyte").take(128);
+    let test = split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte").take(50);
+    let mut qat = QatModel::prepare(
+        &imported("lenet_bn.onnx"),
+        &LabelledSource::new(&train, "input"),
+        &QatConfig::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    qat.train(
+        &train,
+        &QatTrainOptions { batch_size: 32, max_steps: Some(3), ..Default::default() },
+        &mut |_, _, _, _| {},
+    )
+    .unwrap();
+    let (x, _) = test.gather(&(0..50).collect::<Vec<_>>());
+    let fake = qat.predict(vec![x]).unwrap();
+    let run = outputs(qat.graph(), &LabelledSource::new(&test, "input"), 50, None, 1).unwrap();
+    let max_diff = fake.iter().zip(run.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(max_diff < 1e-3, "the graph's constants hold the trained state: {max_diff}");
+}

@@ -163,7 +163,8 @@ pub struct QatModel {
 }
 
 impl QatModel {
-    /// The fake-quantized graph (its constants are the current weights).
+    /// The fake-quantized graph: its constants are the current weights and the eval-mode
+    /// scales (after [`QatModel::prepare`] and each [`QatModel::train`]).
     pub fn graph(&self) -> &Graph {
         &self.graph
     }

@@ -89,6 +89,9 @@ impl QatModel {
             }
         }
         self.graph = trainer.into_graph();
+        // The graph's scale constants hold the eval-mode state, so that it runs as trained
+        // outside the tape too (the predictor, ONNX export).
+        self.fake.write_eval_scales(&mut self.graph)?;
         Ok(epochs)
     }
 }
