@@ -9,7 +9,7 @@ use lithe_ir::Graph;
 use lithe_quant::data::CalibSource;
 use lithe_quant::eval::compare;
 use lithe_quant::qat::{ActStrategy, LabelledSource, QatConfig, QatModel, QatTrainOptions};
-use lithe_train::data::{Augment, Dataset, Preprocess};
+use lithe_train::data::{Dataset, Preprocess};
 use std::io::Write;
 use std::time::Instant;
 
@@ -89,7 +89,7 @@ pub fn quantize(args: &QuantArgs, imported: &Graph, fp32: &Graph, out: &mut dyn 
         batch_size: args.batch_size.max(1),
         lr: args.lr,
         seed: args.seed,
-        augment: Augment::None,
+        augment: args.augment,
         max_steps: None,
     };
     let per_epoch = train.len().div_ceil(options.batch_size);

@@ -19,6 +19,7 @@ use lithe_quant::eval::compare;
 use lithe_quant::ptq::{Calibration, PtqConfig, calibrate_graph};
 use lithe_quant::qat::{ActStrategy, QuantOpType};
 use lithe_quant::weight_only::{WeightBits, quantize_weights};
+use lithe_train::data::Augment;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ use std::path::{Path, PathBuf};
     lite-cli quant -m m.onnx -o m_int8.nb --calib calib.npy --eval eval.npy --analyze --target-agreement 0.99\n  \
     lite-cli quant -m m.onnx -o m_int8_qdq.onnx --quant int8 --calib calib.npy   # QDQ ONNX for onnxruntime\n  \
     lite-cli quant -m m.onnx -o m_int8.nb --qat --train-data images.idx,labels.idx --epochs 2 --lr 3e-5 \
-    --batch-size 64 --eval test-images.idx,test-labels.idx   # quantization-aware training")]
+    --batch-size 64 --augment shift-batch:2 --eval test-images.idx,test-labels.idx   # quantization-aware training")]
 pub struct QuantArgs {
     /// The fp32 model (ONNX or `.nb`); it is optimized first like `lite-cli opt`.
     #[arg(long, short = 'm')]
@@ -143,6 +144,10 @@ pub struct QuantArgs {
     /// starting at A (20 when no value is given) before its fake quantizer.
     #[arg(long, value_name = "A", num_args = 0..=1, default_missing_value = "20")]
     pub pact: Option<f32>,
+    /// Augmentation of the `--qat` training batches: none, shift:N, shift-batch:N, or steps
+    /// joined by `+` (crop:P, flip, shift:N), as `lite-cli train --augment`.
+    #[arg(long, default_value = "none", value_parser = crate::train::parse_augment)]
+    pub augment: Augment,
     /// Seed of the `--qat` batch order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -4,7 +4,7 @@
 //! converted graph as the int8 kernels run it (QConv nodes), on the 1,000 test digits.
 //!
 //! ```sh
-//! cargo run --release -p lithe-quant --example qat_mnist -- [lenet_bn|dwsep|both] [epochs=2] [lr=3e-5] [batch=64] [seed=1] [finetune_only]
+//! cargo run --release -p lithe-quant --example qat_mnist -- [lenet_bn|dwsep|both] [epochs=2] [lr=3e-5] [batch=64] [seed=1] [shift=0] [finetune_only] [select]
 //! ```
 
 use lithe_ir::Graph;
@@ -12,7 +12,7 @@ use lithe_passes::PassManager;
 use lithe_quant::eval::compare;
 use lithe_quant::ptq::{PtqConfig, quantize_static};
 use lithe_quant::qat::{ActStrategy, LabelledSource, QatConfig, QatModel, QatTrainOptions};
-use lithe_train::data::{Batches, Dataset};
+use lithe_train::data::{Augment, Batches, Dataset};
 use lithe_train::optim::OptimizerKind;
 use lithe_train::schedule::Schedule;
 use lithe_train::{Trainer, TrainerConfig};
@@ -42,6 +42,12 @@ fn main() -> Result<(), Error> {
             Some(("lr", v)) => options.lr = v.parse()?,
             Some(("batch", v)) => options.batch_size = v.parse()?,
             Some(("seed", v)) => options.seed = v.parse()?,
+            Some(("shift", v)) => {
+                options.augment = match v.parse()? {
+                    0 => Augment::None,
+                    max => Augment::ShiftBatch { max },
+                }
+            }
             None if arg == "both" => {}
             None if arg == "finetune_only" => finetune_only = true,
             None if arg == "select" => select = true,
@@ -60,12 +66,13 @@ fn main() -> Result<(), Error> {
     let train_source = LabelledSource::new(&train, "input");
     let test_source = LabelledSource::new(&test, "input");
     println!(
-        "QAT recipe: {} epochs over {} training digits, batch {}, Adam lr {} (cosine to 0), seed {}",
+        "QAT recipe: {} epochs over {} training digits, batch {}, Adam lr {} (cosine to 0), seed {}, {:?}",
         options.epochs,
         train.len(),
         options.batch_size,
         options.lr,
-        options.seed
+        options.seed,
+        options.augment
     );
     println!("| model | method | weights | top-1 (int8 kernels) | vs fp32 | time |");
     println!("|---|---|---|---:|---:|---:|");
