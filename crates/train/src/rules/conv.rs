@@ -153,24 +153,44 @@ impl Geom {
     }
 }
 
-fn kerr(node: &str) -> impl Fn(KernelError) -> TrainError + '_ {
+pub(super) fn kerr(node: &str) -> impl Fn(KernelError) -> TrainError + '_ {
     move |e| TrainError::Kernel { node: node.to_string(), source: e }
 }
 
-fn contiguous<'a>(a: &'a ArrayViewD<'a, f32>) -> std::borrow::Cow<'a, [f32]> {
+pub(super) fn contiguous<'a>(a: &'a ArrayViewD<'a, f32>) -> std::borrow::Cow<'a, [f32]> {
     match a.as_slice() {
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(a.iter().copied().collect()),
     }
 }
 
-pub(super) fn forward(a: &ForwardArgs<'_>, attrs: &ConvAttrs) -> Result<Tensor, TrainError> {
+/// `data` as an array of `shape` (a mismatch is an invalid-node error).
+pub(super) fn shaped(node: &str, shape: &[usize], data: Vec<f32>) -> Result<ArrayD<f32>, TrainError> {
+    ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| invalid(node, e.to_string()))
+}
+
+/// Adds the partial sum `b` into `a` (the reduce step of a per-task accumulation).
+pub(super) fn add_partial(mut a: Vec<f32>, b: Vec<f32>) -> Result<Vec<f32>, KernelError> {
+    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+    Ok(a)
+}
+
+/// A conv's `x`, `w` and optional bias inputs.
+#[allow(clippy::type_complexity)]
+pub(super) fn inputs<'a>(
+    a: &ForwardArgs<'a>,
+) -> Result<(ArrayViewD<'a, f32>, ArrayViewD<'a, f32>, Option<ArrayViewD<'a, f32>>), TrainError> {
     let x = f32_input(a.node, a.inputs, 0)?;
     let w = f32_input(a.node, a.inputs, 1)?;
     let b = match a.inputs.get(2).copied().flatten() {
         Some(_) => Some(f32_input(a.node, a.inputs, 2)?),
         None => None,
     };
+    Ok((x, w, b))
+}
+
+pub(super) fn forward(a: &ForwardArgs<'_>, attrs: &ConvAttrs) -> Result<Tensor, TrainError> {
+    let (x, w, b) = inputs(a)?;
     Ok(Tensor::from(conv2d_forward(a.node, &x, &w, b.as_ref(), attrs)?))
 }
 
@@ -218,7 +238,7 @@ pub fn conv2d_forward_with(
     } else {
         gemm_forward(&g, &xs, &ws, bias.as_deref()).map_err(kerr(node))?
     };
-    ArrayD::from_shape_vec(IxDyn(&[g.n, g.m, g.oh, g.ow]), y).map_err(|e| invalid(node, e.to_string()))
+    shaped(node, &[g.n, g.m, g.oh, g.ow], y)
 }
 
 /// `y = W · im2col(x) + b` per batch item and group.
@@ -297,27 +317,17 @@ pub fn conv2d_backward_with(
     let direct = path == ConvPath::Auto && g.depthwise();
     let dx = if need[0] {
         let dx = if direct { depthwise::backward_x(&g, &ws, &gys) } else { gemm_backward_x(&g, &ws, &gys) };
-        Some(
-            ArrayD::from_shape_vec(IxDyn(x.shape()), dx.map_err(kerr(node))?)
-                .map_err(|e| invalid(node, e.to_string()))?,
-        )
+        Some(shaped(node, x.shape(), dx.map_err(kerr(node))?)?)
     } else {
         None
     };
     let dw = if need[1] {
         let dw = if direct { depthwise::backward_w(&g, &xs, &gys) } else { gemm_backward_w(&g, &xs, &gys) };
-        Some(
-            ArrayD::from_shape_vec(IxDyn(w.shape()), dw.map_err(kerr(node))?)
-                .map_err(|e| invalid(node, e.to_string()))?,
-        )
+        Some(shaped(node, w.shape(), dw.map_err(kerr(node))?)?)
     } else {
         None
     };
-    let db = if need[2] {
-        Some(ArrayD::from_shape_vec(IxDyn(&[g.m]), bias_grad(&g, &gys)).map_err(|e| invalid(node, e.to_string()))?)
-    } else {
-        None
-    };
+    let db = if need[2] { Some(shaped(node, &[g.m], bias_grad(&g, &gys))?) } else { None };
     Ok((dx, dw, db))
 }
 
@@ -402,13 +412,7 @@ fn gemm_backward_w(g: &Geom, xs: &[f32], gys: &[f32]) -> Result<Vec<f32>, Kernel
             },
         )
         .map(|r| r.map(|(acc, _)| acc))
-        .try_reduce(
-            || vec![0f32; wlen],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                Ok(a)
-            },
-        )
+        .try_reduce(|| vec![0f32; wlen], add_partial)
 }
 
 pub(super) fn backward(a: &BackwardArgs<'_>, attrs: &ConvAttrs) -> Result<InputGrads, TrainError> {

@@ -12,7 +12,8 @@
 //! The backward pass is thus an ordinary convolution of `dy` with `W`. Batch items run in
 //! parallel on rayon; each GEMM runs on one thread.
 
-use super::{BackwardArgs, ForwardArgs, InputGrads, f32_input};
+use super::conv::{add_partial, contiguous, inputs, kerr, shaped};
+use super::{BackwardArgs, ForwardArgs, InputGrads};
 use crate::TrainError;
 use crate::error::invalid;
 use crate::gemm::kernel_for_rows;
@@ -20,9 +21,8 @@ use lithe_ir::Tensor;
 use lithe_ir::op::ConvTransposeAttrs;
 use lithe_kernels::KernelError;
 use lithe_kernels::gemm::{GemmEpilogue, GemmInput, MatRef, Residual, sgemm};
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, Axis};
 use rayon::prelude::*;
-use std::borrow::Cow;
 
 /// The geometry of one 2-D transposed conv.
 #[derive(Clone, Copy, Debug)]
@@ -138,17 +138,6 @@ impl Geom {
     }
 }
 
-fn kerr(node: &str) -> impl Fn(KernelError) -> TrainError + '_ {
-    move |e| TrainError::Kernel { node: node.to_string(), source: e }
-}
-
-fn contiguous<'a>(a: &'a ArrayViewD<'a, f32>) -> Cow<'a, [f32]> {
-    match a.as_slice() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(a.iter().copied().collect()),
-    }
-}
-
 /// True when the tape runs this ConvTranspose itself (2-D f32, no epilogue).
 pub(super) fn handles(inputs: &[Option<&Tensor>], attrs: &ConvTransposeAttrs) -> bool {
     attrs.conv.epilogue.is_empty()
@@ -156,12 +145,7 @@ pub(super) fn handles(inputs: &[Option<&Tensor>], attrs: &ConvTransposeAttrs) ->
 }
 
 pub(super) fn forward(a: &ForwardArgs<'_>, attrs: &ConvTransposeAttrs) -> Result<Tensor, TrainError> {
-    let x = f32_input(a.node, a.inputs, 0)?;
-    let w = f32_input(a.node, a.inputs, 1)?;
-    let b = match a.inputs.get(2).copied().flatten() {
-        Some(_) => Some(f32_input(a.node, a.inputs, 2)?),
-        None => None,
-    };
+    let (x, w, b) = inputs(a)?;
     Ok(Tensor::from(conv_transpose2d_forward(a.node, &x, &w, b.as_ref(), attrs)?))
 }
 
@@ -185,7 +169,7 @@ pub fn conv_transpose2d_forward(
     let ws = contiguous(w);
     let mut y = vec![0f32; g.n * g.m() * ohw];
     if y.is_empty() {
-        return ArrayD::from_shape_vec(IxDyn(&g.out_shape()), y).map_err(|e| invalid(node, e.to_string()));
+        return shaped(node, &g.out_shape(), y);
     }
     y.par_chunks_mut(g.m() * ohw)
         .enumerate()
@@ -221,7 +205,7 @@ pub fn conv_transpose2d_forward(
             Ok(())
         })
         .map_err(kerr(node))?;
-    ArrayD::from_shape_vec(IxDyn(&g.out_shape()), y).map_err(|e| invalid(node, e.to_string()))
+    shaped(node, &g.out_shape(), y)
 }
 
 /// Gradients of a 2-D transposed conv with respect to `x`, `w` and the bias (each computed
@@ -286,21 +270,11 @@ pub fn conv_transpose2d_backward(
                 },
             )
             .map(|r| r.map(|(acc, _)| acc))
-            .try_reduce(
-                || vec![0f32; acc_len],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    Ok(a)
-                },
-            )
+            .try_reduce(|| vec![0f32; acc_len], add_partial)
             .map_err(kerr(node))?;
     }
-    let dx = need[0]
-        .then(|| ArrayD::from_shape_vec(IxDyn(x.shape()), dx).map_err(|e| invalid(node, e.to_string())))
-        .transpose()?;
-    let dw = need[1]
-        .then(|| ArrayD::from_shape_vec(IxDyn(w.shape()), dw).map_err(|e| invalid(node, e.to_string())))
-        .transpose()?;
+    let dx = need[0].then(|| shaped(node, x.shape(), dx)).transpose()?;
+    let dw = need[1].then(|| shaped(node, w.shape(), dw)).transpose()?;
     let db = need[2].then(|| gy.sum_axis(Axis(3)).sum_axis(Axis(2)).sum_axis(Axis(0)));
     Ok((dx, dw, db))
 }
