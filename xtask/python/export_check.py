@@ -10,14 +10,13 @@ case, the max abs error and the max abs reference value per output, or the error
 
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from ort_cases import run_cases, session
 
 
 def numbered(d: Path, prefix: str) -> list[np.ndarray]:
@@ -40,10 +39,7 @@ def check(d: Path) -> dict:
         # check, note the disagreement and let onnxruntime decide.
         onnx.checker.check_model(str(model_path), full_check=False)
         note = "ONNX shape inference: " + str(e).splitlines()[0][:160]
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    sess = session(model_path)
     inputs = numbered(d, "input")
     feeds = {i.name: x for i, x in zip(sess.get_inputs(), inputs)}
     got = sess.run(None, feeds)
@@ -69,14 +65,7 @@ def check(d: Path) -> dict:
 
 def main() -> None:
     root = Path(sys.argv[1])
-    results = {}
-    for d in sorted(p for p in root.iterdir() if (p / "model.onnx").is_file()):
-        try:
-            results[d.name] = check(d)
-        except Exception as e:  # noqa: BLE001 - every failure is reported per case
-            results[d.name] = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
-            traceback.print_exc()
-    (root / "results.json").write_text(json.dumps(results, indent=1))
+    results = run_cases(root, check)
     print(f"onnxruntime {ort.__version__}, onnx {onnx.__version__}: {len(results)} models checked")
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
 from collections import deque
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
+from ort_cases import run_cases, session
 
 
 def last_step(model: onnx.ModelProto, output: str) -> tuple[float, str]:
@@ -51,11 +51,7 @@ def last_step(model: onnx.ModelProto, output: str) -> tuple[float, str]:
 
 
 def run_ort(path: Path, x: np.ndarray, chunk: int, level: ort.GraphOptimizationLevel) -> tuple[np.ndarray, str]:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = level
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    sess = session(path, level)
     name = sess.get_inputs()[0].name
     got = np.concatenate([sess.run(None, {name: x[i : i + chunk]})[0] for i in range(0, len(x), chunk)])
     return got, sess.get_outputs()[0].name
@@ -108,14 +104,7 @@ def check(d: Path) -> dict:
 
 def main() -> None:
     root = Path(sys.argv[1])
-    results = {}
-    for d in sorted(p for p in root.iterdir() if (p / "model.onnx").is_file()):
-        try:
-            results[d.name] = check(d)
-        except Exception as e:  # noqa: BLE001 - every failure is reported per case
-            results[d.name] = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
-            traceback.print_exc()
-    (root / "results.json").write_text(json.dumps(results, indent=1))
+    results = run_cases(root, check)
     print(f"\nonnxruntime {ort.__version__}, onnx {onnx.__version__}")
     print(
         "\n| model | onnxruntime | rows | ONNX nodes (Q/DQ) | max abs diff | step (last activation) "

@@ -10,23 +10,19 @@ max abs difference, the max abs onnxruntime logit, the argmax agreement and Lith
 
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from ort_cases import run_cases, session
 
 
 def check(d: Path) -> dict:
     model_path = d / "model.onnx"
     onnx.checker.check_model(str(model_path), full_check=True)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    sess = session(model_path)
     x = np.load(d / "input.npy")
     labels = np.load(d / "labels.npy")
     (got,) = sess.run(None, {sess.get_inputs()[0].name: x})
@@ -48,14 +44,7 @@ def check(d: Path) -> dict:
 
 def main() -> None:
     root = Path(sys.argv[1])
-    results = {}
-    for d in sorted(p for p in root.iterdir() if (p / "model.onnx").is_file()):
-        try:
-            results[d.name] = check(d)
-        except Exception as e:  # noqa: BLE001 - every failure is reported per case
-            results[d.name] = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
-            traceback.print_exc()
-    (root / "results.json").write_text(json.dumps(results, indent=1))
+    results = run_cases(root, check)
     print(f"onnxruntime {ort.__version__}, onnx {onnx.__version__}: {len(results)} models checked")
 
 
