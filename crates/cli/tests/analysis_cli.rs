@@ -2,32 +2,20 @@
 //! nets: the suggested `--skip` line reaches the target when quantizing again with it, a model
 //! diffed with itself has no error, and fp32 against int8 agrees with `quant --analyze`.
 
+mod common;
+
+use common::{cli, idx_images, s, text};
 use lithe_ir::Tensor;
 use lithe_ir::npy::write_npy;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 fn mnist() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/mnist")
 }
 
-fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lite-cli")).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
-
 /// The first `n` images of an IDX file as an `n x 1 x 28 x 28` f32 `.npy` in `[0, 1]`.
 fn idx_to_npy(idx: &str, n: usize, dest: &Path) {
-    let b = std::fs::read(mnist().join(idx)).unwrap();
-    let px: Vec<f32> = b[16..16 + n * 784].iter().map(|&p| f32::from(p) / 255.0).collect();
-    write_npy(dest, &Tensor::from_vec(&[n, 1, 28, 28], px).unwrap()).unwrap();
+    write_npy(dest, &idx_images(mnist().join(idx), n)).unwrap();
 }
 
 /// The number after `key` in `line`, up to a comma or space.

@@ -1,36 +1,25 @@
 //! `lite-cli quant --qat` end to end on the committed MNIST LeNet: a short fine-tuning run on
 //! training digits, the int8 `.nb` it writes, accuracy on test digits, and its errors.
 
+mod common;
+
+use common::{cli, idx_images, s, text};
 use lithe_ir::Tensor;
 use lithe_ir::npy::write_npy;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 fn mnist() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/mnist")
 }
 
-fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lite-cli")).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
-
 /// The first `n` digits of an IDX pair as `x.npy` (`n x 1 x 28 x 28`, f32 in `[0, 1]`) and
 /// `y.npy` (i64 labels) under `dir`; returns `"x.npy,y.npy"`.
 fn npy_pair(images: &str, labels: &str, n: usize, dir: &Path, stem: &str) -> String {
-    let b = std::fs::read(mnist().join(images)).unwrap();
-    let px: Vec<f32> = b[16..16 + n * 784].iter().map(|&p| f32::from(p) / 255.0).collect();
+    let x = idx_images(mnist().join(images), n);
     let l = std::fs::read(mnist().join(labels)).unwrap();
     let y: Vec<i64> = l[8..8 + n].iter().map(|&v| i64::from(v)).collect();
     let (xp, yp) = (dir.join(format!("{stem}_x.npy")), dir.join(format!("{stem}_y.npy")));
-    write_npy(&xp, &Tensor::from_vec(&[n, 1, 28, 28], px).unwrap()).unwrap();
+    write_npy(&xp, &x).unwrap();
     write_npy(&yp, &Tensor::from_vec(&[n], y).unwrap()).unwrap();
     format!("{},{}", s(&xp), s(&yp))
 }

@@ -2,10 +2,12 @@
 //! epoch that `lite-cli run` runs, resuming from one, the final `.nb` (optimized) and ONNX
 //! outputs, and errors that name the file at fault.
 
+mod common;
+
+use common::{cli, idx_images, s, text};
 use lithe_ir::Tensor;
 use lithe_ir::npy::{read_npy, write_npy};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 fn mnist(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/mnist").join(name).to_str().unwrap().to_string()
@@ -19,18 +21,6 @@ fn test_pair() -> String {
     format!("{},{}", mnist("t10k-images-idx3-ubyte"), mnist("t10k-labels-idx1-ubyte"))
 }
 
-fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lite-cli")).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
-
 /// The number after `key` in `line` (up to a space, `%` or `;`).
 fn number_after(line: &str, key: &str) -> f64 {
     let rest = line.split(key).nth(1).unwrap_or_else(|| panic!("no '{key}' in {line}"));
@@ -39,9 +29,7 @@ fn number_after(line: &str, key: &str) -> f64 {
 
 /// The first `n` test images as an `n x 1 x 28 x 28` `.npy`.
 fn test_images(n: usize, dest: &Path) {
-    let b = std::fs::read(mnist("t10k-images-idx3-ubyte")).unwrap();
-    let px: Vec<f32> = b[16..16 + n * 784].iter().map(|&p| f32::from(p) / 255.0).collect();
-    write_npy(dest, &Tensor::from_vec(&[n, 1, 28, 28], px).unwrap()).unwrap();
+    write_npy(dest, &idx_images(mnist("t10k-images-idx3-ubyte"), n)).unwrap();
 }
 
 /// `lite-cli run MODEL` on `input`; the logits it saves.
