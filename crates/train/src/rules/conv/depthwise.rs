@@ -42,6 +42,19 @@ impl Geom {
         let off = |ax: usize, k: usize| (k * self.dilation[ax]) as isize - self.pad[ax] as isize;
         (span(self.oh, self.h, self.stride[0], off(0, ki)), span(self.ow, self.w, self.stride[1], off(1, kj)))
     }
+
+    /// Visit every tap's rows inside the input: `f(tap index, column span, output row, input row)`.
+    #[inline]
+    fn for_each_tap_row(&self, mut f: impl FnMut(usize, Span, usize, usize)) {
+        for ki in 0..self.kh {
+            for kj in 0..self.kw {
+                let (r, c) = self.tap(ki, kj);
+                for (t, oy) in (r.lo..r.hi).enumerate() {
+                    f(ki * self.kw + kj, c, oy, r.start + t * self.stride[0]);
+                }
+            }
+        }
+    }
 }
 
 /// `dst[i] += a · src[i·stride]`.
@@ -99,17 +112,10 @@ pub(super) fn forward_loops(g: &Geom, xs: &[f32], ws: &[f32], bias: Option<&[f32
             plane.fill(bias.map_or(0.0, |b| b[m]));
             let x = &xn[(m / g.mg) * hw..][..hw];
             let wm = &ws[m * taps..][..taps];
-            for ki in 0..g.kh {
-                for kj in 0..g.kw {
-                    let (r, c) = g.tap(ki, kj);
-                    let wv = wm[ki * g.kw + kj];
-                    for (t, oy) in (r.lo..r.hi).enumerate() {
-                        let iy = r.start + t * g.stride[0];
-                        let dst = &mut plane[oy * g.ow..][c.lo..c.hi];
-                        gather_axpy(dst, &x[iy * g.w + c.start..(iy + 1) * g.w], g.stride[1], wv);
-                    }
-                }
-            }
+            g.for_each_tap_row(|tap, c, oy, iy| {
+                let dst = &mut plane[oy * g.ow..][c.lo..c.hi];
+                gather_axpy(dst, &x[iy * g.w + c.start..(iy + 1) * g.w], g.stride[1], wm[tap]);
+            });
         }
     });
 }
@@ -125,17 +131,10 @@ pub(super) fn backward_x(g: &Geom, ws: &[f32], gys: &[f32]) -> Result<Vec<f32>, 
         for (m, gy) in gyn.chunks_exact(p).enumerate() {
             let dxp = &mut dxn[(m / g.mg) * hw..][..hw];
             let wm = &ws[m * taps..][..taps];
-            for ki in 0..g.kh {
-                for kj in 0..g.kw {
-                    let (r, c) = g.tap(ki, kj);
-                    let wv = wm[ki * g.kw + kj];
-                    for (t, oy) in (r.lo..r.hi).enumerate() {
-                        let iy = r.start + t * g.stride[0];
-                        let dst = &mut dxp[iy * g.w + c.start..(iy + 1) * g.w];
-                        scatter_axpy(dst, &gy[oy * g.ow..][c.lo..c.hi], g.stride[1], wv);
-                    }
-                }
-            }
+            g.for_each_tap_row(|tap, c, oy, iy| {
+                let dst = &mut dxp[iy * g.w + c.start..(iy + 1) * g.w];
+                scatter_axpy(dst, &gy[oy * g.ow..][c.lo..c.hi], g.stride[1], wm[tap]);
+            });
         }
     });
     Ok(dx)
