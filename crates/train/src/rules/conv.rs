@@ -175,6 +175,21 @@ pub(super) fn add_partial(mut a: Vec<f32>, b: Vec<f32>) -> Result<Vec<f32>, Kern
     Ok(a)
 }
 
+/// The bias values, checked to be one per output channel (`m`).
+pub(super) fn bias_values(
+    node: &str,
+    b: Option<&ArrayViewD<'_, f32>>,
+    m: usize,
+) -> Result<Option<Vec<f32>>, TrainError> {
+    let bias: Option<Vec<f32>> = b.map(|b| b.iter().copied().collect());
+    if let Some(b) = &bias
+        && b.len() != m
+    {
+        return Err(invalid(node, format!("bias has {} values for {m} output channels", b.len())));
+    }
+    Ok(bias)
+}
+
 /// A conv's `x`, `w` and optional bias inputs.
 #[allow(clippy::type_complexity)]
 pub(super) fn inputs<'a>(
@@ -227,12 +242,7 @@ pub fn conv2d_forward_with(
     let g = Geom::new(node, attrs, x.shape(), w.shape())?;
     let xs = contiguous(x);
     let ws = contiguous(w);
-    let bias: Option<Vec<f32>> = b.map(|b| b.iter().copied().collect());
-    if let Some(b) = &bias
-        && b.len() != g.m
-    {
-        return Err(invalid(node, format!("bias has {} values for {} output channels", b.len(), g.m)));
-    }
+    let bias = bias_values(node, b, g.m)?;
     let y = if path == ConvPath::Auto && g.depthwise() {
         depthwise::forward(&g, &xs, &ws, bias.as_deref()).map_err(kerr(node))?
     } else {

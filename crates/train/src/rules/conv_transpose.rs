@@ -12,7 +12,7 @@
 //! The backward pass is thus an ordinary convolution of `dy` with `W`. Batch items run in
 //! parallel on rayon; each GEMM runs on one thread.
 
-use super::conv::{add_partial, contiguous, inputs, kerr, shaped};
+use super::conv::{add_partial, bias_values, contiguous, inputs, kerr, shaped};
 use super::{BackwardArgs, ForwardArgs, InputGrads};
 use crate::TrainError;
 use crate::error::invalid;
@@ -159,12 +159,7 @@ pub fn conv_transpose2d_forward(
 ) -> Result<ArrayD<f32>, TrainError> {
     let g = Geom::new(node, attrs, x.shape(), w.shape())?;
     let (rows, p, ohw) = (g.rows(), g.p(), g.oh * g.ow);
-    let bias: Option<Vec<f32>> = b.map(|b| b.iter().copied().collect());
-    if let Some(bias) = &bias
-        && bias.len() != g.m()
-    {
-        return Err(invalid(node, format!("bias has {} values for {} output channels", bias.len(), g.m())));
-    }
+    let bias = bias_values(node, b, g.m())?;
     let xs = contiguous(x);
     let ws = contiguous(w);
     let mut y = vec![0f32; g.n * g.m() * ohw];
