@@ -57,6 +57,7 @@ pub fn quantize(args: &QuantArgs, imported: &Graph, fp32: &Graph, out: &mut dyn 
         calib_batch_size: args.batch_size.max(1),
         calib_samples: args.calib_batches.map(|b| b * args.batch_size.max(1)).or(Some(1024)),
         pact: args.pact,
+        ..QatConfig::default()
     };
     let train_source = LabelledSource::new(&train, name.clone());
     let own;

@@ -20,6 +20,7 @@
 
 mod convert;
 mod data;
+mod equalize;
 mod fake_quant;
 pub mod observer;
 mod prepare;
@@ -100,6 +101,11 @@ pub struct QatConfig {
     /// PACT: clip each quantized activation to `[-a, a]` with a trainable `a` starting at
     /// this value (PaddleSlim's default is 20) before its fake quantizer; `None`: no clip.
     pub pact: Option<f32>,
+    /// Before training, equalize the per-channel ranges of each depthwise convolution's input
+    /// by rescaling the convolution that produces it (fp32 function unchanged; with
+    /// per-channel weights only, as only then is the weights' quantization unchanged too).
+    /// On by default; see docs/quantization.md, "dwsep gap".
+    pub equalize: bool,
 }
 
 impl Default for QatConfig {
@@ -113,6 +119,7 @@ impl Default for QatConfig {
             calib_batch_size: 64,
             calib_samples: Some(1024),
             pact: None,
+            equalize: true,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Building the fake-quantized training graph.
 
+use super::equalize::equalize_depthwise_inputs;
 use super::fake_quant::{ActQuant, FakeQuant, Pact, WeightQuant};
 use super::{ActObserver, QatConfig, QatModel, QuantOpType};
 use crate::QuantError;
@@ -99,6 +100,13 @@ impl QatModel {
                 field: "op_types",
                 reason: format!("no node of '{}' left to quantize", g.name),
             });
+        }
+        if config.equalize && config.per_channel {
+            let depthwise: Vec<NodeId> =
+                nodes.iter().copied().filter(|&id| op_type(&g, id) == QuantOpType::DepthwiseConv).collect();
+            let n =
+                equalize_depthwise_inputs(&mut g, &depthwise, source, config.calib_batch_size, config.calib_samples)?;
+            tracing::info!(equalized = n, "depthwise input ranges equalized");
         }
         let values = activation_values(&g, &nodes);
         let ptq = PtqConfig {
