@@ -290,8 +290,11 @@ fn gemm_forward(g: &Geom, xs: &[f32], ws: &[f32], bias: Option<&[f32]>) -> Resul
     Ok(y)
 }
 
+/// The gradients of a conv (or transposed conv) with respect to `x`, `w` and the bias, each
+/// `None` when it was not asked for.
+pub type ConvGrads = (Option<ArrayD<f32>>, Option<ArrayD<f32>>, Option<ArrayD<f32>>);
+
 /// Gradients of a conv with respect to `x`, `w` and the bias (each computed when asked for).
-#[allow(clippy::type_complexity)]
 pub fn conv2d_backward(
     node: &str,
     x: &ArrayViewD<'_, f32>,
@@ -299,12 +302,11 @@ pub fn conv2d_backward(
     gy: &ArrayViewD<'_, f32>,
     attrs: &ConvAttrs,
     need: [bool; 3],
-) -> Result<(Option<ArrayD<f32>>, Option<ArrayD<f32>>, Option<ArrayD<f32>>), TrainError> {
+) -> Result<ConvGrads, TrainError> {
     conv2d_backward_with(node, x, w, gy, attrs, need, ConvPath::Auto)
 }
 
 /// [`conv2d_backward`] on the path `path` says.
-#[allow(clippy::type_complexity)]
 pub fn conv2d_backward_with(
     node: &str,
     x: &ArrayViewD<'_, f32>,
@@ -313,7 +315,7 @@ pub fn conv2d_backward_with(
     attrs: &ConvAttrs,
     need: [bool; 3],
     path: ConvPath,
-) -> Result<(Option<ArrayD<f32>>, Option<ArrayD<f32>>, Option<ArrayD<f32>>), TrainError> {
+) -> Result<ConvGrads, TrainError> {
     let g = Geom::new(node, attrs, x.shape(), w.shape())?;
     if gy.shape() != [g.n, g.m, g.oh, g.ow] {
         return Err(invalid(

@@ -12,7 +12,7 @@
 //! The backward pass is thus an ordinary convolution of `dy` with `W`. Batch items run in
 //! parallel on rayon; each GEMM runs on one thread.
 
-use super::conv::{add_partial, bias_values, contiguous, inputs, kerr, shaped};
+use super::conv::{ConvGrads, add_partial, bias_values, contiguous, inputs, kerr, shaped};
 use super::{BackwardArgs, ForwardArgs, InputGrads};
 use crate::TrainError;
 use crate::error::invalid;
@@ -205,7 +205,6 @@ pub fn conv_transpose2d_forward(
 
 /// Gradients of a 2-D transposed conv with respect to `x`, `w` and the bias (each computed
 /// when asked for).
-#[allow(clippy::type_complexity)]
 pub fn conv_transpose2d_backward(
     node: &str,
     x: &ArrayViewD<'_, f32>,
@@ -213,7 +212,7 @@ pub fn conv_transpose2d_backward(
     gy: &ArrayViewD<'_, f32>,
     attrs: &ConvTransposeAttrs,
     need: [bool; 3],
-) -> Result<(Option<ArrayD<f32>>, Option<ArrayD<f32>>, Option<ArrayD<f32>>), TrainError> {
+) -> Result<ConvGrads, TrainError> {
     let g = Geom::new(node, attrs, x.shape(), w.shape())?;
     if gy.shape() != g.out_shape() {
         return Err(invalid(node, format!("output gradient {:?} for output {:?}", gy.shape(), g.out_shape())));

@@ -24,7 +24,7 @@ mod reduce;
 mod shape;
 mod unary;
 
-pub use conv::{ConvPath, conv2d_backward, conv2d_backward_with, conv2d_forward, conv2d_forward_with};
+pub use conv::{ConvGrads, ConvPath, conv2d_backward, conv2d_backward_with, conv2d_forward, conv2d_forward_with};
 pub use conv_transpose::{conv_transpose2d_backward, conv_transpose2d_forward};
 pub use dropout::{keep_mask, node_seed};
 pub use norm::BnStats;
@@ -196,9 +196,9 @@ pub fn forward(a: &ForwardArgs<'_>) -> Result<NodeForward, TrainError> {
             Ok(NodeForward { outputs: vec![y], bn_stats: Some(stats), saved: None })
         }
         Op::Dropout => dropout::forward(a),
-        op => Ok(NodeForward::outputs(
-            lithe_kernels::reference::eval(op, a.inputs, a.num_outputs).map_err(kernel_err)?,
-        )),
+        op => {
+            Ok(NodeForward::outputs(lithe_kernels::reference::eval(op, a.inputs, a.num_outputs).map_err(kernel_err)?))
+        }
     }
 }
 
