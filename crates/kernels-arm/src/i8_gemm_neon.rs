@@ -184,7 +184,8 @@ unsafe fn finish<const NV: usize>(acc: &[[int32x4_t; NV]; 8], c: &mut I8TileOut<
     let (comp, scale, bias) = (ep.comp(), ep.scale(), ep.bias());
     let kind = ep.kind();
     let clamp = ep.clamp().map(|(lo, hi)| (vdupq_n_f32(lo), vdupq_n_f32(hi)));
-    let rq = kind.requant().map(|r| (vdupq_n_f32(r.scale), vdupq_n_f32(r.lo), vdupq_n_f32(r.hi), vdupq_n_s32(r.zp)));
+    let rq =
+        kind.requant().map(|r| (vdupq_n_f32(r.inv_scale), vdupq_n_f32(r.lo), vdupq_n_f32(r.hi), vdupq_n_s32(r.zp)));
     for (i, row) in acc.iter().enumerate().take(rows) {
         let (ci, si, bi) = (vdupq_n_s32(comp[i]), vdupq_n_f32(scale[i]), vdupq_n_f32(bias[i]));
         // The row's results as 32-bit values (i32, f32 bits, or the quantized value as i32).
@@ -202,7 +203,7 @@ unsafe fn finish<const NV: usize>(acc: &[[int32x4_t; NV]; 8], c: &mut I8TileOut<
                 (OutputKind::I32, _) => vreinterpretq_u32_s32(accv),
                 (OutputKind::F32, _) => vreinterpretq_u32_f32(y()),
                 (_, Some((ys, lo, hi, zp))) => {
-                    let t = vminnmq_f32(vmaxnmq_f32(vdivq_f32(y(), ys), lo), hi);
+                    let t = vminnmq_f32(vmaxnmq_f32(vmulq_f32(y(), ys), lo), hi);
                     vreinterpretq_u32_s32(vaddq_s32(vcvtnq_s32_f32(t), zp))
                 }
                 (_, None) => unreachable!("quantized kinds have requant parameters"),

@@ -86,7 +86,7 @@ unsafe fn kernel(kg: usize, a: *const i8, b: *const u8, c: &mut I8TileOut<'_>, e
     let clamp = ep.clamp().map(|(lo, hi)| (_mm256_set1_ps(lo), _mm256_set1_ps(hi)));
     let rq = kind
         .requant()
-        .map(|r| (_mm256_set1_ps(r.scale), _mm256_set1_ps(r.lo), _mm256_set1_ps(r.hi), _mm256_set1_epi32(r.zp)));
+        .map(|r| (_mm256_set1_ps(r.inv_scale), _mm256_set1_ps(r.lo), _mm256_set1_ps(r.hi), _mm256_set1_epi32(r.zp)));
     for (i, row) in acc.iter().enumerate().take(rows) {
         let (ci, si, bi) = (_mm256_set1_epi32(comp[i]), _mm256_set1_ps(scale[i]), _mm256_set1_ps(bias[i]));
         let accv = [_mm256_sub_epi32(row[0], ci), _mm256_sub_epi32(row[1], ci)];
@@ -118,7 +118,7 @@ unsafe fn kernel(kg: usize, a: *const i8, b: *const u8, c: &mut I8TileOut<'_>, e
                 OutputKind::U8 { .. } | OutputKind::S8 { .. } => {
                     let (ys, lo, hi, zp) = rq.expect("quantized kind");
                     let q = |v| {
-                        let t = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(y(v), ys), lo), hi);
+                        let t = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y(v), ys), lo), hi);
                         _mm256_add_epi32(_mm256_cvtps_epi32(t), zp)
                     };
                     // Values are in the output range, so the saturating packs are exact.

@@ -100,7 +100,7 @@ unsafe fn kernel<const MR: usize>(
     let clamp = ep.clamp().map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi)));
     let rq = kind
         .requant()
-        .map(|r| (_mm512_set1_ps(r.scale), _mm512_set1_ps(r.lo), _mm512_set1_ps(r.hi), _mm512_set1_epi32(r.zp)));
+        .map(|r| (_mm512_set1_ps(r.inv_scale), _mm512_set1_ps(r.lo), _mm512_set1_ps(r.hi), _mm512_set1_epi32(r.zp)));
     for (i, row) in acc.iter().enumerate().take(rows) {
         let (ci, si, bi) = (_mm512_set1_epi32(comp[i]), _mm512_set1_ps(scale[i]), _mm512_set1_ps(bias[i]));
         for (v, (&x, &mask)) in row.iter().zip(&masks).enumerate() {
@@ -125,7 +125,7 @@ unsafe fn kernel<const MR: usize>(
                     OutputKind::F32 => _mm512_mask_storeu_ps((cp as *mut f32).add(off) as *mut _, mask, y()),
                     OutputKind::U8 { .. } | OutputKind::S8 { .. } => {
                         let (ys, lo, hi, zp) = rq.expect("quantized kind");
-                        let t = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(y(), ys), lo), hi);
+                        let t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y(), ys), lo), hi);
                         let q = _mm512_add_epi32(
                             _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t),
                             zp,

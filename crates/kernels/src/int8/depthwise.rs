@@ -149,7 +149,7 @@ fn min_of(v: f32, b: f32) -> f32 {
 #[inline(always)]
 fn requant_exact(rq: Requant, y: f32) -> i32 {
     const MAGIC: f32 = 12_582_912.0;
-    let t = min_of(max_of(y / rq.scale, rq.lo), rq.hi);
+    let t = min_of(max_of(y * rq.inv_scale, rq.lo), rq.hi);
     ((t + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) + rq.zp
 }
 

@@ -45,14 +45,14 @@ pub enum OutputKind {
     I32,
     /// `y = act(acc·scale + bias)` as f32.
     F32,
-    /// `clamp(round_half_even(y / scale) + zero_point, 0, 255)`.
+    /// `clamp(round_half_even(y · (1 / scale)) + zero_point, 0, 255)`.
     U8 {
         /// Output scale (`y_scale`).
         scale: f32,
         /// Output zero point.
         zero_point: u8,
     },
-    /// `clamp(round_half_even(y / scale) + zero_point, -128, 127)`.
+    /// `clamp(round_half_even(y · (1 / scale)) + zero_point, -128, 127)`.
     S8 {
         /// Output scale (`y_scale`).
         scale: f32,
@@ -70,41 +70,53 @@ impl OutputKind {
         }
     }
 
-    /// For quantized outputs, the conversion of `y` (divisor, clamp bounds of `y / scale`,
-    /// zero point); `None` for I32 and F32.
+    /// For quantized outputs, the conversion of `y` (multiplier `1 / scale`, clamp bounds of
+    /// the scaled value, zero point); `None` for I32 and F32.
     pub fn requant(self) -> Option<Requant> {
         match self {
             OutputKind::U8 { scale, zero_point } => {
                 let zp = zero_point as i32;
-                Some(Requant { scale, lo: (-zp) as f32, hi: (255 - zp) as f32, zp })
+                Some(Requant::new(scale, (-zp) as f32, (255 - zp) as f32, zp))
             }
             OutputKind::S8 { scale, zero_point } => {
                 let zp = zero_point as i32;
-                Some(Requant { scale, lo: (-128 - zp) as f32, hi: (127 - zp) as f32, zp })
+                Some(Requant::new(scale, (-128 - zp) as f32, (127 - zp) as f32, zp))
             }
             OutputKind::I32 | OutputKind::F32 => None,
         }
     }
 }
 
-/// Quantized output conversion: `q = round_half_even(min(max(y / scale, lo), hi)) + zp`.
+/// Quantized output conversion: `q = round_half_even(min(max(y · inv_scale, lo), hi)) + zp`
+/// with `inv_scale = 1 / scale` computed once.
 ///
-/// `lo`/`hi` are the integer range minus the zero point, so clamping before rounding equals
-/// clamping after; a NaN `y / scale` becomes `lo` (`f32::max` semantics, which `maxps`,
-/// `vmaxnmq` reproduce with the value as first operand).
+/// Multiplying by the reciprocal instead of dividing (as ONNX `QuantizeLinear` does) keeps the
+/// division out of every output element; the two differ only when `y / scale` lies within an
+/// ulp of a rounding boundary, by one quantization step (the int32 accumulation before it
+/// already differs from a float conv by more). `lo`/`hi` are the integer range minus the zero
+/// point, so clamping before rounding equals clamping after; a NaN scaled value becomes `lo`
+/// (`f32::max` semantics, which `maxps`, `vmaxnmq` reproduce with the value as first operand).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Requant {
-    /// The divisor (`y_scale`).
+    /// The output scale (`y_scale`).
     pub scale: f32,
-    /// Lower clamp of `y / scale`.
+    /// `1 / scale`, the multiplier every kernel applies.
+    pub inv_scale: f32,
+    /// Lower clamp of `y · inv_scale`.
     pub lo: f32,
-    /// Upper clamp of `y / scale`.
+    /// Upper clamp of `y · inv_scale`.
     pub hi: f32,
     /// Zero point added after rounding.
     pub zp: i32,
 }
 
 impl Requant {
+    /// The conversion for output scale `scale`, clamp bounds `lo..=hi` of the scaled value and
+    /// zero point `zp`.
+    pub fn new(scale: f32, lo: f32, hi: f32, zp: i32) -> Requant {
+        Requant { scale, inv_scale: 1.0 / scale, lo, hi, zp }
+    }
+
     /// The quantized value (in the output type's range) as i32.
     #[inline(always)]
     pub fn apply(&self, y: f32) -> i32 {
@@ -113,7 +125,7 @@ impl Requant {
         // `t.round_ties_even() as i32`, and it vectorizes (no SSE4.1 rounding, no saturating
         // float-to-int conversion).
         const MAGIC: f32 = 12_582_912.0;
-        let t = (y / self.scale).max(self.lo).min(self.hi);
+        let t = (y * self.inv_scale).max(self.lo).min(self.hi);
         ((t + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) + self.zp
     }
 }
@@ -381,6 +393,9 @@ impl QuantOut<'_> {
 pub(crate) fn check_scale(what: &str, s: f32, nonzero: bool) -> Result<(), KernelError> {
     if !s.is_finite() || (nonzero && s == 0.0) {
         return Err(invalid(format!("{what} must be finite{}, got {s}", if nonzero { " and nonzero" } else { "" })));
+    }
+    if nonzero && !(1.0 / s).is_finite() {
+        return Err(invalid(format!("{what} {s} is too small: its reciprocal overflows f32")));
     }
     Ok(())
 }

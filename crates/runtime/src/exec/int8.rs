@@ -31,7 +31,7 @@ pub(crate) enum ElemsMut<'a> {
 /// int8 kernels' [`Requant`] (`saturate(round_half_even(y / scale) + zero_point)`).
 pub(crate) fn u8_requant(scale: f32, zero_point: u8) -> Requant {
     let zp = i32::from(zero_point);
-    Requant { scale, lo: -(zp as f32), hi: (255 - zp) as f32, zp }
+    Requant::new(scale, -(zp as f32), (255 - zp) as f32, zp)
 }
 
 /// A QConv with its weights packed.
