@@ -15,12 +15,20 @@ use crate::fast::depthwise::{DwJob, DwPads, Geom, Kind, L, Scratch as PhaseScrat
 use crate::short_rows::copy_short;
 use std::marker::PhantomData;
 
+#[cfg(target_arch = "x86_64")]
+mod vnni;
+
 /// Depthwise weights widened to i16, with per-channel scales.
 #[derive(Clone, Debug)]
 pub(crate) struct DwWeights {
     w: Vec<i16>,
     /// The same weights as f32 (integers, exact) for the phase-plane kernel.
     wf: Vec<f32>,
+    /// Per channel, `k` rows of `(k + 3) / 4` dwords of four s8 taps (zero past the row's
+    /// end), for the VNNI kernel.
+    wq: Vec<i32>,
+    /// Per channel, the sum of its weights.
+    wsum: Vec<i32>,
     w_scale: Vec<f32>,
     k: usize,
 }
@@ -32,11 +40,23 @@ impl DwWeights {
         if let Some(s) = w_scale.iter().find(|s| !s.is_finite()) {
             return Err(invalid(format!("weight scale {s} is not finite")));
         }
+        let k = w_shape[2];
+        let groups = k.div_ceil(4);
+        let mut wq = Vec::with_capacity(c * k * groups);
+        for row in w.chunks_exact(k.max(1)) {
+            for g in 0..groups {
+                let b: [u8; 4] = std::array::from_fn(|t| row.get(4 * g + t).map_or(0, |&v| v as u8));
+                wq.push(i32::from_le_bytes(b));
+            }
+        }
+        let wsum = w.chunks_exact((k * k).max(1)).map(|ch| ch.iter().map(|&v| v as i32).sum()).collect();
         Ok(DwWeights {
             w: w.iter().map(|&v| v as i16).collect(),
             wf: w.iter().map(|&v| v as f32).collect(),
+            wq,
+            wsum,
             w_scale,
-            k: w_shape[2],
+            k,
         })
     }
 }
@@ -55,8 +75,20 @@ pub(crate) fn depthwise_supported(w_shape: [usize; 4], geom: &QConvGeometry) -> 
         && geom.pads.iter().all(|&p| p < kh)
 }
 
+/// The output element types, as a value the SIMD kernels can branch on at compile time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutTag {
+    I32,
+    F32,
+    U8,
+    I8,
+}
+
 /// An output element type of the epilogue.
 trait OutElem: Copy + Default + Send + Sync {
+    /// Which type this is.
+    const TAG: OutTag;
+
     fn finish(acc: i32, scale: f32, bias: f32, clamp: Option<(f32, f32)>, rq: Option<Requant>) -> Self;
 
     /// [`finish`](Self::finish) of an accumulator held exactly as an f32 integer below 2²⁴ in
@@ -154,6 +186,8 @@ fn requant_exact(rq: Requant, y: f32) -> i32 {
 }
 
 impl OutElem for i32 {
+    const TAG: OutTag = OutTag::I32;
+
     #[inline(always)]
     fn finish(acc: i32, _: f32, _: f32, _: Option<(f32, f32)>, _: Option<Requant>) -> Self {
         acc
@@ -166,6 +200,8 @@ impl OutElem for i32 {
 }
 
 impl OutElem for f32 {
+    const TAG: OutTag = OutTag::F32;
+
     #[inline(always)]
     fn finish(acc: i32, scale: f32, bias: f32, clamp: Option<(f32, f32)>, _: Option<Requant>) -> Self {
         dequant(acc, scale, bias, clamp)
@@ -178,6 +214,8 @@ impl OutElem for f32 {
 }
 
 impl OutElem for u8 {
+    const TAG: OutTag = OutTag::U8;
+
     #[inline(always)]
     fn finish(acc: i32, scale: f32, bias: f32, clamp: Option<(f32, f32)>, rq: Option<Requant>) -> Self {
         rq.map_or(0, |rq| rq.apply(dequant(acc, scale, bias, clamp)) as u8)
@@ -190,6 +228,8 @@ impl OutElem for u8 {
 }
 
 impl OutElem for i8 {
+    const TAG: OutTag = OutTag::I8;
+
     #[inline(always)]
     fn finish(acc: i32, scale: f32, bias: f32, clamp: Option<(f32, f32)>, rq: Option<Requant>) -> Self {
         rq.map_or(0, |rq| rq.apply(dequant(acc, scale, bias, clamp)) as i8)
@@ -244,15 +284,27 @@ pub(crate) fn run_depthwise(
     threads: usize,
 ) -> Result<(), KernelError> {
     let isa = Isa::detect();
-    run_depthwise_with(isa, phase_planes_chosen(isa), dw, geom, x, x_shape, x_zero_point, ep, out, [oh, ow], threads)
+    run_depthwise_with(isa, path_chosen(isa), dw, geom, x, x_shape, x_zero_point, ep, out, [oh, ow], threads)
 }
 
-/// [`run_depthwise`] on instruction set `isa` by the phase-plane kernel (`phase`) or the i16
-/// row kernel.
+/// The kernels of this module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// The i16 row kernel (portable, also built for AVX2 and AVX-512BW).
+    Rows,
+    /// The f32 phase-plane core with exact integer sums (`fast::depthwise`).
+    Phase,
+    /// The AVX-512 VNNI + VBMI byte kernel ([`vnni`]); where it does not apply (another CPU, or
+    /// an epilogue it cannot reproduce exactly) the phase-plane kernel with AVX-512, else the
+    /// row kernel.
+    Vnni,
+}
+
+/// [`run_depthwise`] on instruction set `isa` by kernel `path`.
 #[allow(clippy::too_many_arguments)]
 fn run_depthwise_with(
     isa: Isa,
-    phase: bool,
+    path: Path,
     dw: &DwWeights,
     geom: &QConvGeometry,
     x: &[u8],
@@ -288,40 +340,64 @@ fn run_depthwise_with(
         rq,
     };
     match out {
-        QuantOut::I32(d) => split(isa, &job, &dw.wf, phase, d, threads),
-        QuantOut::F32(d) => split(isa, &job, &dw.wf, phase, d, threads),
-        QuantOut::U8 { data, .. } => split(isa, &job, &dw.wf, phase, data, threads),
-        QuantOut::S8 { data, .. } => split(isa, &job, &dw.wf, phase, data, threads),
+        QuantOut::I32(d) => split(isa, &job, dw, path, d, threads),
+        QuantOut::F32(d) => split(isa, &job, dw, path, d, threads),
+        QuantOut::U8 { data, .. } => split(isa, &job, dw, path, data, threads),
+        QuantOut::S8 { data, .. } => split(isa, &job, dw, path, data, threads),
     }
     Ok(())
 }
 
-/// Whether the f32 phase-plane kernel runs (else the i16 row kernel): with the AVX-512 build,
-/// where it measured 1.3-2.6x faster on every MobileNetV2 depthwise shape, unless
-/// `LITHE_INT8_DW=i16` (read once) forces the row kernel; the row kernel elsewhere (it has an
-/// AVX2 build, the phase-plane core only a portable one besides AVX-512).
-fn phase_planes_chosen(isa: Isa) -> bool {
-    static FORCE_ROWS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let rows = *FORCE_ROWS.get_or_init(|| std::env::var("LITHE_INT8_DW").is_ok_and(|v| v.eq_ignore_ascii_case("i16")));
+/// The kernel that runs on `isa` (read once): the VNNI byte kernel where the CPU has it, the f32
+/// phase-plane kernel on other AVX-512 CPUs (it measured 1.3-2.6x faster than the row kernel
+/// on every MobileNetV2 depthwise shape), the i16 row kernel elsewhere (it has an AVX2 build,
+/// the phase-plane core only a portable one besides AVX-512). `LITHE_INT8_DW=i16` or `=f32`
+/// forces the row or the phase-plane kernel.
+fn path_chosen(isa: Isa) -> Path {
+    static FORCED: std::sync::OnceLock<Option<Path>> = std::sync::OnceLock::new();
+    let forced = *FORCED.get_or_init(|| match std::env::var("LITHE_INT8_DW") {
+        Ok(v) if v.eq_ignore_ascii_case("i16") => Some(Path::Rows),
+        Ok(v) if v.eq_ignore_ascii_case("f32") => Some(Path::Phase),
+        _ => None,
+    });
+    if let Some(p) = forced {
+        return p;
+    }
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
-        return !rows;
+        return if vnni::available() { Path::Vnni } else { Path::Phase };
     }
-    let _ = (isa, rows);
-    false
+    let _ = isa;
+    Path::Rows
 }
 
-/// Split the planes over `threads` workers (contiguous runs of planes), each run by the
-/// phase-plane kernel (`phase`, with the f32 weights `wf`) or the i16 row kernel.
-fn split<T: OutElem>(isa: Isa, job: &Job<'_>, wf: &[f32], phase: bool, out: &mut [T], threads: usize) {
+/// Split the planes over `threads` workers (contiguous runs of planes), each run by the kernel
+/// of `path`.
+fn split<T: OutElem>(isa: Isa, job: &Job<'_>, dw: &DwWeights, path: Path, out: &mut [T], threads: usize) {
     let ohw = job.oh * job.ow;
     let planes = out.len() / ohw.max(1);
-    if !phase {
+    let mut path = path;
+    if path == Path::Vnni {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512
+            && vnni::available()
+            && let Some(fin) = vnni::Finish::new(job)
+        {
+            crate::parallel::for_unit_runs(out, planes, ohw, 1, threads, |first, o| {
+                // SAFETY: `vnni::available()` confirmed AVX-512F/BW/VBMI/VNNI on this CPU.
+                unsafe { vnni::run(job, &fin, &dw.wq, &dw.wsum, first, o, &mut vnni::Scratch::default()) }
+            });
+            return;
+        }
+        path = if cfg!(target_arch = "x86_64") && isa != Isa::Generic { Path::Phase } else { Path::Rows };
+    }
+    if path == Path::Rows {
         crate::parallel::for_unit_runs(out, planes, ohw, 1, threads, |first, o| {
             run_planes(isa, job, first, o, &mut Scratch::default())
         });
         return;
     }
+    let wf = &dw.wf;
     let kind = match (job.k, job.s) {
         (3, 1) => Kind::K3S1,
         (3, _) => Kind::K3S2,
@@ -630,12 +706,12 @@ mod tests {
                             )
                             .unwrap();
                             for isa in [Isa::Generic, Isa::detect()] {
-                                for phase in [false, true] {
+                                for path in [Path::Rows, Path::Phase, Path::Vnni] {
                                     let mut got = QuantValues::zeros(kind, c * oh * ow);
                                     let out = got.as_out(kind);
                                     run_depthwise_with(
                                         isa,
-                                        phase,
+                                        path,
                                         &dw,
                                         &geom,
                                         &x,
@@ -649,7 +725,7 @@ mod tests {
                                     .unwrap();
                                     assert_eq!(
                                         got, want,
-                                        "k{k} s{s} {h}x{w} zp {xzp} {kind:?} {act:?} {isa:?} phase {phase}"
+                                        "k{k} s{s} {h}x{w} zp {xzp} {kind:?} {act:?} {isa:?} {path:?}"
                                     );
                                     cases += 1;
                                 }
@@ -660,5 +736,109 @@ mod tests {
             }
         }
         assert!(cases > 1000, "{cases}");
+    }
+
+    /// One random depthwise case: every kernel on the detected and the portable builds against
+    /// the reference, exactly.
+    #[allow(clippy::too_many_arguments)]
+    fn check_random(
+        (n, c, h, w): (usize, usize, usize, usize),
+        (k, s): (usize, usize),
+        pads: [usize; 4],
+        xzp: u8,
+        (out_sel, act_sel): (usize, usize),
+        (bias, bias_i32): (bool, bool),
+        threads: usize,
+        seed: u64,
+    ) -> Result<(), String> {
+        let geom = QConvGeometry { strides: [s, s], pads, dilations: [1, 1], groups: c };
+        let Ok((oh, ow)) = geom.output_hw([n, c, h, w], [k, k]) else { return Ok(()) };
+        let mut st = seed | 1;
+        let mut next = move || {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            st
+        };
+        let x: Vec<u8> = (0..n * c * h * w).map(|_| next() as u8).collect();
+        let wt: Vec<i8> = (0..c * k * k).map(|_| next() as u8 as i8).collect();
+        let w_scale: Vec<f32> = (0..c).map(|_| (next() % 1000 + 1) as f32 * 1e-4).collect();
+        let bias_f: Vec<f32> = (0..c).map(|_| (next() % 2001) as f32 * 1e-3 - 1.0).collect();
+        let bias_q: Vec<i32> = (0..c).map(|_| (next() % 200_001) as i32 - 100_000).collect();
+        let kind = match out_sel {
+            0 => OutputKind::I32,
+            1 => OutputKind::F32,
+            2 => OutputKind::U8 { scale: 0.01 + (seed % 97) as f32 * 1e-3, zero_point: (seed >> 8) as u8 },
+            _ => OutputKind::S8 { scale: 0.02 + (seed % 89) as f32 * 1e-3, zero_point: (seed >> 16) as i8 },
+        };
+        let act = [
+            QActivation::None,
+            QActivation::Relu,
+            QActivation::Clamp { min: 0.0, max: 6.0 },
+            QActivation::Clamp { min: -0.7, max: 0.3 },
+        ][act_sel];
+        let ep = QuantEpilogue {
+            x_scale: 0.03,
+            bias: bias.then_some(&bias_f[..]),
+            bias_i32: bias_i32.then_some(&bias_q[..]),
+            activation: act,
+        };
+        let dw = DwWeights::new(&wt, [c, 1, k, k], &w_scale).map_err(|e| e.to_string())?;
+        let (want, _) = qlinear_conv2d_reference(&x, [n, c, h, w], xzp, &wt, [c, 1, k, k], &w_scale, &geom, &ep, kind)
+            .map_err(|e| e.to_string())?;
+        for isa in [Isa::detect(), Isa::Generic] {
+            for path in [Path::Vnni, Path::Phase, Path::Rows] {
+                let mut got = QuantValues::zeros(kind, n * c * oh * ow);
+                let out = got.as_out(kind);
+                run_depthwise_with(isa, path, &dw, &geom, &x, [n, c, h, w], xzp, &ep, out, [oh, ow], threads)
+                    .map_err(|e| e.to_string())?;
+                if got != want {
+                    let i = (0..want.len()).find(|&i| got.get(i) != want.get(i)).unwrap_or(0);
+                    return Err(format!(
+                        "{isa:?} {path:?} {kind:?}: element {i}: got {}, want {}",
+                        got.get(i),
+                        want.get(i)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Random geometries (batches, channels, odd and tiny planes, every pad below the
+        /// window, strides 1 and 2, 3x3 and 5x5), zero points, output kinds, clamps, biases and
+        /// 1-3 threads.
+        #[test]
+        fn every_kernel_matches_the_reference(
+            n in 1usize..3,
+            c in 1usize..20,
+            h in 1usize..40,
+            w in 1usize..40,
+            k in proptest::prop_oneof![proptest::strategy::Just(3usize), proptest::strategy::Just(5)],
+            s in 1usize..3,
+            pads in proptest::array::uniform4(0usize..5),
+            xzp in proptest::prop_oneof![proptest::strategy::Just(0u8), proptest::strategy::Just(128), proptest::strategy::Just(255), proptest::num::u8::ANY],
+            out_sel in 0usize..4,
+            act_sel in 0usize..4,
+            bias in proptest::bool::ANY,
+            bias_i32 in proptest::bool::ANY,
+            threads in 1usize..4,
+            seed in proptest::num::u64::ANY,
+        ) {
+            let pads = pads.map(|p| p % k);
+            let r = check_random((n, c, h, w), (k, s), pads, xzp, (out_sel, act_sel), (bias, bias_i32), threads, seed);
+            proptest::prop_assert_eq!(r, Ok(()));
+        }
+    }
+
+    /// The byte kernel runs where the CPU has it (so the tests above exercise it).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn vnni_kernel_is_chosen_when_available() {
+        if Isa::detect() == Isa::Avx512 && vnni::available() && std::env::var_os("LITHE_INT8_DW").is_none() {
+            assert_eq!(path_chosen(Isa::detect()), Path::Vnni);
+        }
     }
 }
