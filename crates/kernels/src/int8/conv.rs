@@ -3,11 +3,17 @@
 //! one GEMM per group, depthwise 3x3/5x5 stride 1/2 by a direct kernel.
 
 use super::depthwise::{DwWeights, depthwise_supported, run_depthwise};
-use super::driver::i8_gemm;
+use super::driver::i8_gemm_with_residual;
 use super::epilogue::{QuantEpilogue, QuantOut, invalid};
 use super::microkernel::I8GemmMicrokernel;
-use super::pack::{I8Input, I8PanelSource, PackedI8Weights, U8MatRef};
+#[cfg(test)]
+use super::pack::I8PanelSource;
+use super::pack::{I8Input, PackedI8Weights, U8MatRef};
 use crate::KernelError;
+use im2col::{PaddedIm2col, padded_len, with_padded_buffer};
+
+#[path = "im2col.rs"]
+mod im2col;
 
 /// Convolution geometry (NCHW, 2-D).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +225,22 @@ impl QLinearConv2d {
         x_shape: [usize; 4],
         x_zero_point: u8,
         ep: &QuantEpilogue<'_>,
+        out: QuantOut<'_>,
+        threads: usize,
+    ) -> Result<(), KernelError> {
+        self.run_with_residual(x, x_shape, x_zero_point, ep, None, out, threads)
+    }
+
+    /// [`run`](Self::run) with an optional f32 `residual` shaped as the output, added before
+    /// the activation in the GEMM epilogue ([`i8_gemm_with_residual`]); not for depthwise convs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_with_residual(
+        &self,
+        x: &[u8],
+        x_shape: [usize; 4],
+        x_zero_point: u8,
+        ep: &QuantEpilogue<'_>,
+        residual: Option<&[f32]>,
         mut out: QuantOut<'_>,
         threads: usize,
     ) -> Result<(), KernelError> {
@@ -242,10 +264,18 @@ impl QLinearConv2d {
                 return Err(invalid(format!("{what} has {l} values for {co} output channels")));
             }
         }
+        if let Some(r) = residual
+            && r.len() != out_len
+        {
+            return Err(invalid(format!("residual has {} values, the output {out_len}", r.len())));
+        }
         if out_len == 0 {
             return Ok(());
         }
         let packed = match &self.path {
+            Path::Depthwise(_) if residual.is_some() => {
+                return Err(invalid("the direct depthwise kernel takes no residual".into()));
+            }
             Path::Depthwise(dw) => {
                 return run_depthwise(dw, &self.geom, x, x_shape, x_zero_point, ep, out, [oh, ow], threads);
             }
@@ -256,24 +286,38 @@ impl QLinearConv2d {
         let cog = co / g;
         let (hw, ohw) = (h * wd, oh * ow);
         let pointwise = kh == 1 && kw == 1 && self.geom.strides == [1, 1] && self.geom.pads == [0; 4];
+        let pad_len = if pointwise { 0 } else { padded_len(cig, h, wd, self.geom.pads)?.2 };
         for b in 0..n {
             for (gi, pw) in packed.iter().enumerate() {
                 let xg = &x[(b * c + gi * cig) * hw..][..cig * hw];
-                let src;
-                let input = if pointwise {
-                    I8Input::Dense(U8MatRef::new(xg, cig, hw, hw)?)
-                } else {
-                    src = Im2colU8 { x: xg, h, w: wd, kh, kw, geom: self.geom, oh, ow, zp: x_zero_point };
-                    I8Input::Source(&src)
-                };
                 let ep_g = QuantEpilogue {
                     x_scale: ep.x_scale,
                     bias: ep.bias.map(|v| &v[gi * cog..][..cog]),
                     bias_i32: ep.bias_i32.map(|v| &v[gi * cog..][..cog]),
                     activation: ep.activation,
                 };
-                let o = out.slice_from((b * co + gi * cog) * ohw);
-                i8_gemm(self.kernel, pw, input, x_zero_point, &ep_g, o, ohw, threads)?;
+                let off = (b * co + gi * cog) * ohw;
+                let (o, r) = (out.slice_from(off), residual.map(|r| &r[off..]));
+                if pointwise {
+                    let input = I8Input::Dense(U8MatRef::new(xg, cig, hw, hw)?);
+                    i8_gemm_with_residual(self.kernel, pw, input, x_zero_point, &ep_g, r, o, ohw, threads)?;
+                } else {
+                    with_padded_buffer(pad_len, |buf| {
+                        let src =
+                            PaddedIm2col::new(xg, cig, [h, wd], [kh, kw], &self.geom, [oh, ow], x_zero_point, buf)?;
+                        i8_gemm_with_residual(
+                            self.kernel,
+                            pw,
+                            I8Input::Source(&src),
+                            x_zero_point,
+                            &ep_g,
+                            r,
+                            o,
+                            ohw,
+                            threads,
+                        )
+                    })?;
+                }
             }
         }
         Ok(())
@@ -281,7 +325,9 @@ impl QLinearConv2d {
 }
 
 /// The unfolded input of one image and group (`[c * kh * kw, oh * ow]`), read row segment by
-/// row segment; positions in the padding read as the zero point.
+/// row segment; positions in the padding read as the zero point. The earlier implicit im2col,
+/// kept as the tests' oracle of [`PaddedIm2col`].
+#[cfg(test)]
 pub(crate) struct Im2colU8<'a> {
     x: &'a [u8],
     h: usize,
@@ -294,6 +340,23 @@ pub(crate) struct Im2colU8<'a> {
     zp: u8,
 }
 
+#[cfg(test)]
+impl<'a> Im2colU8<'a> {
+    /// The operand of `x` (`c` planes of `h x w`) for a `kh x kw` window with `oh x ow` outputs.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        x: &'a [u8],
+        [h, w]: [usize; 2],
+        [kh, kw]: [usize; 2],
+        geom: QConvGeometry,
+        [oh, ow]: [usize; 2],
+        zp: u8,
+    ) -> Self {
+        Im2colU8 { x, h, w, kh, kw, geom, oh, ow, zp }
+    }
+}
+
+#[cfg(test)]
 impl I8PanelSource for Im2colU8<'_> {
     fn depth(&self) -> usize {
         self.x.len() / (self.h * self.w).max(1) * self.kh * self.kw

@@ -123,6 +123,14 @@ pub trait I8PanelSource: Sync {
     /// Write row `k`, columns `c0 .. c0 + dst.len()`, into `dst`. The driver guarantees the
     /// range is inside the operand.
     fn row(&self, k: usize, c0: usize, dst: &mut [u8]);
+    /// Optionally pack columns `c0 .. c0 + ncb` (all rows) straight into `dst` in the `B`
+    /// panel layout of a kernel with `nr`, `kr` and `b_offset = off` (`ceil(ncb / nr)` panels
+    /// of `ceil(depth / kr) · nr · kr` bytes, see [`I8GemmMicrokernel`]). Returns `false`
+    /// (the default) to have the driver pack from [`row`](Self::row) instead.
+    fn pack_panels(&self, c0: usize, ncb: usize, nr: usize, kr: usize, off: u8, dst: &mut [u8]) -> bool {
+        let _ = (c0, ncb, nr, kr, off, dst);
+        false
+    }
 }
 
 /// A dense u8 matrix view: `rows x cols`, element `(r, c)` at `data[r * ld + c]`.
@@ -227,6 +235,11 @@ pub(crate) fn pack_b_block(
         s.block.try_reserve(total - s.block.len()).map_err(|e| invalid(format!("cannot allocate B block: {e}")))?;
         s.block.resize(total, 0);
     }
+    if let I8Input::Source(src) = b
+        && src.pack_panels(c0, ncb, nr, kr, off, &mut s.block[..total])
+    {
+        return Ok(());
+    }
     if s.pad.len() < ncb {
         s.pad.resize(ncb, 0);
     }
@@ -277,6 +290,18 @@ pub(crate) fn pack_b_block(
         }
     }
     Ok(())
+}
+
+/// `d[jj * kr + r] = rows[r][jj] - off` for `jj < w` and `kr` of 1, 2 or 4 (others write
+/// nothing; callers check).
+#[inline]
+pub(crate) fn interleave_rows(rows: &[&[u8]; 4], kr: usize, w: usize, off: u8, d: &mut [u8]) {
+    match kr {
+        1 => interleave::<1>(rows, 0, w, off, d),
+        2 => interleave::<2>(rows, 0, w, off, d),
+        4 => interleave::<4>(rows, 0, w, off, d),
+        _ => {}
+    }
 }
 
 /// `d[jj * KR + r] = rows[r][j0 + jj] - off` for `jj < w`.
