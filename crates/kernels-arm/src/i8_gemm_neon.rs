@@ -9,7 +9,8 @@
 //!   sign-extended to i16, `smlal`/`smlal2` by lane into 16 i32 accumulators.
 //!
 //! Both finish the fused epilogue in registers (`fcvtns` rounds half to even; `fmaxnm`/`fminnm`
-//! keep `f32::max`/`min`'s NaN behaviour) and copy partial tiles out of a stack row.
+//! keep `f32::max`/`min`'s NaN behaviour; with a residual, compare-and-select keeps ONNX
+//! `Clip`'s) and copy partial tiles out of a stack row.
 
 use lithe_kernels::int8::{I8GemmMicrokernel, I8TileEpilogue, I8TileOut, OutputKind, check_i8_microkernel_args};
 use std::arch::aarch64::*;
@@ -186,14 +187,33 @@ unsafe fn finish<const NV: usize>(acc: &[[int32x4_t; NV]; 8], c: &mut I8TileOut<
     let clamp = ep.clamp().map(|(lo, hi)| (vdupq_n_f32(lo), vdupq_n_f32(hi)));
     let rq =
         kind.requant().map(|r| (vdupq_n_f32(r.inv_scale), vdupq_n_f32(r.lo), vdupq_n_f32(r.hi), vdupq_n_s32(r.zp)));
+    let residual = ep.residual();
     for (i, row) in acc.iter().enumerate().take(rows) {
         let (ci, si, bi) = (vdupq_n_s32(comp[i]), vdupq_n_f32(scale[i]), vdupq_n_f32(bias[i]));
+        // The row's residual (zeros past `cols`): `ep.fits(c)` guarantees `cols` values at `i * ld`.
+        let mut res = [0f32; 12];
+        if let Some((r, ld)) = residual {
+            res[..cols].copy_from_slice(&r[i * ld..][..cols]);
+        }
         // The row's results as 32-bit values (i32, f32 bits, or the quantized value as i32).
         let mut tmp = [0u32; 12];
         for (v, &x) in row.iter().enumerate() {
             let accv = vsubq_s32(x, ci);
             let y = || {
                 let y = vaddq_f32(vmulq_f32(vcvtq_f32_s32(accv), si), bi);
+                if residual.is_some() {
+                    // `(acc·scale + bias) + r`, then `y < lo ? lo : y` and `y > hi ? hi : y` by
+                    // compare and select (NaN and -0.0 kept, as `dequant_residual`).
+                    // SAFETY: `res` holds 12 >= 4 * NV values.
+                    let y = vaddq_f32(y, unsafe { vld1q_f32(res.as_ptr().add(4 * v)) });
+                    return match clamp {
+                        Some((lo, hi)) => {
+                            let y = vbslq_f32(vcltq_f32(y, lo), lo, y);
+                            vbslq_f32(vcgtq_f32(y, hi), hi, y)
+                        }
+                        None => y,
+                    };
+                }
                 match clamp {
                     Some((lo, hi)) => vminnmq_f32(vmaxnmq_f32(y, lo), hi),
                     None => y,

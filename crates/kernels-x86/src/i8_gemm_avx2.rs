@@ -87,11 +87,27 @@ unsafe fn kernel(kg: usize, a: *const i8, b: *const u8, c: &mut I8TileOut<'_>, e
     let rq = kind
         .requant()
         .map(|r| (_mm256_set1_ps(r.inv_scale), _mm256_set1_ps(r.lo), _mm256_set1_ps(r.hi), _mm256_set1_epi32(r.zp)));
+    let residual = ep.residual();
     for (i, row) in acc.iter().enumerate().take(rows) {
         let (ci, si, bi) = (_mm256_set1_epi32(comp[i]), _mm256_set1_ps(scale[i]), _mm256_set1_ps(bias[i]));
         let accv = [_mm256_sub_epi32(row[0], ci), _mm256_sub_epi32(row[1], ci)];
-        let y = |v: __m256i| {
+        // The row's residual (zeros past `cols`): `ep.fits(c)` guarantees `cols` values at `i * ld`.
+        let mut res = [0f32; NR];
+        if let Some((r, ld)) = residual {
+            res[..cols].copy_from_slice(&r[i * ld..][..cols]);
+        }
+        // With a residual: `(acc·scale + bias) + r`, clamped with the bound as `maxps`/`minps`'s
+        // first operand (`lo > y ? lo : y`: NaN and -0.0 kept, as `dequant_residual`).
+        let y = |v: __m256i, half: usize| {
             let y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(v), si), bi);
+            if residual.is_some() {
+                // SAFETY: `res` holds 16 values, `half` is 0 or 1.
+                let y = _mm256_add_ps(y, unsafe { _mm256_loadu_ps(res.as_ptr().add(8 * half)) });
+                return match clamp {
+                    Some((lo, hi)) => _mm256_min_ps(hi, _mm256_max_ps(lo, y)),
+                    None => y,
+                };
+            }
             match clamp {
                 Some((lo, hi)) => _mm256_min_ps(_mm256_max_ps(y, lo), hi),
                 None => y,
@@ -111,18 +127,18 @@ unsafe fn kernel(kg: usize, a: *const i8, b: *const u8, c: &mut I8TileOut<'_>, e
                     4
                 }
                 OutputKind::F32 => {
-                    _mm256_storeu_ps(tp as *mut f32, y(accv[0]));
-                    _mm256_storeu_ps(tp.add(32) as *mut f32, y(accv[1]));
+                    _mm256_storeu_ps(tp as *mut f32, y(accv[0], 0));
+                    _mm256_storeu_ps(tp.add(32) as *mut f32, y(accv[1], 1));
                     4
                 }
                 OutputKind::U8 { .. } | OutputKind::S8 { .. } => {
                     let (ys, lo, hi, zp) = rq.expect("quantized kind");
-                    let q = |v| {
-                        let t = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y(v), ys), lo), hi);
+                    let q = |v, half| {
+                        let t = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y(v, half), ys), lo), hi);
                         _mm256_add_epi32(_mm256_cvtps_epi32(t), zp)
                     };
                     // Values are in the output range, so the saturating packs are exact.
-                    let w = _mm256_permute4x64_epi64::<0xD8>(_mm256_packs_epi32(q(accv[0]), q(accv[1])));
+                    let w = _mm256_permute4x64_epi64::<0xD8>(_mm256_packs_epi32(q(accv[0], 0), q(accv[1], 1)));
                     let (lo16, hi16) = (_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
                     let p = if matches!(kind, OutputKind::U8 { .. }) {
                         _mm_packus_epi16(lo16, hi16)

@@ -101,6 +101,9 @@ unsafe fn kernel<const MR: usize>(
     let rq = kind
         .requant()
         .map(|r| (_mm512_set1_ps(r.inv_scale), _mm512_set1_ps(r.lo), _mm512_set1_ps(r.hi), _mm512_set1_epi32(r.zp)));
+    // With a residual: `(acc·scale + bias) + r`, clamped with the bound as `maxps`/`minps`'s
+    // first operand (`lo > y ? lo : y`: NaN and -0.0 kept, as `dequant_residual`).
+    let residual = ep.residual().map(|(r, ld)| (r.as_ptr(), ld));
     for (i, row) in acc.iter().enumerate().take(rows) {
         let (ci, si, bi) = (_mm512_set1_epi32(comp[i]), _mm512_set1_ps(scale[i]), _mm512_set1_ps(bias[i]));
         for (v, (&x, &mask)) in row.iter().zip(&masks).enumerate() {
@@ -111,9 +114,19 @@ unsafe fn kernel<const MR: usize>(
             let off = i * ldc + 16 * v;
             let y = || {
                 let y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(accv), si), bi);
-                match clamp {
-                    Some((lo, hi)) => _mm512_min_ps(_mm512_max_ps(y, lo), hi),
-                    None => y,
+                match (residual, clamp) {
+                    (None, Some((lo, hi))) => _mm512_min_ps(_mm512_max_ps(y, lo), hi),
+                    (None, None) => y,
+                    (Some((rp, ld)), clamp) => {
+                        // SAFETY: `ep.fits(c)` guarantees the residual holds row `i`'s `cols`
+                        // values from `i * ld`; masked-off lanes are not read.
+                        let r = unsafe { _mm512_maskz_loadu_ps(mask, rp.add(i * ld + 16 * v)) };
+                        let y = _mm512_add_ps(y, r);
+                        match clamp {
+                            Some((lo, hi)) => _mm512_min_ps(hi, _mm512_max_ps(lo, y)),
+                            None => y,
+                        }
+                    }
                 }
             };
             // SAFETY: masked lanes are the tile's columns `16 v .. cols` of row `i`, valid for

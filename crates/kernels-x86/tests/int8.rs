@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 #[path = "../../kernels/tests/support/int8_cases.rs"]
 mod int8_cases;
-use int8_cases::{SIMD_SIZES, arb_conv_case, arb_gemm_case};
+use int8_cases::{SIMD_SIZES, arb_conv_case, arb_gemm_case, arb_residual_conv_case, arb_residual_gemm_case};
 
 #[test]
 fn gemm_suite_for_every_available_kernel() {
@@ -58,6 +58,21 @@ proptest! {
 
     #[test]
     fn simd_convs_match_reference(case in arb_conv_case(SIMD_SIZES)) {
+        for k in available_i8_gemm() {
+            prop_assert_eq!(check_conv_case(k, &case), Ok(()));
+        }
+    }
+
+    #[test]
+    fn simd_residual_epilogue_matches_reference(case in arb_residual_gemm_case(SIMD_SIZES)) {
+        for k in available_i8_gemm() {
+            let k: &dyn I8GemmMicrokernel = k;
+            prop_assert_eq!(check_case(k, &case), Ok(()));
+        }
+    }
+
+    #[test]
+    fn simd_residual_convs_match_reference(case in arb_residual_conv_case(SIMD_SIZES)) {
         for k in available_i8_gemm() {
             prop_assert_eq!(check_conv_case(k, &case), Ok(()));
         }

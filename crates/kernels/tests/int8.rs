@@ -12,7 +12,7 @@ use proptest::prelude::*;
 
 #[path = "support/int8_cases.rs"]
 mod int8_cases;
-use int8_cases::{GENERIC_SIZES, arb_conv_case, arb_gemm_case};
+use int8_cases::{GENERIC_SIZES, arb_conv_case, arb_gemm_case, arb_residual_conv_case, arb_residual_gemm_case};
 
 static GENERIC: I8Gemm4x8c4Generic = I8Gemm4x8c4Generic;
 
@@ -130,6 +130,16 @@ proptest! {
 
     #[test]
     fn generic_conv_matches_reference(case in arb_conv_case(GENERIC_SIZES)) {
+        prop_assert_eq!(check_conv_case(&GENERIC, &case), Ok(()));
+    }
+
+    #[test]
+    fn generic_residual_epilogue_matches_reference(case in arb_residual_gemm_case(GENERIC_SIZES)) {
+        prop_assert_eq!(check_case(&GENERIC, &case), Ok(()));
+    }
+
+    #[test]
+    fn generic_residual_conv_matches_reference(case in arb_residual_conv_case(GENERIC_SIZES)) {
         prop_assert_eq!(check_conv_case(&GENERIC, &case), Ok(()));
     }
 }

@@ -3,10 +3,10 @@
 //! must equal the [`reference`](super::reference) kernels bit for bit (f32 outputs compared
 //! with `==`).
 
-use super::reference::{QuantValues, i8_gemm_reference, qlinear_conv2d_reference};
+use super::reference::{QuantValues, i8_gemm_reference_with_residual, qlinear_conv2d_reference_with_residual};
 use super::{
     I8GemmMicrokernel, I8Input, I8PanelSource, OutputKind, PackedI8Weights, QActivation, QConvGeometry, QLinearConv2d,
-    QuantEpilogue, U8MatRef, i8_gemm,
+    QuantEpilogue, U8MatRef, i8_gemm_with_residual,
 };
 
 /// Output element type of a case.
@@ -62,6 +62,9 @@ pub struct I8GemmCase {
     pub source: bool,
     /// Threads handed to the driver.
     pub threads: usize,
+    /// Add an f32 residual (laid out as the output) before the activation; ignored for i32
+    /// outputs.
+    pub residual: bool,
     /// Data seed.
     pub seed: u64,
 }
@@ -82,6 +85,7 @@ impl I8GemmCase {
             pad: 0,
             source: false,
             threads: 1,
+            residual: false,
             seed: 1,
         }
     }
@@ -167,6 +171,18 @@ impl I8PanelSource for RowSource<'_> {
     }
 }
 
+/// `len` residual values about the size of `y`, some of them cancelling it to around zero
+/// (clamp boundaries).
+fn residual_values(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| match i % 7 {
+            0 => 0.0,
+            1 => -rng.f32(0.0, 0.01),
+            _ => rng.f32(-3.0, 3.0),
+        })
+        .collect()
+}
+
 fn compare(got: &QuantValues, want: &QuantValues, rows: usize, cols: usize, ld: usize) -> Result<(), String> {
     for i in 0..rows {
         for j in 0..cols {
@@ -196,15 +212,21 @@ pub fn check_case(kernel: &dyn I8GemmMicrokernel, case: &I8GemmCase) -> Result<(
         activation: case.activation,
     };
     let dense_x: Vec<u8> = (0..k).flat_map(|r| x[r * ldx..][..n].to_vec()).collect();
-    let want =
-        i8_gemm_reference(m, n, k, &w, &dense_x, case.x_zp, &d.w_scale, &ep, kind).map_err(|e| ctx(e.to_string()))?;
-    let packed = PackedI8Weights::pack(kernel, m, k, &w, &d.w_scale).map_err(|e| ctx(e.to_string()))?;
     let ldc = n + case.pad;
+    // The residual at the output's stride `ldc`, and its dense `m x n` copy for the reference.
+    let residual = (case.residual && kind != OutputKind::I32).then(|| residual_values(&mut rng, m * ldc));
+    let dense_r: Option<Vec<f32>> =
+        residual.as_ref().map(|r| (0..m).flat_map(|i| r[i * ldc..][..n].to_vec()).collect());
+    let want =
+        i8_gemm_reference_with_residual(m, n, k, &w, &dense_x, case.x_zp, &d.w_scale, &ep, dense_r.as_deref(), kind)
+            .map_err(|e| ctx(e.to_string()))?;
+    let packed = PackedI8Weights::pack(kernel, m, k, &w, &d.w_scale).map_err(|e| ctx(e.to_string()))?;
     let mut got = QuantValues::zeros(kind, if m == 0 { 0 } else { (m - 1) * ldc + n });
     let view = U8MatRef::new(&x, k, n, ldx).map_err(|e| ctx(e.to_string()))?;
     let src = RowSource(view, &x, ldx);
     let input = if case.source { I8Input::Source(&src) } else { I8Input::Dense(view) };
-    i8_gemm(kernel, &packed, input, case.x_zp, &ep, got.as_out(kind), ldc, case.threads)
+    let r = residual.as_deref();
+    i8_gemm_with_residual(kernel, &packed, input, case.x_zp, &ep, r, got.as_out(kind), ldc, case.threads)
         .map_err(|e| ctx(e.to_string()))?;
     compare(&got, &want, m, n, ldc).map_err(ctx)
 }
@@ -237,19 +259,23 @@ pub fn run_suite(kernel: &dyn I8GemmMicrokernel) -> Result<(), String> {
                     pad: i % 3,
                     source: i % 7 == 3,
                     threads: 1 + (i % 2),
+                    residual: i % 3 == 1,
                     seed: i as u64,
                 };
                 check_case(kernel, &case)?;
             }
         }
     }
-    // Larger problems: several column blocks and panels, every output at 1 and 2 threads.
+    // Larger problems: several column blocks and panels, every output at 1 and 2 threads, with
+    // and without a residual.
     for (j, &(m, n, k)) in [(70, 300, 600), (33, 1000, 257), (129, 67, 1200)].iter().enumerate() {
         for out in ALL_OUTPUTS {
-            for threads in [1, 2] {
+            for (threads, residual) in [(1, false), (2, false), (1, true), (2, true)] {
                 let mut case = I8GemmCase::plain(m, n, k);
                 case.out = out;
                 case.threads = threads;
+                case.residual = residual;
+                case.pad = usize::from(residual);
                 case.activation = acts[j % 4];
                 case.bias_i32 = j == 1;
                 case.seed = 1000 + j as u64;
@@ -289,6 +315,9 @@ pub struct QConvCase {
     pub allow_depthwise: bool,
     /// Threads.
     pub threads: usize,
+    /// Add an f32 residual shaped as the output before the activation; ignored for i32
+    /// outputs and convs the direct depthwise kernel runs.
+    pub residual: bool,
     /// Data seed.
     pub seed: u64,
 }
@@ -311,16 +340,22 @@ pub fn check_conv_case(kernel: &'static dyn I8GemmMicrokernel, case: &QConvCase)
         bias_i32: d.bias_i32.as_deref(),
         activation: case.activation,
     };
-    let (want, shape) =
-        qlinear_conv2d_reference(&x, x_shape, case.x_zp, &w, w_shape, &d.w_scale, &case.geom, &ep, kind)
-            .map_err(|e| ctx(e.to_string()))?;
     let conv = QLinearConv2d::prepare_with(kernel, &w, w_shape, &d.w_scale, case.geom, case.allow_depthwise)
         .map_err(|e| ctx(e.to_string()))?;
+    let out_len = conv.output_shape(x_shape).map_or(0, |s| s.iter().product());
+    let residual =
+        (case.residual && kind != OutputKind::I32 && !conv.is_depthwise()).then(|| residual_values(&mut rng, out_len));
+    let r = residual.as_deref();
+    let (want, shape) = qlinear_conv2d_reference_with_residual(
+        &x, x_shape, case.x_zp, &w, w_shape, &d.w_scale, &case.geom, &ep, r, kind,
+    )
+    .map_err(|e| ctx(e.to_string()))?;
     if conv.output_shape(x_shape).map_err(|e| ctx(e.to_string()))? != shape {
         return Err(ctx("output shape differs from the reference".into()));
     }
     let mut got = QuantValues::zeros(kind, want.len());
-    conv.run(&x, x_shape, case.x_zp, &ep, got.as_out(kind), case.threads).map_err(|e| ctx(e.to_string()))?;
+    conv.run_with_residual(&x, x_shape, case.x_zp, &ep, r, got.as_out(kind), case.threads)
+        .map_err(|e| ctx(e.to_string()))?;
     compare(&got, &want, 1, want.len(), want.len()).map_err(ctx)
 }
 
@@ -374,6 +409,7 @@ pub fn run_conv_suite(kernel: &'static dyn I8GemmMicrokernel) -> Result<(), Stri
                 out,
                 allow_depthwise: idx % 4 != 3,
                 threads: 1 + (idx / 3) % 2,
+                residual: idx % 3 == 1,
                 seed: idx as u64 + 77,
             };
             check_conv_case(kernel, &case)?;

@@ -78,6 +78,25 @@ pub fn i8_gemm(
     x: I8Input<'_>,
     x_zero_point: u8,
     ep: &QuantEpilogue<'_>,
+    out: QuantOut<'_>,
+    ldc: usize,
+    threads: usize,
+) -> Result<(), KernelError> {
+    i8_gemm_with_residual(kernel, w, x, x_zero_point, ep, None, out, ldc, threads)
+}
+
+/// [`i8_gemm`] with an optional f32 `residual` laid out as the output (`m x n` at row stride
+/// `ldc`) added before the activation: `y = act((acc·scale + bias) + residual)` with ONNX
+/// `Clip` comparisons ([`dequant_residual`](super::dequant_residual)), then written as f32 or
+/// requantized. A residual needs an f32, u8 or s8 output.
+#[allow(clippy::too_many_arguments)]
+pub fn i8_gemm_with_residual(
+    kernel: &dyn I8GemmMicrokernel,
+    w: &PackedI8Weights,
+    x: I8Input<'_>,
+    x_zero_point: u8,
+    ep: &QuantEpilogue<'_>,
+    residual: Option<&[f32]>,
     mut out: QuantOut<'_>,
     ldc: usize,
     threads: usize,
@@ -99,6 +118,14 @@ pub fn i8_gemm(
         return Err(invalid(format!("output {m} x {n} with ldc {ldc} needs {need} elements, has {}", out.len())));
     }
     let kind = out.kind();
+    if let Some(r) = residual {
+        if kind == super::OutputKind::I32 {
+            return Err(invalid("a residual needs an f32, u8 or s8 output, not i32".into()));
+        }
+        if r.len() < need {
+            return Err(invalid(format!("residual {m} x {n} with ldc {ldc} needs {need} elements, has {}", r.len())));
+        }
+    }
     if let Some(rq) = kind.requant() {
         check_scale("y_scale", rq.scale, true)?;
     }
@@ -106,8 +133,17 @@ pub fn i8_gemm(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let ctx =
-        Ctx { kernel, w, x, rows: &rows, clamp: ep.activation.bounds(), kind, out: OutPtr(out.as_mut_ptr()), ldc };
+    let ctx = Ctx {
+        kernel,
+        w,
+        x,
+        rows: &rows,
+        clamp: ep.activation.bounds(),
+        kind,
+        residual,
+        out: OutPtr(out.as_mut_ptr()),
+        ldc,
+    };
     let (mr, nr) = (kernel.mr(), kernel.nr());
     let (m_panels, n_panels) = (m.div_ceil(mr), n.div_ceil(nr));
     let work = (m as f64) * (n as f64) * (k.max(1) as f64);
@@ -133,6 +169,7 @@ struct Ctx<'a> {
     rows: &'a RowParams,
     clamp: Option<(f32, f32)>,
     kind: super::OutputKind,
+    residual: Option<&'a [f32]>,
     out: OutPtr,
     ldc: usize,
 }
@@ -171,6 +208,10 @@ impl Ctx<'_> {
                     let j = jc + q * nr;
                     let cols_t = nr.min(jc + ncb - j);
                     let b_panel = &s.block[q * panel_len..][..panel_len];
+                    let ep = match self.residual {
+                        Some(r) => ep.with_residual(&r[i * self.ldc + j..], self.ldc),
+                        None => ep,
+                    };
                     // SAFETY: `i8_gemm` checked that the output spans `m x n` at `ldc` (`ldc >=
                     // n` when m > 1) and borrows it exclusively; the tile at (i, j) is inside
                     // `m x n`, and workers own disjoint row or column ranges.

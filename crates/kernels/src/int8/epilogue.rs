@@ -141,6 +141,22 @@ pub fn dequant(acc: i32, scale: f32, bias: f32, clamp: Option<(f32, f32)>) -> f3
     }
 }
 
+/// `y = (acc·scale + bias) + residual` (three roundings, never fused), then the clamp with
+/// ONNX `Clip`'s comparisons (`if y < lo { lo }`, then `if y > hi { hi }`: NaN and `-0.0` are
+/// kept): exactly an f32 conv followed by the residual `Add` and `Relu`/`Clip`. The epilogue of
+/// kernels given a residual.
+#[inline(always)]
+pub fn dequant_residual(acc: i32, scale: f32, bias: f32, residual: f32, clamp: Option<(f32, f32)>) -> f32 {
+    let y = (acc as f32 * scale + bias) + residual;
+    match clamp {
+        Some((lo, hi)) => {
+            let y = if y < lo { lo } else { y };
+            if y > hi { hi } else { y }
+        }
+        None => y,
+    }
+}
+
 /// One `rows x cols` tile of an int8 kernel's output, element `(i, j)` at `i * ldc + j`
 /// elements from the start; the element type is the [`OutputKind`] of the epilogue it is
 /// used with.
@@ -192,11 +208,13 @@ impl I8TileOut<'_> {
 }
 
 /// The per-tile view of the epilogue: per-row compensation, scale and bias starting at the
-/// tile's first row, the clamp and the output kind.
+/// tile's first row, the clamp, the output kind and an optional f32 residual tile.
 ///
 /// The kernel's raw accumulator `raw` (`Σ x'·w` over its packed operands) becomes
 /// `acc = raw - comp[i]` (wrapping i32 arithmetic: exact whenever the true accumulator fits
-/// in i32), then `y = dequant(acc, scale[i], bias[i], clamp)`, then the output conversion.
+/// in i32), then `y = dequant(acc, scale[i], bias[i], clamp)` (with a residual
+/// `y = dequant_residual(acc, scale[i], bias[i], residual[i * ld + j], clamp)`), then the
+/// output conversion.
 #[derive(Clone, Copy, Debug)]
 pub struct I8TileEpilogue<'a> {
     comp: &'a [i32],
@@ -204,6 +222,7 @@ pub struct I8TileEpilogue<'a> {
     bias: &'a [f32],
     clamp: Option<(f32, f32)>,
     kind: OutputKind,
+    residual: Option<(&'a [f32], usize)>,
 }
 
 impl<'a> I8TileEpilogue<'a> {
@@ -224,12 +243,23 @@ impl<'a> I8TileEpilogue<'a> {
                 bias.len()
             )));
         }
-        Ok(I8TileEpilogue { comp, scale, bias, clamp, kind })
+        Ok(I8TileEpilogue { comp, scale, bias, clamp, kind, residual: None })
     }
 
-    /// Whether this epilogue can finish `tile` (enough rows, matching element size).
+    /// The same epilogue adding the f32 residual `residual[i * ld + j]` to element `(i, j)`
+    /// of the tile before the clamp (see [`dequant_residual`]); not for [`OutputKind::I32`].
+    pub fn with_residual(self, residual: &'a [f32], ld: usize) -> Self {
+        I8TileEpilogue { residual: Some((residual, ld)), ..self }
+    }
+
+    /// Whether this epilogue can finish `tile` (enough rows, matching element size, a residual
+    /// covering the tile and an output kind that takes it).
     pub fn fits(&self, tile: &I8TileOut<'_>) -> bool {
-        tile.rows <= self.comp.len() && tile.elem == self.kind.elem_size()
+        let residual_fits = self.residual.is_none_or(|(r, ld)| {
+            let need = (tile.rows.max(1) - 1).checked_mul(ld).and_then(|v| v.checked_add(tile.cols));
+            self.kind != OutputKind::I32 && (tile.rows == 0 || need.is_some_and(|need| need <= r.len()))
+        });
+        tile.rows <= self.comp.len() && tile.elem == self.kind.elem_size() && residual_fits
     }
 
     /// Per-row compensation (subtracted from the raw accumulator).
@@ -257,6 +287,22 @@ impl<'a> I8TileEpilogue<'a> {
         self.kind
     }
 
+    /// The residual and its row stride in elements, when there is one; [`fits`](Self::fits)
+    /// guarantees it covers the tile.
+    pub fn residual(&self) -> Option<(&'a [f32], usize)> {
+        self.residual
+    }
+
+    /// `y` of element `(i, j)` from its exact accumulator: [`dequant`], or
+    /// [`dequant_residual`] with a residual. Panics when the residual does not hold `(i, j)`.
+    #[inline(always)]
+    pub fn value(&self, i: usize, j: usize, acc: i32) -> f32 {
+        match self.residual {
+            None => dequant(acc, self.scale[i], self.bias[i], self.clamp),
+            Some((r, ld)) => dequant_residual(acc, self.scale[i], self.bias[i], r[i * ld + j], self.clamp),
+        }
+    }
+
     /// Finish element `(i, j)` from the kernel's raw accumulator (the scalar path; SIMD kernels
     /// reproduce it exactly). Panics when `(i, j)` is outside the tile or the epilogue does not
     /// fit it.
@@ -270,15 +316,10 @@ impl<'a> I8TileEpilogue<'a> {
         unsafe {
             match self.kind {
                 OutputKind::I32 => (tile.ptr as *mut i32).add(off).write_unaligned(acc),
-                OutputKind::F32 => (tile.ptr as *mut f32).add(off).write_unaligned(dequant(
-                    acc,
-                    self.scale[i],
-                    self.bias[i],
-                    self.clamp,
-                )),
+                OutputKind::F32 => (tile.ptr as *mut f32).add(off).write_unaligned(self.value(i, j, acc)),
                 k @ (OutputKind::U8 { .. } | OutputKind::S8 { .. }) => {
                     let rq = k.requant().expect("quantized kind");
-                    let q = rq.apply(dequant(acc, self.scale[i], self.bias[i], self.clamp));
+                    let q = rq.apply(self.value(i, j, acc));
                     *tile.ptr.add(off) = q as u8;
                 }
             }

@@ -31,8 +31,10 @@ pub mod quantize;
 pub mod reference;
 
 pub use conv::{QConvGeometry, QLinearConv2d, s8_to_u8_activations, u8_zero_point_from_s8};
-pub use driver::i8_gemm;
-pub use epilogue::{I8TileEpilogue, I8TileOut, OutputKind, QActivation, QuantEpilogue, QuantOut, Requant, dequant};
+pub use driver::{i8_gemm, i8_gemm_with_residual};
+pub use epilogue::{
+    I8TileEpilogue, I8TileOut, OutputKind, QActivation, QuantEpilogue, QuantOut, Requant, dequant, dequant_residual,
+};
 pub use microkernel::{I8Gemm4x8c4Generic, I8GemmMicrokernel, check_i8_microkernel_args};
 pub use pack::{I8Input, I8PanelSource, MAX_DEPTH, PackedI8Weights, U8MatRef};
 pub use quantize::{

@@ -2,7 +2,7 @@
 //! of every int8 kernel (with the portable microkernel).
 
 use super::conv::QConvGeometry;
-use super::epilogue::{OutputKind, QuantEpilogue, dequant, invalid};
+use super::epilogue::{OutputKind, QuantEpilogue, dequant, dequant_residual, invalid};
 use crate::KernelError;
 
 /// The values an int8 kernel produced, by output kind.
@@ -71,18 +71,38 @@ impl QuantValues {
         }
     }
 
-    /// Write the output of accumulator `acc` (already exact, bias_i32 included) at `i`.
-    fn set(&mut self, i: usize, acc: i32, scale: f32, bias: f32, clamp: Option<(f32, f32)>, kind: OutputKind) {
+    /// Write the output of accumulator `acc` (already exact, bias_i32 included) at `i`, with
+    /// the residual value `r` added before the clamp when there is one.
+    #[allow(clippy::too_many_arguments)]
+    fn set(
+        &mut self,
+        i: usize,
+        acc: i32,
+        scale: f32,
+        bias: f32,
+        r: Option<f32>,
+        clamp: Option<(f32, f32)>,
+        kind: OutputKind,
+    ) {
+        let y = || match r {
+            Some(r) => dequant_residual(acc, scale, bias, r, clamp),
+            None => dequant(acc, scale, bias, clamp),
+        };
         match self {
             QuantValues::I32(v) => v[i] = acc,
-            QuantValues::F32(v) => v[i] = dequant(acc, scale, bias, clamp),
-            QuantValues::U8(v) => {
-                v[i] = kind.requant().expect("u8 kind").apply(dequant(acc, scale, bias, clamp)) as u8;
-            }
-            QuantValues::S8(v) => {
-                v[i] = kind.requant().expect("s8 kind").apply(dequant(acc, scale, bias, clamp)) as i8;
-            }
+            QuantValues::F32(v) => v[i] = y(),
+            QuantValues::U8(v) => v[i] = kind.requant().expect("u8 kind").apply(y()) as u8,
+            QuantValues::S8(v) => v[i] = kind.requant().expect("s8 kind").apply(y()) as i8,
         }
+    }
+}
+
+/// Check a dense residual of `len` values; it needs a non-i32 output.
+fn check_residual(residual: Option<&[f32]>, len: usize, kind: OutputKind) -> Result<(), KernelError> {
+    match residual {
+        Some(_) if kind == OutputKind::I32 => Err(invalid("a residual needs an f32, u8 or s8 output".into())),
+        Some(r) if r.len() != len => Err(invalid(format!("residual has {} values, the output {len}", r.len()))),
+        _ => Ok(()),
     }
 }
 
@@ -124,9 +144,28 @@ pub fn i8_gemm_reference(
     ep: &QuantEpilogue<'_>,
     kind: OutputKind,
 ) -> Result<QuantValues, KernelError> {
+    i8_gemm_reference_with_residual(m, n, k, w, x, x_zero_point, w_scale, ep, None, kind)
+}
+
+/// [`i8_gemm_reference`] with an optional dense `m x n` f32 residual added before the clamp
+/// ([`dequant_residual`]).
+#[allow(clippy::too_many_arguments)]
+pub fn i8_gemm_reference_with_residual(
+    m: usize,
+    n: usize,
+    k: usize,
+    w: &[i8],
+    x: &[u8],
+    x_zero_point: u8,
+    w_scale: &[f32],
+    ep: &QuantEpilogue<'_>,
+    residual: Option<&[f32]>,
+    kind: OutputKind,
+) -> Result<QuantValues, KernelError> {
     if w.len() != m * k || x.len() != k * n {
         return Err(invalid(format!("reference GEMM {m} x {n} x {k}: w has {}, x has {}", w.len(), x.len())));
     }
+    check_residual(residual, m * n, kind)?;
     let (scale, bias, bias_i) = row_params(m, w_scale, ep)?;
     let clamp = ep.activation.bounds();
     let mut out = QuantValues::zeros(kind, m * n);
@@ -136,7 +175,8 @@ pub fn i8_gemm_reference(
             for kk in 0..k {
                 acc += (x[kk * n + j] as i64 - x_zero_point as i64) * w[i * k + kk] as i64;
             }
-            out.set(i * n + j, acc as i32, scale[i], bias[i], clamp, kind);
+            let r = residual.map(|r| r[i * n + j]);
+            out.set(i * n + j, acc as i32, scale[i], bias[i], r, clamp, kind);
         }
     }
     Ok(out)
@@ -157,6 +197,24 @@ pub fn qlinear_conv2d_reference(
     ep: &QuantEpilogue<'_>,
     kind: OutputKind,
 ) -> Result<(QuantValues, [usize; 4]), KernelError> {
+    qlinear_conv2d_reference_with_residual(x, x_shape, x_zero_point, w, w_shape, w_scale, geom, ep, None, kind)
+}
+
+/// [`qlinear_conv2d_reference`] with an optional f32 residual shaped as the output
+/// (`[n, c_out, oh, ow]`) added before the clamp ([`dequant_residual`]).
+#[allow(clippy::too_many_arguments)]
+pub fn qlinear_conv2d_reference_with_residual(
+    x: &[u8],
+    x_shape: [usize; 4],
+    x_zero_point: u8,
+    w: &[i8],
+    w_shape: [usize; 4],
+    w_scale: &[f32],
+    geom: &QConvGeometry,
+    ep: &QuantEpilogue<'_>,
+    residual: Option<&[f32]>,
+    kind: OutputKind,
+) -> Result<(QuantValues, [usize; 4]), KernelError> {
     let [n, c, h, wd] = x_shape;
     let [co, cig, kh, kw] = w_shape;
     let (oh, ow) = geom.output_hw(x_shape, [kh, kw])?;
@@ -167,6 +225,7 @@ pub fn qlinear_conv2d_reference(
     let (scale, bias, bias_i) = row_params(co, w_scale, ep)?;
     let clamp = ep.activation.bounds();
     let cog = co / g;
+    check_residual(residual, n * co * oh * ow, kind)?;
     let mut out = QuantValues::zeros(kind, n * co * oh * ow);
     for b in 0..n {
         for o in 0..co {
@@ -192,7 +251,8 @@ pub fn qlinear_conv2d_reference(
                             }
                         }
                     }
-                    out.set(((b * co + o) * oh + oy) * ow + ox, acc as i32, scale[o], bias[o], clamp, kind);
+                    let at = ((b * co + o) * oh + oy) * ow + ox;
+                    out.set(at, acc as i32, scale[o], bias[o], residual.map(|r| r[at]), clamp, kind);
                 }
             }
         }

@@ -47,8 +47,27 @@ pub fn arb_gemm_case(s: Sizes) -> impl Strategy<Value = I8GemmCase> {
             pad,
             source,
             threads,
+            residual: false,
             seed,
         })
+}
+
+/// Random GEMMs with an f32 residual: f32, u8 and s8 outputs, every activation, padded
+/// strides, tails, 1 or 2 threads.
+#[allow(dead_code)]
+pub fn arb_residual_gemm_case(s: Sizes) -> impl Strategy<Value = I8GemmCase> {
+    (arb_gemm_case(s), 1usize..4).prop_map(|(case, out)| I8GemmCase { residual: true, out: ALL_OUTPUTS[out], ..case })
+}
+
+/// Random convs with an f32 residual (depthwise shapes run as per-group GEMMs).
+#[allow(dead_code)]
+pub fn arb_residual_conv_case(s: Sizes) -> impl Strategy<Value = QConvCase> {
+    (arb_conv_case(s), 1usize..4).prop_map(|(case, out)| QConvCase {
+        residual: true,
+        out: ALL_OUTPUTS[out],
+        allow_depthwise: false,
+        ..case
+    })
 }
 
 /// Random convs: kernels 1, 3 and 5, strides, asymmetric pads, dilations, groups, and
@@ -78,6 +97,7 @@ pub fn arb_conv_case(s: Sizes) -> impl Strategy<Value = QConvCase> {
                 out: ALL_OUTPUTS[out],
                 allow_depthwise: true,
                 threads,
+                residual: false,
                 seed,
             }
         })

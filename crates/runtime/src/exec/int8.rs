@@ -177,10 +177,10 @@ impl QConvKernel {
         }
     }
 
-    /// The activation the kernel epilogue applies itself, when it can (no residual to add
-    /// first, and a clamp-like activation).
+    /// The activation the kernel epilogue applies itself, when it can: a clamp-like one, and
+    /// a residual (added first) only on the GEMM path.
     fn fused_activation(&self) -> Option<QActivation> {
-        if self.epilogue.residual {
+        if self.epilogue.residual && self.conv.is_depthwise() {
             return None;
         }
         match self.epilogue.activation {
@@ -209,7 +209,8 @@ impl QConvKernel {
             bias_i32: None,
             activation: QActivation::None,
         };
-        if let (Some(g), [n, k, 1, 1], Some(act)) = (&self.gemv, x_shape, self.fused_activation())
+        if let (Some(g), [n, k, 1, 1], Some(act), false) =
+            (&self.gemv, x_shape, self.fused_activation(), self.epilogue.residual)
             && k == g.k
             && x.len() == n * k
         {
@@ -217,12 +218,22 @@ impl QConvKernel {
         }
         if let Some(act) = self.fused_activation() {
             ep.activation = act;
+            // The residual joins the kernel epilogue: `(acc·scale + bias) + r`, then the clamp
+            // with the separate pass's comparisons, then the requantization.
+            let residual = match (self.epilogue.residual, residual) {
+                (true, Some(r)) => Some(r),
+                (false, None) => None,
+                _ => return Ok(false),
+            };
             let out = match (y, self.requant) {
                 (ElemsMut::F32(y), None) => QuantOut::F32(y),
                 (ElemsMut::U8(y), Some((scale, zero_point))) => QuantOut::U8 { data: y, scale, zero_point },
                 _ => return Ok(false),
             };
-            self.conv.run(x, x_shape, self.x_zero_point, &ep, out, threads)?;
+            if residual.is_some_and(|r| r.len() != out.len()) {
+                return Ok(false);
+            }
+            self.conv.run_with_residual(x, x_shape, self.x_zero_point, &ep, residual, out, threads)?;
             return Ok(true);
         }
         // The f32 result, then the residual and activation, then the requantization.
