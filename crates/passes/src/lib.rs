@@ -19,6 +19,7 @@ pub mod fully_connected;
 pub mod hard_swish;
 pub mod identity;
 pub mod qdq_conv;
+pub mod qdq_pool;
 pub mod reshape_chain;
 pub mod residual;
 
@@ -40,6 +41,7 @@ pub(crate) fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(fully_connected::MatMulToFc),
         Box::new(residual::FuseConvResidual),
         Box::new(activation::FuseActivation),
+        Box::new(qdq_pool::QuantizeBeforeMaxPool),
         Box::new(qdq_conv::FuseQdqConv),
         Box::new(dead_code::DeadCode),
     ]

@@ -168,6 +168,13 @@ pub struct FuseQdqConv;
 
 impl FuseQdqConv {
     fn try_fuse(g: &mut Graph, id: NodeId) -> Result<bool, IrError> {
+        // A QConv fused in an earlier round may have gained a QuantizeLinear reader since
+        // (another pass moved it next to the conv).
+        if let Some(Op::QConv(a)) = g.get_node(id).map(|n| &n.op)
+            && a.to == DType::F32
+        {
+            return requantize_in_place(g, Outlet::new(id, 0));
+        }
         if Self::try_fuse_conv(g, id)? {
             return Ok(true);
         }
@@ -226,7 +233,7 @@ impl FuseQdqConv {
         absorb(g, q, Outlet::new(conv, 0))?;
         g.remove_node(conv);
         g.node_mut(q.node).name = name.clone();
-        requantize_in_place(g, q)?;
+        let _requantized = requantize_in_place(g, q)?;
         tracing::debug!(conv = %name, "Conv on dequantized int8 operands became QConv");
         Ok(true)
     }
@@ -244,24 +251,25 @@ fn quantize_params(g: &Graph, id: NodeId) -> Option<(f32, u8, Outlet, Outlet)> {
     Some((scale, zp, s, z))
 }
 
-/// Make the f32 QConv at `q` write u8 when every reader is the same `QuantizeLinear` to u8.
-fn requantize_in_place(g: &mut Graph, q: Outlet) -> Result<(), IrError> {
+/// Make the f32 QConv at `q` write u8 when every reader is the same `QuantizeLinear` to u8;
+/// true when it did.
+fn requantize_in_place(g: &mut Graph, q: Outlet) -> Result<bool, IrError> {
     if g.outputs().contains(&q) {
-        return Ok(());
+        return Ok(false);
     }
     let readers = g.consumers(q);
     let mut params: Option<(f32, u8, Outlet, Outlet)> = None;
     for &(n, slot) in &readers {
-        let Some(p) = quantize_params(g, n).filter(|_| slot == 0) else { return Ok(()) };
+        let Some(p) = quantize_params(g, n).filter(|_| slot == 0) else { return Ok(false) };
         match params {
             None => params = Some(p),
             Some((s, z, ..)) if s.to_bits() == p.0.to_bits() && z == p.1 => {}
-            Some(_) => return Ok(()),
+            Some(_) => return Ok(false),
         }
     }
-    let Some((_, _, s, z)) = params else { return Ok(()) };
+    let Some((_, _, s, z)) = params else { return Ok(false) };
     if readers.len() > 1 && readers.iter().any(|&(n, _)| g.outputs().contains(&Outlet::new(n, 0))) {
-        return Ok(()); // only one graph output name could survive
+        return Ok(false); // only one graph output name could survive
     }
     g.set_input(q.node, 7, Some(s))?;
     g.set_input(q.node, 8, Some(z))?;
@@ -280,7 +288,7 @@ fn requantize_in_place(g: &mut Graph, q: Outlet) -> Result<(), IrError> {
         }
         g.remove_node(n);
     }
-    Ok(())
+    Ok(true)
 }
 
 impl Pass for FuseQdqConv {

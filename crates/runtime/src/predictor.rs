@@ -667,6 +667,15 @@ impl Run<'_> {
                 q.dequantize(x, y, threads).map_err(fail)?;
                 true
             }
+            (Prepared::MaxPoolU8(a), [(Elems::U8(x), x_shape)], ElemsMut::U8(y)) => {
+                match crate::exec::pool_params(a, x_shape, true) {
+                    Some(([n, c, h, w], params)) => {
+                        lithe_kernels::fast::u8_maxpool2d(x, n, c, h, w, &params, y).map_err(fail)?;
+                        true
+                    }
+                    None => false,
+                }
+            }
             (Prepared::View, [(Elems::U8(x), _)], ElemsMut::U8(y)) if x.len() == y.len() => {
                 y.copy_from_slice(x);
                 true

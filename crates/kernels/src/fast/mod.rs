@@ -18,7 +18,7 @@ pub use depthwise::{
     supports,
 };
 pub use layout::{f32_concat, f32_slice_box, f32_transpose};
-pub use pool::{PoolParams, f32_avgpool2d, f32_global_avgpool, f32_maxpool2d};
+pub use pool::{PoolParams, f32_avgpool2d, f32_global_avgpool, f32_maxpool2d, u8_maxpool2d};
 
 /// The instruction set chosen at run time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

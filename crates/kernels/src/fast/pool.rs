@@ -1,5 +1,6 @@
 //! NCHW f32 pooling: max and average over 2x2 and 3x3 windows with stride 2 (floor output size,
-//! dilation 1, per-side padding below the window size), and global average pooling.
+//! dilation 1, per-side padding below the window size), and global average pooling; max pooling
+//! of u8 values (quantized activations: max commutes with a monotonic quantization) too.
 //!
 //! Like the depthwise kernels, each plane is copied into a padded scratch plane (padding is
 //! -inf for max, 0 for average) so every window is read without bounds checks; average
@@ -65,6 +66,65 @@ pub fn f32_maxpool2d(
     pool2d(x, n, c, h, w, params, out, Mode::Max)
 }
 
+/// Max pooling of u8 values (quantized activations) `x` (`n x c x h x w`) into `out`
+/// (`n x c x oh x ow`), with the geometries of [`f32_maxpool2d`]. A window entirely in the
+/// padding gives 0 (what quantizing the f32 kernel's -inf gives).
+pub fn u8_maxpool2d(
+    x: &[u8],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    params: &PoolParams,
+    out: &mut [u8],
+) -> Result<(), KernelError> {
+    pool2d(x, n, c, h, w, params, out, Mode::Max)
+}
+
+/// An element max pooling runs on: its padding value and its two-operand maximum.
+trait PoolElem: Copy + Default {
+    /// The value of padded taps for max pooling (never larger than a real value).
+    const MAX_PAD: Self;
+    /// The larger of `a` and `b` (for f32, NaN propagates as in the reference).
+    fn max2(a: Self, b: Self) -> Self;
+}
+
+impl PoolElem for f32 {
+    const MAX_PAD: f32 = f32::NEG_INFINITY;
+    #[inline(always)]
+    fn max2(a: f32, b: f32) -> f32 {
+        nan_max(a, b)
+    }
+}
+
+impl PoolElem for u8 {
+    const MAX_PAD: u8 = 0;
+    #[inline(always)]
+    fn max2(a: u8, b: u8) -> u8 {
+        a.max(b)
+    }
+}
+
+/// The window sum of average pooling (only f32 averages).
+trait PoolAvg: PoolElem {
+    /// Average of a `k x k` window, `None` when the element type has no average pooling.
+    fn avg(rows: &[&[Self]], ox: usize, k: usize, div: usize) -> Option<Self>;
+}
+
+impl PoolAvg for f32 {
+    #[inline(always)]
+    fn avg(rows: &[&[f32]], ox: usize, k: usize, div: usize) -> Option<f32> {
+        let sum: f32 = rows.iter().map(|r| r[ox * 2..ox * 2 + k].iter().sum::<f32>()).sum();
+        Some(if div == 0 { f32::NAN } else { sum / div as f32 })
+    }
+}
+
+impl PoolAvg for u8 {
+    fn avg(_: &[&[u8]], _: usize, _: usize, _: usize) -> Option<u8> {
+        None
+    }
+}
+
 /// Average pooling of `x` (`n x c x h x w`) into `out` (`n x c x oh x ow`). The divisor is the
 /// window size with `count_include_pad`, else the number of taps inside the input.
 #[allow(clippy::too_many_arguments)]
@@ -112,14 +172,14 @@ enum Mode {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn pool2d(
-    x: &[f32],
+fn pool2d<T: PoolAvg>(
+    x: &[T],
     n: usize,
     c: usize,
     h: usize,
     w: usize,
     params: &PoolParams,
-    out: &mut [f32],
+    out: &mut [T],
     mode: Mode,
 ) -> Result<(), KernelError> {
     if !params.supported() {
@@ -141,7 +201,7 @@ fn pool2d(
     let (k, p) = (params.kernel, params.pads);
     let (s, rs) = (2, (2 * ow + k - 1).max(p.left + w));
     let rows_total = (2 * oh + k - 1).max(p.top + h);
-    let fill = if matches!(mode, Mode::Max) { f32::NEG_INFINITY } else { 0.0 };
+    let fill = if matches!(mode, Mode::Max) { T::MAX_PAD } else { T::default() };
     let mut padded = vec![fill; rows_total * rs];
     // Taps inside the input per output row / column (for the average without padding).
     let inside = |o: usize, pad: usize, len: usize| {
@@ -151,8 +211,8 @@ fn pool2d(
     let col_in: Vec<usize> = (0..ow).map(|o| inside(o, p.left, w)).collect();
     // Max pooling: the vertical maximum of one output row's padded rows, split into its even
     // and odd columns.
-    let mut rowmax = vec![0f32; rs];
-    let mut halves = vec![0f32; 2 * rs.div_ceil(2)];
+    let mut rowmax = vec![T::default(); rs];
+    let mut halves = vec![T::default(); 2 * rs.div_ceil(2)];
     for (src, dst) in x.chunks_exact(in_plane).zip(out.chunks_exact_mut(out_plane)) {
         for (r, dr) in src.chunks_exact(w).zip(padded[p.top * rs..].chunks_exact_mut(rs)) {
             dr[p.left..p.left + w].copy_from_slice(r);
@@ -168,15 +228,14 @@ fn pool2d(
             continue;
         }
         for (oy, orow) in dst.chunks_exact_mut(ow).enumerate() {
-            let row = |ky: usize| &padded[(oy * s + ky) * rs..(oy * s + ky + 1) * rs];
+            let rows: Vec<&[T]> = (0..k).map(|ky| &padded[(oy * s + ky) * rs..(oy * s + ky + 1) * rs]).collect();
             if let Mode::Avg { count_include_pad } = mode {
                 for (ox, o) in orow.iter_mut().enumerate() {
-                    let mut sum = 0f32;
-                    for ky in 0..k {
-                        sum += row(ky)[ox * s..ox * s + k].iter().sum::<f32>();
-                    }
                     let div = if count_include_pad { k * k } else { row_in[oy] * col_in[ox] };
-                    *o = if div == 0 { f32::NAN } else { sum / div as f32 };
+                    *o = T::avg(&rows, ox, k, div).ok_or_else(|| KernelError::Unsupported {
+                        op: OP,
+                        detail: "average pooling of integer values".into(),
+                    })?;
                 }
             }
         }
@@ -196,7 +255,15 @@ fn nan_max(a: f32, b: f32) -> f32 {
 /// column `ox` is `max(even[ox], odd[ox][, even[ox + 1]])`, again unit stride.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn max_plane(padded: &[f32], rs: usize, k: usize, ow: usize, rowmax: &mut [f32], halves: &mut [f32], out: &mut [f32]) {
+fn max_plane<T: PoolElem>(
+    padded: &[T],
+    rs: usize,
+    k: usize,
+    ow: usize,
+    rowmax: &mut [T],
+    halves: &mut [T],
+    out: &mut [T],
+) {
     let half = rs.div_ceil(2);
     let (even, odd) = halves.split_at_mut(half);
     let vmax = &mut rowmax[..rs];
@@ -205,7 +272,7 @@ fn max_plane(padded: &[f32], rs: usize, k: usize, ow: usize, rowmax: &mut [f32],
         for ky in 1..k {
             let r = &padded[(2 * oy + ky) * rs..(2 * oy + ky + 1) * rs];
             for (m, &v) in vmax.iter_mut().zip(r) {
-                *m = nan_max(*m, v);
+                *m = T::max2(*m, v);
             }
         }
         for ((pair, e), o) in vmax.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
@@ -217,11 +284,11 @@ fn max_plane(padded: &[f32], rs: usize, k: usize, ow: usize, rowmax: &mut [f32],
         }
         if k == 2 {
             for ((m, &e), &o) in orow.iter_mut().zip(&even[..ow]).zip(&odd[..ow]) {
-                *m = nan_max(e, o);
+                *m = T::max2(e, o);
             }
         } else {
             for (((m, &e), &o), &e1) in orow.iter_mut().zip(&even[..ow]).zip(&odd[..ow]).zip(&even[1..=ow]) {
-                *m = nan_max(nan_max(e, o), e1);
+                *m = T::max2(T::max2(e, o), e1);
             }
         }
     }
@@ -234,14 +301,14 @@ fn max_plane(padded: &[f32], rs: usize, k: usize, ow: usize, rowmax: &mut [f32],
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn max_plane_avx512(
-    padded: &[f32],
+unsafe fn max_plane_avx512<T: PoolElem>(
+    padded: &[T],
     rs: usize,
     k: usize,
     ow: usize,
-    rowmax: &mut [f32],
-    halves: &mut [f32],
-    out: &mut [f32],
+    rowmax: &mut [T],
+    halves: &mut [T],
+    out: &mut [T],
 ) {
     max_plane(padded, rs, k, ow, rowmax, halves, out)
 }

@@ -6,13 +6,18 @@
 
 use super::conv::{contiguous, row_major_strides};
 use crate::KernelError;
-use lithe_ir::Tensor;
 use lithe_ir::op::{AvgPoolAttrs, AxisWindow, PoolAttrs};
+use lithe_ir::{DType, Tensor};
 use ndarray::{ArrayViewD, Dimension, IxDyn};
 
 /// Max over each window; NaN propagates. A window with no tap inside the input gives -inf.
+/// 8-bit integer inputs (quantized activations) are pooled exactly through f32, a window with
+/// no tap giving the type's minimum.
 pub fn max_pool(a: &PoolAttrs, x: &Tensor) -> Result<Tensor, KernelError> {
     const OP: &str = "MaxPool";
+    if let dtype @ (DType::U8 | DType::I8) = x.dtype() {
+        return Ok(max_pool(a, &x.cast(DType::F32))?.cast(dtype));
+    }
     let xa = f32_arg(OP, x)?;
     let windows = resolve(OP, a, xa.shape())?;
     pool(&xa, &windows, |src, sel, _| {

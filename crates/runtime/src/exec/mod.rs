@@ -7,5 +7,5 @@ mod int8;
 mod prepared;
 
 pub use kernels::{KernelSet, kernel_set};
-pub(crate) use prepared::{Input, Prepared, prepare_steps};
+pub(crate) use prepared::{Input, Prepared, pool_params, prepare_steps};
 pub(crate) use int8::{Elems, ElemsMut, PerTensorQuant, QConvKernel};

@@ -48,6 +48,8 @@ pub(crate) enum Prepared {
     Quantize(super::PerTensorQuant),
     /// Per-tensor DequantizeLinear u8 -> f32.
     Dequantize(super::PerTensorQuant),
+    /// 2-D MaxPool of u8 values (quantized activations), direct kernel only.
+    MaxPoolU8(PoolAttrs),
 }
 
 /// The constant parameters of a Slice.
@@ -121,12 +123,13 @@ impl Prepared {
             Prepared::QConv(q) => q.kernel_name(),
             Prepared::Quantize(_) => "quantize_u8/direct".to_string(),
             Prepared::Dequantize(_) => "dequantize_u8/direct".to_string(),
+            Prepared::MaxPoolU8(_) => "u8_maxpool2d/direct".to_string(),
         }
     }
 
     /// True for the kernels over u8 values ([`Prepared::run`] does not run them).
     pub fn is_int8(&self) -> bool {
-        matches!(self, Prepared::QConv(_) | Prepared::Quantize(_) | Prepared::Dequantize(_))
+        matches!(self, Prepared::QConv(_) | Prepared::Quantize(_) | Prepared::Dequantize(_) | Prepared::MaxPoolU8(_))
     }
 }
 
@@ -205,7 +208,14 @@ impl Prepared {
                 true
             }
             (_, None) => false,
-            (Prepared::View | Prepared::QConv(_) | Prepared::Quantize(_) | Prepared::Dequantize(_), Some(_)) => false,
+            (
+                Prepared::View
+                | Prepared::QConv(_)
+                | Prepared::Quantize(_)
+                | Prepared::Dequantize(_)
+                | Prepared::MaxPoolU8(_),
+                Some(_),
+            ) => false,
             (Prepared::Conv(c), Some(x)) => c.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
             (Prepared::Winograd(c), Some(x)) => c.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
             (Prepared::FullyConnected(f), Some(x)) => f.run(x, x_shape, y, threads).map(|()| true)?,
@@ -318,7 +328,11 @@ impl Depthwise {
 /// (2-D, square 2x2 or 3x3 window, stride 2, dilation 1, and an output the floor rule gives).
 /// For max pooling (`extend_end`), the extra windows of `ceil_mode` become end padding,
 /// which max pooling ignores.
-fn pool_params(a: &PoolAttrs, x_shape: &[usize], extend_end: bool) -> Option<([usize; 4], fast::PoolParams)> {
+pub(crate) fn pool_params(
+    a: &PoolAttrs,
+    x_shape: &[usize],
+    extend_end: bool,
+) -> Option<([usize; 4], fast::PoolParams)> {
     let &[n, c, h, w] = x_shape else { return None };
     let wins = a.windows(&[h, w]).ok()?;
     let [wh, ww] = wins.as_slice() else { return None };
@@ -376,6 +390,9 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
                 Ok(g) => Ok(depthwise(attrs, w, b, slope, g)),
                 Err(e) => Err(e),
             }
+        }
+        Op::MaxPool(a) if a.kernel_shape.len() == 2 && input_dtype(graph, step) == Some(lithe_ir::DType::U8) => {
+            Ok(Prepared::MaxPoolU8(a.clone()))
         }
         Op::MaxPool(a) if a.kernel_shape.len() == 2 => Ok(Prepared::MaxPool(a.clone())),
         Op::AveragePool(a) if a.pool.kernel_shape.len() == 2 => Ok(Prepared::AveragePool(a.clone())),
