@@ -48,7 +48,13 @@ macro_rules! vnni_kernel {
                 // SAFETY: a value of this type exists only when AVX-512F and VNNI were detected;
                 // the panels hold `kg * MR * 4` and `kg * NR * 4` bytes, the tile fits MR x NR
                 // and `ep` fits the tile (checked).
-                unsafe { kernel::<$mr>(kg, a.as_ptr(), b.as_ptr(), c, ep) }
+                unsafe {
+                    if c.cols() <= 16 {
+                        kernel::<$mr, 1>(kg, a.as_ptr(), b.as_ptr(), c, ep)
+                    } else {
+                        kernel::<$mr, 2>(kg, a.as_ptr(), b.as_ptr(), c, ep)
+                    }
+                }
             }
         }
     };
@@ -62,31 +68,36 @@ fn lanes(n: usize) -> __mmask16 {
     if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as __mmask16 }
 }
 
+/// The tile over `NV` of the panel's two 16-column halves: `NV = 1` serves tail tiles of at
+/// most 16 columns, reading only the first half of each 128-byte group of `b`.
+///
 /// # Safety
 /// AVX-512F and AVX-512 VNNI must be available; `a` must hold `kg * MR * 4` bytes and `b`
-/// `kg * NR * 4`; `c` must be at most `MR x NR` and `ep` must fit it.
+/// `kg * NR * 4`; `c` must be at most `MR x 16 NV` and `ep` must fit it.
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn kernel<const MR: usize>(
+unsafe fn kernel<const MR: usize, const NV: usize>(
     kg: usize,
     a: *const i8,
     b: *const u8,
     c: &mut I8TileOut<'_>,
     ep: &I8TileEpilogue<'_>,
 ) {
-    let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+    let mut acc = [[_mm512_setzero_si512(); NV]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..kg {
-        // SAFETY: each of the `kg` steps reads `MR * 4` bytes of `a` and `NR * 4` of `b`,
-        // inside the panels; the prefetch is a hint and never faults.
+        // SAFETY: each of the `kg` steps reads `MR * 4` bytes of `a` and at most `NR * 4` of
+        // `b`, inside the panels; the prefetch is a hint and never faults.
         unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(8 * NR * KR) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(8 * NR * KR + 64) as *const i8);
-            let b0 = _mm512_loadu_si512(b as *const __m512i);
-            let b1 = _mm512_loadu_si512(b.add(64) as *const __m512i);
+            let mut bv = [_mm512_setzero_si512(); NV];
+            for (h, bh) in bv.iter_mut().enumerate() {
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(8 * NR * KR + 64 * h) as *const i8);
+                *bh = _mm512_loadu_si512(b.add(64 * h) as *const __m512i);
+            }
             for (i, row) in acc.iter_mut().enumerate() {
                 let ai = _mm512_set1_epi32((a.add(KR * i) as *const i32).read_unaligned());
-                row[0] = _mm512_dpbusd_epi32(row[0], b0, ai);
-                row[1] = _mm512_dpbusd_epi32(row[1], b1, ai);
+                for (x, &bh) in row.iter_mut().zip(&bv) {
+                    *x = _mm512_dpbusd_epi32(*x, bh, ai);
+                }
             }
             a = a.add(KR * MR);
             b = b.add(KR * NR);
