@@ -43,3 +43,43 @@ fn winograd_matches_im2col_on_every_kernel() {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Random channels (lane and panel tails), odd sizes, pads, residual in the output or
+    /// separate, Relu or none, 1 and 2 threads: Winograd against im2col + GEMM on every kernel.
+    #[test]
+    fn winograd_matches_im2col_on_random_shapes(
+        tile in 0usize..3, c_in in 1usize..40, c_out in 1usize..40, h in 1usize..24, w in 1usize..24,
+        pads in [0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2], in_output: bool, relu: bool, threads in 1usize..=2,
+        seed: u64,
+    ) {
+        if h + pads[0] + pads[2] < 3 || w + pads[1] + pads[3] < 3 {
+            return Ok(());
+        }
+        let (tile, eps) = [(WinogradTile::F2x3, 1e-5), (WinogradTile::F4x3, 5e-5), (WinogradTile::F6x3, 5e-4)][tile];
+        let activation = if relu { Activation::Relu } else { Activation::None };
+        let attrs = ConvAttrs { pads: pads.to_vec(), epilogue: Epilogue { residual: true, activation }, ..ConvAttrs::default() };
+        let wt = Tensor::from_vec(&[c_out, c_in, 3, 3], values(c_out * c_in * 9, seed ^ 1)).unwrap();
+        let b = Tensor::from_vec(&[c_out], values(c_out, seed ^ 2)).unwrap();
+        let x = values(c_in * h * w, seed);
+        for kernel in available_f32_gemm() {
+            let gemm = Conv2dGemm::prepare(kernel, &attrs, &wt, Some(&b), None).unwrap();
+            let wino = Conv2dWinograd::prepare(kernel, &attrs, &wt, Some(&b), None, tile).unwrap();
+            let s = gemm.shape_for(&[1, c_in, h, w]).unwrap();
+            let len = c_out * s.output_hw[0] * s.output_hw[1];
+            let r = values(len, seed ^ 3);
+            let mut want = vec![0.0; len];
+            let mut scratch = Vec::new();
+            gemm.run(&x, &[1, c_in, h, w], Residual::Separate(&r), &mut want, &mut scratch, 1).unwrap();
+            let mut got = if in_output { r.clone() } else { vec![f32::NAN; len] };
+            let residual = if in_output { Residual::InOutput } else { Residual::Separate(&r) };
+            wino.run(&x, &[1, c_in, h, w], residual, &mut got, &mut scratch, threads).unwrap();
+            let tol = eps * ((c_in * 9) as f32 + 2.0);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                proptest::prop_assert!((g - w).abs() <= tol, "{} {tile:?} element {i}: {g} vs {w}", kernel.name());
+            }
+        }
+    }
+}

@@ -256,4 +256,24 @@ impl PackedB {
     pub fn as_slice(&self) -> &[f32] {
         self.buf.as_slice()
     }
+
+    /// An empty operand that producers fill in place with [`reshape`](Self::reshape) and
+    /// [`as_mut_slice`](Self::as_mut_slice) (Winograd's transformed input).
+    pub(crate) fn empty(nr: usize) -> Self {
+        PackedB { buf: AlignedBuf::default(), nr, n: 0, k: 0 }
+    }
+
+    /// Make the operand `k x n` for panels of `nr` columns, keeping the allocation when it is
+    /// large enough; the contents are unspecified until written.
+    pub(crate) fn reshape(&mut self, k: usize, n: usize, nr: usize) -> Result<(), KernelError> {
+        let len = packed_len(n, k, nr).ok_or_else(|| invalid(format!("packing B {k} x {n} overflows")))?;
+        self.buf.resize(len)?;
+        (self.k, self.n, self.nr) = (k, n, nr);
+        Ok(())
+    }
+
+    /// The packed values to write, laid out as [`as_slice`](Self::as_slice).
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+        self.buf.as_mut_slice()
+    }
 }

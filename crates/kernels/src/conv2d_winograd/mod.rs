@@ -5,6 +5,11 @@
 //! `n²` GEMMs `M_ξ = U_ξ · V_ξ`, then `Y = Aᵀ M A` with bias, residual and activation fused into
 //! the write of each output tile. Tiles are processed in blocks so the scratch stays near L2.
 //!
+//! Per image the input planes are staged once with their zero padding; per block each
+//! channel's tiles are transformed 16 at a time by the hand-written transforms of
+//! `transforms.rs` (an AVX-512 build chosen at run time) and written straight into the GEMM's
+//! packed `B` panels, so the products run on prepacked operands on both sides.
+//!
 //! The transforms are derived at run time (in f64) from interpolation points by the
 //! Toom-Cook construction: with `E` (`n x m`) and `V` (`n x n`) the Vandermonde matrices of
 //! the finite points plus the point at infinity, linear convolution is
@@ -12,12 +17,14 @@
 
 use crate::KernelError;
 use crate::conv2d_gemm::{Conv2dShape, per_channel_slope};
-use crate::fast::Isa;
 use crate::fast::activation::FastActivation;
-use crate::gemm::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, Residual, sgemm};
+use crate::gemm::{F32GemmMicrokernel, GemmEpilogue, GemmInput, MatRef, PackedA, PackedB, Residual, sgemm};
 use lithe_ir::Tensor;
 use lithe_ir::op::{Activation, ConvAttrs};
 use rayon::prelude::*;
+use transforms::{InputJob, L, OutputJob, Panels};
+
+mod transforms;
 
 const OP: &str = "Conv";
 
@@ -131,14 +138,15 @@ fn invert(a: &[f64], n: usize) -> Vec<f64> {
 /// Pick a Winograd tile for a 3x3 stride-1 conv of output `out_h x out_w`, or `None` when
 /// im2col + GEMM is expected to be faster.
 ///
-/// Measured (`cargo bench -p lithe-kernels-x86 --bench conv3x3`, AVX-512 12x32 kernel,
-/// 1 thread, `C_in = C_out`, GFLOP/s of direct-conv FLOPs, im2col+GEMM / F(2,3) / F(4,3) /
-/// F(6,3)): 64ch 56x56 82/64/96/88, 128ch 28x28 84/103/143/140, 256ch 14x14 91/122/110/57,
-/// 512ch 7x7 76/69/28/16. So: F(4,3) from 28x28 outputs up, F(2,3) from 14x14, nothing
-/// below. F(6,3) never led. Shallow convs lose: SqueezeNet's 16->64 (55x55, F(4,3)) and
-/// 32->128 (27x27, F(2,3)) 3x3 convs took 1.06 and 0.90 ms against 0.62 and 0.58 by GEMM (the
-/// transforms cost `C_in + C_out` per tile, the products `C_in · C_out`), so both channel
-/// counts must be at least 64.
+/// Measured on an AMD EPYC Zen 4 (AVX-512, 8x32 kernel, 1 thread, best of 15 batches, GFLOP/s
+/// of direct-conv FLOPs, im2col+GEMM / F(2,3) / F(4,3) / F(6,3); example `wino_cycles` and
+/// `cargo bench -p lithe-kernels-x86 --bench conv3x3`): 64->64 56x56 95/115/150/138,
+/// 128->128 28x28 97/145/187/199, 256->256 14x14 96/151/127/52, 512->512 7x7 81/68/22/10,
+/// 16->64 55x55 93/81/82/88, 32->128 27x27 95/102/110/125, 48->192 13x13 79/93/78/47,
+/// 64->256 13x13 84/105/88/51. So: F(4,3) from 40x40 outputs up, F(6,3) from 20x20, F(2,3)
+/// from 10x10, GEMM below (few tiles: the `U_ξ` stream and the tiles padded to whole `NR`
+/// panels dominate), and GEMM when either channel count is under 32 (the transforms cost
+/// `C_in + C_out` per tile, the products `C_in · C_out`).
 /// `LITHE_WINOGRAD=0` turns Winograd off; `2`, `4` or `6` forces that tile wherever it applies.
 pub fn choose_tile(out_h: usize, out_w: usize, c_in: usize, c_out: usize) -> Option<WinogradTile> {
     match std::env::var("LITHE_WINOGRAD").as_deref() {
@@ -148,13 +156,15 @@ pub fn choose_tile(out_h: usize, out_w: usize, c_in: usize, c_out: usize) -> Opt
         Ok("6") => return Some(WinogradTile::F6x3),
         _ => {}
     }
-    if c_in < 64 || c_out < 64 {
+    if c_in < 32 || c_out < 32 {
         return None;
     }
     let pixels = out_h * out_w;
-    if pixels >= 28 * 28 {
+    if pixels >= 40 * 40 {
         Some(WinogradTile::F4x3)
-    } else if pixels >= 14 * 14 {
+    } else if pixels >= 20 * 20 {
+        Some(WinogradTile::F6x3)
+    } else if pixels >= 10 * 10 {
         Some(WinogradTile::F2x3)
     } else {
         None
@@ -196,8 +206,6 @@ pub struct Conv2dWinograd {
     slope: Option<Vec<f32>>,
     c_in: usize,
     c_out: usize,
-    at: Vec<f32>,
-    bt: Vec<f32>,
 }
 
 impl std::fmt::Debug for Conv2dWinograd {
@@ -209,6 +217,12 @@ impl std::fmt::Debug for Conv2dWinograd {
             .field("c_out", &self.c_out)
             .finish()
     }
+}
+
+std::thread_local! {
+    /// The calling thread's transformed-input operands (`V_ξ`, packed for the GEMM), kept
+    /// between runs so a conv does not allocate them afresh.
+    static V_PANELS: std::cell::RefCell<Vec<PackedB>> = std::cell::RefCell::default();
 }
 
 impl Conv2dWinograd {
@@ -246,12 +260,15 @@ impl Conv2dWinograd {
         if c_out == 0 || c_in == 0 {
             return Err(invalid(format!("weight shape {ws:?} is empty")));
         }
+        if kernel.nr() == 0 || kernel.mr() == 0 {
+            return Err(invalid(format!("kernel {} has an empty tile", kernel.name())));
+        }
         let w_data: Vec<f32> = match wv.as_slice() {
             Some(s) => s.to_vec(),
             None => wv.iter().copied().collect(),
         };
         let n = tile.input();
-        let (at, g, bt) = tile.matrices();
+        let (_, g, _) = tile.matrices();
         // U[ξ][co][ci] = (G g Gᵀ)[ξ].
         let mut u = vec![0.0f32; n * n * c_out * c_in];
         let mut gg = vec![0.0f64; n * 3];
@@ -281,18 +298,7 @@ impl Conv2dWinograd {
             (Activation::PRelu, None) => return Err(invalid("a fused PRelu needs its slope input".into())),
             _ => None,
         };
-        Ok(Conv2dWinograd {
-            kernel,
-            attrs: attrs.clone(),
-            tile,
-            packed,
-            bias,
-            slope,
-            c_in,
-            c_out,
-            at: at.iter().map(|&v| v as f32).collect(),
-            bt: bt.iter().map(|&v| v as f32).collect(),
-        })
+        Ok(Conv2dWinograd { kernel, attrs: attrs.clone(), tile, packed, bias, slope, c_in, c_out })
     }
 
     /// The microkernel the weights were packed for.
@@ -323,29 +329,36 @@ impl Conv2dWinograd {
         Ok(Conv2dShape { batch, input_hw: [h, w], output_hw: [wh.output, ww.output], windows: [*wh, *ww] })
     }
 
-    /// Tiles per block for `tiles` tiles in total: a multiple of [`L`].
+    /// Tiles per block for `tiles` tiles in total: a multiple of both [`L`] and the
+    /// microkernel's `NR`, so lane groups and `B` panels line up.
     fn block(&self, tiles: usize) -> usize {
         let n = self.tile.input();
-        let budget = (BLOCK_BUDGET / (n * n * (self.c_in + self.c_out))).clamp(L, 4096);
-        budget.min(tiles.max(1).div_ceil(L) * L) / L * L
+        let nr = self.kernel.nr();
+        let q = L / gcd(L, nr) * nr;
+        let budget = (BLOCK_BUDGET / (n * n * (self.c_in + self.c_out))).clamp(q, 4096.max(q));
+        budget.min(tiles.max(1).div_ceil(q) * q) / q * q
     }
 
-    /// Scratch elements for blocks of `tb` tiles: `V`, `M` and one channel's staged tiles.
-    fn scratch_elems(&self, tb: usize) -> usize {
-        let n = self.tile.input();
-        n * n * (self.c_in + self.c_out + 1) * tb
-    }
-
-    /// Elements of the scratch buffer [`run`](Self::run) needs for `shape`.
-    pub fn scratch_len(&self, shape: &Conv2dShape) -> usize {
+    /// The staged (zero-padded) plane of an `oh x ow` output: `tiles · m + 2` rows and columns.
+    fn staged_hw(&self, oh: usize, ow: usize) -> [usize; 2] {
         let m = self.tile.output();
-        let tiles = shape.output_hw[0].div_ceil(m) * shape.output_hw[1].div_ceil(m);
-        self.scratch_elems(self.block(tiles))
+        [oh.div_ceil(m) * m + 2, ow.div_ceil(m) * m + 2]
+    }
+
+    /// Elements of the scratch buffer [`run`](Self::run) needs for `shape`: the staged input
+    /// planes and `M` of one block.
+    pub fn scratch_len(&self, shape: &Conv2dShape) -> usize {
+        let (m, n) = (self.tile.output(), self.tile.input());
+        let [oh, ow] = shape.output_hw;
+        let [ph, pw] = self.staged_hw(oh, ow);
+        let tiles = oh.div_ceil(m) * ow.div_ceil(m);
+        self.c_in * ph * pw + n * n * self.c_out * self.block(tiles)
     }
 
     /// Convolve `x` (shape `x_shape`) into `y` (`N x C_out x OH x OW`), adding `residual`
     /// (a separate tensor laid out like `y`, or `y` itself on entry) before the activation
-    /// when the epilogue has one. `scratch` is grown as needed; `threads` splits each GEMM.
+    /// when the epilogue has one. `scratch` is grown as needed; `threads` splits each GEMM
+    /// and the transforms' channels.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
@@ -357,25 +370,60 @@ impl Conv2dWinograd {
         threads: usize,
     ) -> Result<(), KernelError> {
         let s = self.shape_for(x_shape)?;
+        let [oh, ow] = s.output_hw;
+        s.check_buffers(self.c_in, self.c_out, self.attrs.epilogue.residual, x, residual, y)?;
+        if oh * ow == 0 || s.batch == 0 {
+            return Ok(());
+        }
+        let n2 = self.tile.input() * self.tile.input();
+        V_PANELS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut v) => self.run_with(&s, x, residual, y, scratch, threads, &mut v),
+            // Re-entered on this thread: fresh operands.
+            Err(_) => self.run_with(&s, x, residual, y, scratch, threads, &mut Vec::with_capacity(n2)),
+        })
+    }
+
+    /// [`run`](Self::run) on a checked geometry with the `V` operands given.
+    #[allow(clippy::too_many_arguments)]
+    fn run_with(
+        &self,
+        s: &Conv2dShape,
+        x: &[f32],
+        residual: Residual<'_>,
+        y: &mut [f32],
+        scratch: &mut Vec<f32>,
+        threads: usize,
+        vops: &mut Vec<PackedB>,
+    ) -> Result<(), KernelError> {
         let [h, w] = s.input_hw;
         let [oh, ow] = s.output_hw;
         let out_size = oh * ow;
-        s.check_buffers(self.c_in, self.c_out, self.attrs.epilogue.residual, x, residual, y)?;
-        if out_size == 0 || s.batch == 0 {
-            return Ok(());
-        }
         let act = FastActivation::from_ir(&self.attrs.epilogue.activation, self.slope.as_deref())?;
         let (m, n) = (self.tile.output(), self.tile.input());
         let (tiles_y, tiles_x) = (oh.div_ceil(m), ow.div_ceil(m));
         let tiles = tiles_y * tiles_x;
         let tb = self.block(tiles);
-        let (ci, co) = (self.c_in, self.c_out);
-        scratch.resize(self.scratch_elems(tb), 0.0);
-        let (vbuf, rest) = scratch.split_at_mut(n * n * ci * tb);
-        let (mbuf, stage) = rest.split_at_mut(n * n * co * tb);
-        let geo = Geometry { h, w, oh, ow, pad: [s.windows[0].pad_begin, s.windows[1].pad_begin], tiles_x };
+        let (ci, co, nr) = (self.c_in, self.c_out, self.kernel.nr());
+        let [ph, pw] = self.staged_hw(oh, ow);
+        let pad = [s.windows[0].pad_begin, s.windows[1].pad_begin];
+        scratch.resize(ci * ph * pw + n * n * co * tb, 0.0);
+        let (staged, mbuf) = scratch.split_at_mut(ci * ph * pw);
+        vops.resize_with(n * n, || PackedB::empty(nr));
+        let in_output = self.attrs.epilogue.residual && !matches!(residual, Residual::Separate(_));
+        let parallel = threads > 1;
+        let mut offs = Vec::new();
         for b in 0..s.batch {
             let xb = &x[b * ci * h * w..][..ci * h * w];
+            let stage = |(plane, src): (&mut [f32], &[f32])| stage_plane(src, [h, w], pad, pw, plane);
+            if parallel {
+                staged
+                    .par_chunks_mut(ph * pw)
+                    .zip(xb.par_chunks(h * w))
+                    .with_min_len(ci.div_ceil(threads))
+                    .for_each(stage);
+            } else {
+                staged.chunks_exact_mut(ph * pw).zip(xb.chunks_exact(h * w)).for_each(stage);
+            }
             let first = b * co * out_size;
             let res = match residual {
                 Residual::Separate(r) => Some(&r[first..first + co * out_size]),
@@ -385,285 +433,99 @@ impl Conv2dWinograd {
             let mut t0 = 0;
             while t0 < tiles {
                 let nt = tb.min(tiles - t0);
-                self.input_transform(xb, &geo, t0, nt, tb, vbuf, stage, threads);
-                // `V` and `M` are channel-major (`[c][ξ][t]`), so `V_ξ` and `M_ξ` are strided
-                // views with row stride `n² tb`.
+                for v in vops.iter_mut() {
+                    v.reshape(ci, nt, nr)?;
+                }
+                let panels = Panels::new(vops, ci, nt, nr);
+                // Each lane group's window offsets in the staged plane (dead lanes read the
+                // first window; their columns are never stored).
+                offs.clear();
+                offs.extend((0..panels.groups() * L).map(|t| {
+                    let t = t0 + t;
+                    if t < t0 + nt { (t / tiles_x * m) * pw + t % tiles_x * m } else { 0 }
+                }));
+                let job = |c: usize, plane: &[f32]| {
+                    let job = InputJob { plane, pw, offs: &offs, c };
+                    transforms::input_channel(self.tile, &job, &panels);
+                };
+                if parallel {
+                    staged
+                        .par_chunks(ph * pw)
+                        .enumerate()
+                        .with_min_len(ci.div_ceil(threads))
+                        .for_each(|(c, p)| job(c, p));
+                } else {
+                    staged.chunks_exact(ph * pw).enumerate().for_each(|(c, p)| job(c, p));
+                }
+                // `M` is channel-major (`[co][ξ][t]`): `M_ξ` has row stride `n² tb`.
                 let stride = n * n * tb;
-                for xi in 0..n * n {
+                for (xi, v) in vops.iter().enumerate() {
                     sgemm(
                         self.kernel,
                         co,
                         nt,
                         ci,
                         GemmInput::Packed(&self.packed[xi]),
-                        GemmInput::Strided(MatRef::new(&vbuf[xi * tb..], ci, nt, stride, 1)?),
+                        GemmInput::Packed(v),
                         &mut mbuf[xi * tb..],
                         stride,
                         &GemmEpilogue::default(),
                         threads,
                     )?;
                 }
-                self.output_transform(mbuf, &geo, t0, nt, tb, res, &act, yb, stage, threads);
+                let out = |co: usize, m_c: &[f32], yp: &mut [f32]| {
+                    let job = OutputJob {
+                        m: m_c,
+                        tb,
+                        t0,
+                        nt,
+                        tiles_x,
+                        oh,
+                        ow,
+                        bias: self.bias.as_ref().map_or(0.0, |b| b[co]),
+                        residual: res.map(|r| &r[co * out_size..][..out_size]),
+                        in_output,
+                        act: act.channel(co),
+                    };
+                    transforms::output_channel(self.tile, &job, yp);
+                };
+                if parallel {
+                    mbuf.par_chunks(stride)
+                        .zip(yb.par_chunks_mut(out_size))
+                        .enumerate()
+                        .with_min_len(co.div_ceil(threads))
+                        .for_each(|(c, (m_c, yp))| out(c, m_c, yp));
+                } else {
+                    for (c, (m_c, yp)) in mbuf.chunks_exact(stride).zip(yb.chunks_exact_mut(out_size)).enumerate() {
+                        out(c, m_c, yp);
+                    }
+                }
                 t0 += nt;
             }
         }
         Ok(())
     }
+}
 
-    /// `V[c][ξ][t] = (Bᵀ d B)[ξ]` for tiles `t0..t0 + nt` of one image (each channel's `n²`
-    /// rows of `tb` values, `tb` a multiple of [`L`] at least `nt` rounded up to [`L`]); `d` is
-    /// staging space for one channel's tiles (`n² · tb`). `threads > 1` splits the channels.
-    #[allow(clippy::too_many_arguments)]
-    fn input_transform(
-        &self,
-        x: &[f32],
-        g: &Geometry,
-        t0: usize,
-        nt: usize,
-        tb: usize,
-        v: &mut [f32],
-        d: &mut [f32],
-        threads: usize,
-    ) {
-        let n = self.tile.input();
-        let plane_len = g.h * g.w;
-        let one = |plane: &[f32], v_c: &mut [f32], d: &mut [f32]| {
-            gather_tiles(plane, g, self.tile, t0, nt, tb, d);
-            transform(self.tile, Side::Input, &self.bt, d, nt, tb, 0.0, v_c);
-        };
-        let chunks = v.par_chunks_mut(n * n * tb).zip(x.par_chunks(plane_len)).take(self.c_in);
-        if threads > 1 && self.c_in > 1 {
-            let per = self.c_in.div_ceil(threads);
-            chunks.with_min_len(per).for_each_init(|| vec![0f32; n * n * tb], |d, (v_c, plane)| one(plane, v_c, d));
-        } else {
-            for (v_c, plane) in v.chunks_exact_mut(n * n * tb).zip(x.chunks_exact(plane_len)).take(self.c_in) {
-                one(plane, v_c, d);
-            }
+/// Copy one input plane (`hw`) into its staged form: `pw` columns, the plane at offset `pad`,
+/// zeros around it (and for whatever the tiles reach past the input).
+fn stage_plane(src: &[f32], [h, w]: [usize; 2], [pt, pl]: [usize; 2], pw: usize, dst: &mut [f32]) {
+    for (py, row) in dst.chunks_exact_mut(pw).enumerate() {
+        let iy = py.wrapping_sub(pt);
+        if iy >= h {
+            row.fill(0.0);
+            continue;
         }
-    }
-
-    /// `Y = Aᵀ M A` for tiles `t0..t0 + nt` (`M` channel-major, `[co][ξ][t]`), with bias,
-    /// residual and activation, into `y`; `o` is staging space for one channel's output tiles.
-    /// `threads > 1` splits the channels.
-    #[allow(clippy::too_many_arguments)]
-    fn output_transform(
-        &self,
-        mb: &[f32],
-        g: &Geometry,
-        t0: usize,
-        nt: usize,
-        tb: usize,
-        res: Option<&[f32]>,
-        act: &FastActivation<'_>,
-        y: &mut [f32],
-        o: &mut [f32],
-        threads: usize,
-    ) {
-        let (m, n) = (self.tile.output(), self.tile.input());
-        let in_output = self.attrs.epilogue.residual && res.is_none();
-        let plane_len = g.oh * g.ow;
-        let one = |co: usize, m_c: &[f32], yp: &mut [f32], o: &mut [f32]| {
-            let bias = self.bias.as_ref().map_or(0.0, |b| b[co]);
-            transform(self.tile, Side::Output, &self.at, m_c, nt, tb, bias, o);
-            // Scatter the tiles (`o[r][s][t]`) into the plane with residual and activation.
-            let act_c = act.channel(co);
-            let rp = res.map(|r| &r[co * plane_len..][..plane_len]);
-            let mut row = [0.0f32; 6];
-            for t in 0..nt {
-                let (ty, tx) = ((t0 + t) / g.tiles_x, (t0 + t) % g.tiles_x);
-                let (oy0, ox0) = (ty * m, tx * m);
-                let cols = m.min(g.ow - ox0);
-                for r in 0..m.min(g.oh - oy0) {
-                    let base = (oy0 + r) * g.ow + ox0;
-                    for (s, v) in row[..cols].iter_mut().enumerate() {
-                        let mut acc = o[(r * m + s) * tb + t];
-                        if let Some(rp) = rp {
-                            acc += rp[base + s];
-                        } else if in_output {
-                            acc += yp[base + s];
-                        }
-                        *v = acc;
-                    }
-                    act_c.apply_row(&mut row[..cols]);
-                    for (d, &v) in yp[base..base + cols].iter_mut().zip(&row[..cols]) {
-                        *d = v;
-                    }
-                }
-            }
-        };
-        if threads > 1 && self.c_out > 1 {
-            let per = self.c_out.div_ceil(threads);
-            mb.par_chunks(n * n * tb)
-                .zip(y.par_chunks_mut(plane_len))
-                .take(self.c_out)
-                .enumerate()
-                .with_min_len(per)
-                .for_each_init(|| vec![0f32; m * m * tb], |o, (co, (m_c, yp))| one(co, m_c, yp, o));
-        } else {
-            for (co, (m_c, yp)) in
-                mb.chunks_exact(n * n * tb).zip(y.chunks_exact_mut(plane_len)).take(self.c_out).enumerate()
-            {
-                one(co, m_c, yp, o);
-            }
-        }
+        let x0 = pl.min(pw);
+        let cols = w.min(pw - x0);
+        row[..x0].fill(0.0);
+        row[x0..x0 + cols].copy_from_slice(&src[iy * w..][..cols]);
+        row[x0 + cols..].fill(0.0);
     }
 }
 
-/// Lanes: tiles transformed together (one AVX-512 register of f32).
-const L: usize = 16;
-
-/// Copy the `n x n` input window of tiles `t0..t0 + nt` of one channel plane into
-/// `d[(i * n + j) * tb + t]` (zeros in the padding and for `t >= nt` up to the next multiple of
-/// [`L`]).
-#[allow(clippy::too_many_arguments)]
-fn gather_tiles(plane: &[f32], g: &Geometry, tile: WinogradTile, t0: usize, nt: usize, tb: usize, d: &mut [f32]) {
-    let (m, n) = (tile.output(), tile.input());
-    let padded_nt = nt.div_ceil(L) * L;
-    for t in 0..nt {
-        let (ty, tx) = ((t0 + t) / g.tiles_x, (t0 + t) % g.tiles_x);
-        let (y0, x0) = ((ty * m) as isize - g.pad[0] as isize, (tx * m) as isize - g.pad[1] as isize);
-        let interior_x = x0 >= 0 && x0 + n as isize <= g.w as isize;
-        for i in 0..n {
-            let iy = y0 + i as isize;
-            let dst = |j: usize| (i * n + j) * tb + t;
-            if iy < 0 || iy >= g.h as isize {
-                for j in 0..n {
-                    d[dst(j)] = 0.0;
-                }
-                continue;
-            }
-            let src = &plane[iy as usize * g.w..][..g.w];
-            if interior_x {
-                for (j, &v) in src[x0 as usize..x0 as usize + n].iter().enumerate() {
-                    d[dst(j)] = v;
-                }
-            } else {
-                for j in 0..n {
-                    let ix = x0 + j as isize;
-                    d[dst(j)] = if ix >= 0 && ix < g.w as isize { src[ix as usize] } else { 0.0 };
-                }
-            }
-        }
-    }
-    for row in d.chunks_exact_mut(tb).take(n * n) {
-        row[nt..padded_nt].fill(0.0);
-    }
-}
-
-/// `out[(r * R + s) * tb + t] = add + (P X Pᵀ)[r][s]` for every tile `t < nt` of one channel,
-/// [`L`] tiles per step: `P` is `R x N` (row-major), `X[i][j][t]` at `x[(i * N + j) * tb + t]`.
-/// Zero coefficients of `P` are skipped (whole vector operations). The input transform is
-/// `P = Bᵀ` on the staged tiles, the output transform `P = Aᵀ` on `M` plus the bias.
-#[inline(always)]
-fn sandwich<const N: usize, const R: usize>(p: &[f32], x: &[f32], nt: usize, tb: usize, add: f32, out: &mut [f32]) {
-    for t in (0..nt).step_by(L) {
-        // tmp[r][j] = Σ_i P[r][i] X[i][j]
-        let mut tmp = [[[0f32; L]; N]; R];
-        for (r, trow) in tmp.iter_mut().enumerate() {
-            for i in 0..N {
-                let f = p[r * N + i];
-                if f == 0.0 {
-                    continue;
-                }
-                for (j, acc) in trow.iter_mut().enumerate() {
-                    let src: &[f32; L] = x[(i * N + j) * tb + t..][..L].try_into().expect("L lanes");
-                    for l in 0..L {
-                        acc[l] += f * src[l];
-                    }
-                }
-            }
-        }
-        // out[r][s] = add + Σ_j tmp[r][j] P[s][j]
-        for (r, trow) in tmp.iter().enumerate() {
-            for s in 0..R {
-                let mut acc = [add; L];
-                for (j, tv) in trow.iter().enumerate() {
-                    let f = p[s * N + j];
-                    if f == 0.0 {
-                        continue;
-                    }
-                    for l in 0..L {
-                        acc[l] += f * tv[l];
-                    }
-                }
-                out[(r * R + s) * tb + t..][..L].copy_from_slice(&acc);
-            }
-        }
-    }
-}
-
-/// Which transform of a tile: the input one (`n x n` results) or the output one (`m x m`).
-#[derive(Clone, Copy, Debug)]
-enum Side {
-    /// `Bᵀ d B` on the staged tiles.
-    Input,
-    /// `Aᵀ M A` plus the bias.
-    Output,
-}
-
-/// [`sandwich`] for `tile` and `side`, in the build for the instruction set chosen at run time.
-#[allow(clippy::too_many_arguments)]
-fn transform(tile: WinogradTile, side: Side, p: &[f32], x: &[f32], nt: usize, tb: usize, add: f32, out: &mut [f32]) {
-    match Isa::detect() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx512` is only returned after detecting AVX-512F, AVX2 and FMA; the
-        // function body is safe code.
-        Isa::Avx512 => unsafe { transform_avx512(tile, side, p, x, nt, tb, add, out) },
-        Isa::Generic => transform_portable(tile, side, p, x, nt, tb, add, out),
-    }
-}
-
-/// [`sandwich`] instantiated for `tile` and `side`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn transform_portable(
-    tile: WinogradTile,
-    side: Side,
-    p: &[f32],
-    x: &[f32],
-    nt: usize,
-    tb: usize,
-    add: f32,
-    out: &mut [f32],
-) {
-    match (tile, side) {
-        (WinogradTile::F2x3, Side::Input) => sandwich::<4, 4>(p, x, nt, tb, add, out),
-        (WinogradTile::F2x3, Side::Output) => sandwich::<4, 2>(p, x, nt, tb, add, out),
-        (WinogradTile::F4x3, Side::Input) => sandwich::<6, 6>(p, x, nt, tb, add, out),
-        (WinogradTile::F4x3, Side::Output) => sandwich::<6, 4>(p, x, nt, tb, add, out),
-        (WinogradTile::F6x3, Side::Input) => sandwich::<8, 8>(p, x, nt, tb, add, out),
-        (WinogradTile::F6x3, Side::Output) => sandwich::<8, 6>(p, x, nt, tb, add, out),
-    }
-}
-
-/// [`transform_portable`] compiled with AVX-512F.
-///
-/// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn transform_avx512(
-    tile: WinogradTile,
-    side: Side,
-    p: &[f32],
-    x: &[f32],
-    nt: usize,
-    tb: usize,
-    add: f32,
-    out: &mut [f32],
-) {
-    transform_portable(tile, side, p, x, nt, tb, add, out)
-}
-
-/// Per-image geometry shared by the transforms.
-struct Geometry {
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    pad: [usize; 2],
-    tiles_x: usize,
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 fn invalid(detail: String) -> KernelError {
