@@ -239,80 +239,100 @@ impl<'a> PaddedIm2col<'a> {
         let tail_rows = k - (kg - 1) * 4;
         let row_lanes: u64 = (0..64).filter(|l| l % 4 < tail_rows).fold(0, |m, l| m | 1 << l);
         let xp = self.xp.as_ptr();
-        let mut segs_o = [0usize; MAX_NR];
-        let mut segs_m = [0u64; MAX_NR];
-        let mut segs_i = [_mm512_setzero_si512(); MAX_NR];
-        for q in 0..ncb.div_ceil(32) {
-            let j0 = c0 + q * 32;
-            let w = 32.min(c0 + ncb - j0);
-            // Segments: columns whose offsets lie within 64 bytes of the segment's first.
+        // Segments of up to PB panels at a time, so that for each depth group the panels'
+        // loads walk along the same input rows (L1 hits) instead of the whole depth per panel.
+        const PB: usize = 4;
+        let mut seg_o = [0usize; PB * MAX_NR];
+        let mut seg_m = [0u64; PB * MAX_NR];
+        let mut seg_i = [[0u8; 64]; PB * MAX_NR];
+        let panels = ncb.div_ceil(32);
+        for q0 in (0..panels).step_by(PB) {
+            let np = PB.min(panels - q0);
+            // Panel p's segments are `seg_end[p - 1] .. seg_end[p]`; `lanes[p]` its real columns.
+            let mut seg_end = [0usize; PB];
+            let mut lanes = [(0u64, 0u64); PB];
             let mut nseg = 0;
-            let mut j = 0;
-            let (mut oy, mut ox) = (j0 / self.ow, j0 % self.ow);
-            while j < w {
-                let o = oy * self.sh * self.wp + ox * self.sw;
-                let mut idx = [0u8; 64];
-                let mut mask = 0u64;
+            for p in 0..np {
+                let j0 = c0 + (q0 + p) * 32;
+                let w = 32.min(c0 + ncb - j0);
+                // Segments: columns whose offsets lie within 64 bytes of the segment's first.
+                let mut j = 0;
+                let (mut oy, mut ox) = (j0 / self.ow, j0 % self.ow);
                 while j < w {
-                    let oj = oy * self.sh * self.wp + ox * self.sw;
-                    if oj - o >= 64 {
-                        break;
+                    let o = oy * self.sh * self.wp + ox * self.sw;
+                    let idx = &mut seg_i[nseg];
+                    let mut mask = 0u64;
+                    while j < w {
+                        let oj = oy * self.sh * self.wp + ox * self.sw;
+                        if oj - o >= 64 {
+                            break;
+                        }
+                        idx[j] = (oj - o) as u8;
+                        idx[32 + j] = (64 + oj - o) as u8;
+                        mask |= (1 << j) | (1 << (32 + j));
+                        j += 1;
+                        ox += 1;
+                        if ox == self.ow {
+                            (oy, ox) = (oy + 1, 0);
+                        }
                     }
-                    idx[j] = (oj - o) as u8;
-                    idx[32 + j] = (64 + oj - o) as u8;
-                    mask |= (1 << j) | (1 << (32 + j));
-                    j += 1;
-                    ox += 1;
-                    if ox == self.ow {
-                        (oy, ox) = (oy + 1, 0);
-                    }
+                    seg_o[nseg] = o;
+                    seg_m[nseg] = mask;
+                    nseg += 1;
                 }
-                segs_o[nseg] = o;
-                segs_m[nseg] = mask;
-                // SAFETY: reads 64 bytes of a 64-byte array.
-                segs_i[nseg] = unsafe { _mm512_loadu_si512(idx.as_ptr() as *const _) };
-                nseg += 1;
+                seg_end[p] = nseg;
+                // Output lanes of real columns (lanes 4j + r: j < w).
+                let col_lanes = |half: usize| -> u64 {
+                    let n = (w.saturating_sub(16 * half)).min(16) * 4;
+                    if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
+                };
+                lanes[p] = (col_lanes(0), col_lanes(1));
             }
-            // Output lanes of real columns (lanes 4j + r: j < w).
-            let col_lanes = |half: usize| -> u64 {
-                let n = (w.saturating_sub(16 * half)).min(16) * 4;
-                if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
-            };
-            let (cl0, cl1) = (col_lanes(0), col_lanes(1));
-            let panel = dst[q * panel_len..][..panel_len].as_mut_ptr();
+            let block = dst[q0 * panel_len..][..np * panel_len].as_mut_ptr();
             for g in 0..kg {
                 let b = |r: usize| self.base[(4 * g + r).min(k - 1)];
                 let (b0, b1, b2, b3) = (b(0), b(1), b(2), b(3));
+                let rl = if g + 1 == kg { row_lanes } else { u64::MAX };
                 // SAFETY (every `ld!`): a load starts at `base(k) + off(col)` for a real row and
                 // column, an element of `xp`, and the SLACK bytes after the planes cover the 64
-                // bytes read.
+                // bytes read; index loads read 64-byte arrays.
                 macro_rules! ld {
                     ($p:expr) => {
                         unsafe { _mm512_loadu_si512(xp.add($p) as *const _) }
                     };
                 }
-                let (a, bb) = if nseg == 1 {
-                    let (o, i) = (segs_o[0], segs_i[0]);
-                    (
-                        _mm512_permutex2var_epi8(ld!(b0 + o), i, ld!(b1 + o)),
-                        _mm512_permutex2var_epi8(ld!(b2 + o), i, ld!(b3 + o)),
-                    )
-                } else {
-                    let (mut a, mut bb) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-                    for s in 0..nseg {
-                        let (o, m, i) = (segs_o[s], segs_m[s], segs_i[s]);
-                        a = _mm512_or_si512(a, _mm512_maskz_permutex2var_epi8(m, ld!(b0 + o), i, ld!(b1 + o)));
-                        bb = _mm512_or_si512(bb, _mm512_maskz_permutex2var_epi8(m, ld!(b2 + o), i, ld!(b3 + o)));
+                macro_rules! idx {
+                    ($s:expr) => {
+                        unsafe { _mm512_loadu_si512(seg_i[$s].as_ptr() as *const _) }
+                    };
+                }
+                let mut s0 = 0;
+                for (p, (&s1, &(cl0, cl1))) in seg_end.iter().zip(&lanes).enumerate().take(np) {
+                    let (a, bb) = if s1 - s0 == 1 {
+                        let (o, i) = (seg_o[s0], idx!(s0));
+                        (
+                            _mm512_permutex2var_epi8(ld!(b0 + o), i, ld!(b1 + o)),
+                            _mm512_permutex2var_epi8(ld!(b2 + o), i, ld!(b3 + o)),
+                        )
+                    } else {
+                        let (mut a, mut bb) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                        for s in s0..s1 {
+                            let (o, m, i) = (seg_o[s], seg_m[s], idx!(s));
+                            a = _mm512_or_si512(a, _mm512_maskz_permutex2var_epi8(m, ld!(b0 + o), i, ld!(b1 + o)));
+                            bb = _mm512_or_si512(bb, _mm512_maskz_permutex2var_epi8(m, ld!(b2 + o), i, ld!(b3 + o)));
+                        }
+                        (a, bb)
+                    };
+                    s0 = s1;
+                    let out0 = _mm512_maskz_sub_epi8(cl0 & rl, _mm512_permutex2var_epi8(a, ilv0, bb), offv);
+                    let out1 = _mm512_maskz_sub_epi8(cl1 & rl, _mm512_permutex2var_epi8(a, ilv1, bb), offv);
+                    // SAFETY: group `g` of panel `p` of this run of panels is the 128 bytes at
+                    // `p · panel_len + g · 128 < np · panel_len`.
+                    unsafe {
+                        let d = block.add(p * panel_len + g * 128);
+                        _mm512_storeu_si512(d as *mut _, out0);
+                        _mm512_storeu_si512(d.add(64) as *mut _, out1);
                     }
-                    (a, bb)
-                };
-                let rl = if g + 1 == kg { row_lanes } else { u64::MAX };
-                let out0 = _mm512_maskz_sub_epi8(cl0 & rl, _mm512_permutex2var_epi8(a, ilv0, bb), offv);
-                let out1 = _mm512_maskz_sub_epi8(cl1 & rl, _mm512_permutex2var_epi8(a, ilv1, bb), offv);
-                // SAFETY: group `g` of the panel is the 128 bytes at `g · 128 < panel_len`.
-                unsafe {
-                    _mm512_storeu_si512(panel.add(g * 128) as *mut _, out0);
-                    _mm512_storeu_si512(panel.add(g * 128 + 64) as *mut _, out1);
                 }
             }
         }
