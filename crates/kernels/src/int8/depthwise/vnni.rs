@@ -11,7 +11,10 @@
 //! `[x[2i] .. x[2i+3]]` (stride 2) into 32-bit lane `i`, and one `vpdpbusd` with the four
 //! weights (zero past the kernel's width). The sums are exact i32 sums of `x·w`; the zero point
 //! (which the padding also holds) is removed by starting every sum at
-//! `bias_i32 - x_zp·Σw`, in wrapping i32 as the reference's accumulator.
+//! `bias_i32 - x_zp·Σw`, in wrapping i32 as the reference's accumulator. Blocks go by four:
+//! quantized outputs leave as one register of 64 bytes (saturating packs), from which
+//! `vpcompressb` drops the `ow..rs` columns before one store straight into the output; f32 and
+//! i32 outputs go through a flat buffer copied out row by row.
 //!
 //! The epilogue reproduces the scalar one bit for bit: `acc as f32 · scale + bias` (multiply then
 //! add), the activation clamp, and for quantized outputs `· (1 / y_scale)`, the output range
@@ -24,19 +27,23 @@
 use super::{Job, OutElem, OutTag};
 use std::arch::x86_64::*;
 
-/// Whether the running CPU has what this kernel needs (AVX-512F/BW, VBMI and VNNI), detected once.
+/// Whether the running CPU has what this kernel needs (AVX-512F/BW, VBMI, VBMI2 and VNNI),
+/// detected once.
 pub(super) fn available() -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OK.get_or_init(|| {
         is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vbmi")
+            && is_x86_feature_detected!("avx512vbmi2")
             && is_x86_feature_detected!("avx512vnni")
     })
 }
 
 /// Outputs per block (one register of i32 lanes).
 const L: usize = 16;
+/// Blocks computed together (their quantized bytes fill one register).
+const NB: usize = 4;
 
 /// The output conversion of every block, resolved once per call.
 #[derive(Clone, Copy, Debug)]
@@ -85,6 +92,9 @@ impl Finish {
 pub(super) struct Scratch {
     bufs: [Vec<u8>; 2],
     flat: Vec<u8>,
+    /// Per group of `NB · L` flat outputs: which are outputs (`ox < ow`, `oy < oh`), and the
+    /// output index of the first of them.
+    groups: Vec<(u64, usize)>,
     key: [usize; 9],
 }
 
@@ -92,7 +102,8 @@ pub(super) struct Scratch {
 /// channel, `K` rows of `(K + 3) / 4` dwords of four s8 taps) and per-channel weight sums.
 ///
 /// # Safety
-/// The CPU must support AVX-512F, AVX-512BW, AVX-512VBMI and AVX-512VNNI ([`available`]).
+/// The CPU must support AVX-512F, AVX-512BW, AVX-512VBMI, AVX-512VBMI2 and AVX-512VNNI
+/// ([`available`]).
 pub(super) unsafe fn run<T: OutElem>(
     job: &Job<'_>,
     fin: &Finish,
@@ -115,7 +126,7 @@ pub(super) unsafe fn run<T: OutElem>(
 
 /// Where one geometry puts things: output row stride `rs`, padded input row stride `wp`, rows
 /// of padded input per plane, length of one input plane (the stride-2 case has two), and of
-/// the flat result (a multiple of [`L`]).
+/// the flat result (a multiple of [`NB`]` · `[`L`]).
 struct Layout {
     rs: usize,
     wp: usize,
@@ -130,7 +141,7 @@ impl Layout {
         let rs = ow + reach;
         let wp = S * rs;
         let rows = oh + reach;
-        let flat_len = (oh * rs).div_ceil(L) * L;
+        let flat_len = (oh * rs).div_ceil(NB * L) * NB * L;
         // The last block's loads: `S * f` for `f < flat_len`, plus the farthest tap row of its
         // plane, plus the farthest group, plus one register.
         let plane_len = S * flat_len + reach * wp + 4 * (G - 1) + 64;
@@ -142,7 +153,7 @@ impl Layout {
 ///
 /// # Safety
 /// As [`run`].
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vbmi2,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn planes<T: OutElem, const K: usize, const S: usize, const G: usize>(
     job: &Job<'_>,
@@ -168,6 +179,19 @@ unsafe fn planes<T: OutElem, const K: usize, const S: usize, const G: usize>(
         }
         s.flat.clear();
         s.flat.resize(lay.flat_len * elem, 0);
+        s.groups.clear();
+        let mut pos = 0;
+        for g in 0..lay.flat_len / (NB * L) {
+            let mut mask = 0u64;
+            for l in 0..NB * L {
+                let f = g * NB * L + l;
+                if f < oh * lay.rs && f % lay.rs < ow {
+                    mask |= 1 << l;
+                }
+            }
+            s.groups.push((mask, pos));
+            pos += mask.count_ones() as usize;
+        }
     }
     // Byte offset of each (kernel row, group) from block `f`'s base `S * f`.
     let offsets: [[usize; G]; K] =
@@ -249,39 +273,85 @@ unsafe fn planes<T: OutElem, const K: usize, const S: usize, const G: usize>(
         fill::<S>(&x[..in_plane], job, &lay, cur);
     }
     let flat = s.flat.as_mut_ptr();
-    for (i, o) in out.chunks_exact_mut(out_plane).enumerate() {
+    let groups = &s.groups[..];
+    let quantized = matches!(T::TAG, OutTag::U8 | OutTag::I8);
+    // Dword `4j + k` of the packed bytes holds block `k`'s quad `j`: back to block order.
+    let unpack = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    let out_len = out.len();
+    let out_ptr = out.as_mut_ptr();
+    let mut ch = first % job.c;
+    for i in 0..planes {
         if i + 1 < planes {
             // The next plane goes in before this one is convolved, so the convolution's wide
             // loads never wait on the copy's masked stores (store forwarding fails on them).
             fill::<S>(&x[(i + 1) * in_plane..][..in_plane], job, &lay, next);
         }
-        let ch = (first + i) % job.c;
         let wts: [[__m512i; G]; K] =
             std::array::from_fn(|ky| std::array::from_fn(|g| _mm512_set1_epi32(wq[(ch * K + ky) * G + g])));
         let init = _mm512_set1_epi32(job.bias_i32[ch].wrapping_sub((job.zp as i32).wrapping_mul(wsum[ch])));
         let ep = BlockFin::new(fin, job.scale[ch], job.bias[ch]);
         let base = cur.as_ptr();
-        let mut f = 0;
-        while f < lay.flat_len {
-            let mut acc = init;
+        let plane_out = i * out_plane;
+        for (gi, &(mask, pos)) in groups.iter().enumerate() {
+            let f = gi * NB * L;
+            let mut acc = [init; NB];
             for ky in 0..K {
                 for g in 0..G {
-                    // SAFETY: `S * f + offsets[ky][g] + 64 <= S * plane_len` for every block
-                    // `f < flat_len` (see `Layout::new`), the length of `cur`.
-                    let v = unsafe { _mm512_loadu_si512(base.add(S * f + offsets[ky][g]).cast()) };
-                    acc = _mm512_dpbusd_epi32(acc, _mm512_permutexvar_epi8(idx, v), wts[ky][g]);
+                    for (b, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: `S * f' + offsets[ky][g] + 64 <= S * plane_len` for every
+                        // block `f' < flat_len` (see `Layout::new`), the length of `cur`.
+                        let v = unsafe { _mm512_loadu_si512(base.add(S * (f + b * L) + offsets[ky][g]).cast()) };
+                        *a = _mm512_dpbusd_epi32(*a, _mm512_permutexvar_epi8(idx, v), wts[ky][g]);
+                    }
                 }
             }
-            // SAFETY: `flat` holds `flat_len` elements of `T` and `f + L <= flat_len`.
-            unsafe { ep.store::<T>(acc, flat.add(f * elem).cast()) };
-            f += L;
+            if quantized {
+                // Four blocks of rounded values (in i16 range), saturating packs (exact: every
+                // value plus the zero point is in the output range), the flat order restored,
+                // the dropped columns squeezed out, and one store at the group's first output.
+                let [a0, a1, a2, a3] = acc.map(|a| ep.rounded(a));
+                let p01 = _mm512_add_epi16(_mm512_packs_epi32(a0, a1), ep.zp16);
+                let p23 = _mm512_add_epi16(_mm512_packs_epi32(a2, a3), ep.zp16);
+                let bytes =
+                    if T::TAG == OutTag::U8 { _mm512_packus_epi16(p01, p23) } else { _mm512_packs_epi16(p01, p23) };
+                let v = _mm512_maskz_compress_epi8(mask, _mm512_permutexvar_epi32(unpack, bytes));
+                let at = plane_out + pos;
+                // SAFETY: `at + count_ones(mask) <= out_len` (the group's outputs are in this
+                // plane); the full store is used only when all 64 bytes are inside `out`, its
+                // bytes past this group's are overwritten by the next groups and planes, which
+                // are written later.
+                unsafe {
+                    let dst = out_ptr.add(at).cast::<u8>();
+                    if at + NB * L <= out_len {
+                        _mm512_storeu_si512(dst.cast(), v);
+                    } else {
+                        let m = (1u64 << mask.count_ones()) - 1;
+                        _mm512_mask_storeu_epi8(dst.cast(), m, v);
+                    }
+                }
+            } else {
+                for (b, a) in acc.into_iter().enumerate() {
+                    // SAFETY: `flat` holds `flat_len` elements of `T` and `f + NB · L <= flat_len`.
+                    unsafe { ep.store::<T>(a, flat.add((f + b * L) * elem).cast()) };
+                }
+            }
         }
-        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
-            // SAFETY: row `oy` of the flat result is `flat[oy * rs..][..ow]`, inside its
-            // `flat_len >= oh * rs` elements; `orow` has `ow` elements; the buffers are distinct.
-            unsafe { copy_bytes(orow.as_mut_ptr().cast(), flat.add(oy * lay.rs * elem), ow * elem) };
+        if !quantized {
+            for oy in 0..oh {
+                // SAFETY: row `oy` of the flat result is `flat[oy * rs..][..ow]`, inside its
+                // `flat_len >= oh * rs` elements; output row `oy` of plane `i` is inside `out`;
+                // the buffers are distinct.
+                unsafe {
+                    let dst = out_ptr.add(plane_out + oy * ow).cast::<u8>();
+                    copy_bytes(dst, flat.add(oy * lay.rs * elem), ow * elem)
+                };
+            }
         }
         std::mem::swap(&mut cur, &mut next);
+        ch += 1;
+        if ch == job.c {
+            ch = 0;
+        }
     }
 }
 
@@ -337,6 +407,8 @@ struct BlockFin {
     clamp: Option<(__m512, __m512)>,
     /// `1 / y_scale`, merged bounds, zero point.
     q: (__m512, __m512, __m512, __m512i),
+    /// The zero point as i16 lanes.
+    zp16: __m512i,
 }
 
 impl BlockFin {
@@ -350,7 +422,21 @@ impl BlockFin {
                 bias: _mm512_set1_ps(bias),
                 clamp: fin.clamp.map(|(a, b)| (_mm512_set1_ps(a), _mm512_set1_ps(b))),
                 q: (_mm512_set1_ps(inv), _mm512_set1_ps(lo), _mm512_set1_ps(hi), _mm512_set1_epi32(zp)),
+                zp16: _mm512_set1_epi16(zp as i16),
             }
+        }
+    }
+
+    /// The quantized values of the 16 accumulators `acc` before the zero point is added:
+    /// `round_half_even(clamp(y · inv))`, within ±255.
+    #[inline(always)]
+    fn rounded(&self, acc: __m512i) -> __m512i {
+        // SAFETY: only called from `planes`, which enables AVX-512F.
+        unsafe {
+            let y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), self.scale), self.bias);
+            let (inv, lo, hi, _) = self.q;
+            let t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y, inv), lo), hi);
+            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t)
         }
     }
 
