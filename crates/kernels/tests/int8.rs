@@ -149,3 +149,30 @@ fn names_and_activation_bounds() {
     assert_eq!(GENERIC.name(), "qu8s8_gemm_4x8c4__generic");
     assert_eq!(QActivation::Relu.bounds(), Some((0.0, f32::INFINITY)));
 }
+
+/// The residual epilogue is the separate f32 pass it replaces: `y = acc·scale + bias`, `y + r`,
+/// then `FastActivation`'s Relu/Clip (NaN and -0.0 kept), bit for bit.
+#[test]
+fn residual_epilogue_equals_the_separate_pass() {
+    use lithe_kernels::fast::FastActivation;
+    use lithe_kernels::int8::{dequant, dequant_residual};
+    let acts = [
+        (None, FastActivation::None),
+        (Some((0.0, f32::INFINITY)), FastActivation::Relu),
+        (Some((0.0, 6.0)), FastActivation::Clip { min: 0.0, max: 6.0 }),
+        (Some((3.0, 1.0)), FastActivation::Clip { min: 3.0, max: 1.0 }),
+    ];
+    let residuals = [0.0, -0.0, 1.5, -7.25, 1e-30, f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+    for (clamp, act) in acts {
+        for acc in [0, 1, -1, 12_345, -98_765, i32::MAX] {
+            for bias in [0.0f32, -0.0, 0.75, -3.5] {
+                for &r in &residuals {
+                    let mut sep = [dequant(acc, 0.0123, bias, None) + r];
+                    act.apply_row(&mut sep);
+                    let got = dequant_residual(acc, 0.0123, bias, r, clamp);
+                    assert_eq!(got.to_bits(), sep[0].to_bits(), "acc {acc} bias {bias} r {r} clamp {clamp:?}");
+                }
+            }
+        }
+    }
+}
