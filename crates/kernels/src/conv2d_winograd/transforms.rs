@@ -222,8 +222,10 @@ fn output_tiles<const N: usize, const M: usize, const FMA: bool>(
 
 /// `n²` packed `B` operands (`V_ξ`, `C_in x cols` in `nr`-column panels) written in place by
 /// the input transform, possibly from several threads.
-pub(super) struct Panels {
+pub(super) struct Panels<'a> {
     ptrs: Vec<*mut f32>,
+    /// The operands, borrowed exclusively while the pointers are in use.
+    _ops: std::marker::PhantomData<&'a mut [crate::gemm::PackedB]>,
     len: usize,
     c_in: usize,
     nr: usize,
@@ -234,13 +236,13 @@ pub(super) struct Panels {
 // SAFETY: the pointers are only written through by `store`, at indices derived from distinct
 // (channel, tile) pairs, so threads working on different channels never touch the same
 // element; `Panels` borrows the operands exclusively for its lifetime (see `Panels::new`).
-unsafe impl Send for Panels {}
+unsafe impl Send for Panels<'_> {}
 // SAFETY: as above.
-unsafe impl Sync for Panels {}
+unsafe impl Sync for Panels<'_> {}
 
-impl Panels {
+impl<'a> Panels<'a> {
     /// Views of `ops`, each already reshaped to `c_in x tiles` for panels of `nr` columns.
-    pub(super) fn new(ops: &mut [crate::gemm::PackedB], c_in: usize, tiles: usize, nr: usize) -> Self {
+    pub(super) fn new(ops: &'a mut [crate::gemm::PackedB], c_in: usize, tiles: usize, nr: usize) -> Self {
         let cols = tiles.div_ceil(nr) * nr;
         let len = cols * c_in;
         let ptrs = ops
@@ -251,7 +253,7 @@ impl Panels {
                 s.as_mut_ptr()
             })
             .collect();
-        Panels { ptrs, len, c_in, nr, cols }
+        Panels { ptrs, _ops: std::marker::PhantomData, len, c_in, nr, cols }
     }
 
     /// Lane groups the input transform writes per channel (all panel columns, dead tiles
@@ -310,7 +312,7 @@ pub(super) struct OutputJob<'a> {
 }
 
 #[inline(always)]
-fn input_channel_n<const N: usize, const FMA: bool>(bt: &[[f32; N]; N], job: &InputJob<'_>, dst: &Panels) {
+fn input_channel_n<const N: usize, const FMA: bool>(bt: &[[f32; N]; N], job: &InputJob<'_>, dst: &Panels<'_>) {
     let mut out = [[[0f32; L]; N]; N];
     for g in 0..dst.groups() {
         let offs: &Lanes<usize> = job.offs[g * L..][..L].try_into().expect("L offsets");
@@ -368,7 +370,7 @@ fn output_channel_n<const N: usize, const M: usize, const FMA: bool>(
 }
 
 #[inline(always)]
-fn input_channel_any<const FMA: bool>(tile: WinogradTile, job: &InputJob<'_>, dst: &Panels) {
+fn input_channel_any<const FMA: bool>(tile: WinogradTile, job: &InputJob<'_>, dst: &Panels<'_>) {
     match tile {
         WinogradTile::F2x3 => input_channel_n::<4, FMA>(&BT2, job, dst),
         WinogradTile::F4x3 => input_channel_n::<6, FMA>(&BT4, job, dst),
@@ -391,7 +393,7 @@ fn output_channel_any<const FMA: bool>(tile: WinogradTile, job: &OutputJob<'_>, 
 /// The CPU must support AVX-512F, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn input_channel_avx512(tile: WinogradTile, job: &InputJob<'_>, dst: &Panels) {
+unsafe fn input_channel_avx512(tile: WinogradTile, job: &InputJob<'_>, dst: &Panels<'_>) {
     input_channel_any::<true>(tile, job, dst)
 }
 
@@ -407,7 +409,7 @@ unsafe fn output_channel_avx512(tile: WinogradTile, job: &OutputJob<'_>, y: &mut
 
 /// `V_ξ = (Bᵀ d B)_ξ` of one input channel for every tile of the block, straight into the
 /// packed `B` panels, in the build for the instruction set chosen at run time.
-pub(super) fn input_channel(tile: WinogradTile, job: &InputJob<'_>, dst: &Panels) {
+pub(super) fn input_channel(tile: WinogradTile, job: &InputJob<'_>, dst: &Panels<'_>) {
     match crate::fast::Isa::detect() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx512` is only returned after detecting AVX-512F, AVX2 and FMA.
@@ -497,6 +499,7 @@ mod tests {
             } else {
                 input_channel(tile, &job, &panels);
             }
+            drop(panels);
             for t in 0..nt {
                 let win: Vec<f64> = (0..n * n).map(|k| f64::from(plane[offs[t] + k / n * pw + k % n])).collect();
                 let want = sandwich(&bt, n, n, &win);
