@@ -147,8 +147,10 @@ fn invert(a: &[f64], n: usize) -> Vec<f64> {
 /// that its 6x6 tiles waste much of the plane, e.g. 24x24 computed for 20x20, and its larger
 /// error, about 4e-5 relative, shows in the int8 QDQ tests' f32 reference at 20x20), F(2,3)
 /// from 10x10, GEMM below (few tiles: the `U_ξ` stream and the tiles padded to whole `NR`
-/// panels dominate), and GEMM when either channel count is under 32 (the transforms cost
-/// `C_in + C_out` per tile, the products `C_in · C_out`).
+/// panels dominate), and GEMM when either channel count is under 64 (the transforms cost
+/// `C_in + C_out` per tile, the products `C_in · C_out`): in SqueezeNet 1.1 (`lite-cli bench
+/// --profile`) the 32->128 27x27 and 48->192 13x13 convs ran at 79-83 GFLOP/s by Winograd,
+/// no faster than by GEMM in the model, and the whole model was 3% slower with them.
 /// `LITHE_WINOGRAD=0` turns Winograd off; `2`, `4` or `6` forces that tile wherever it applies.
 pub fn choose_tile(out_h: usize, out_w: usize, c_in: usize, c_out: usize) -> Option<WinogradTile> {
     match std::env::var("LITHE_WINOGRAD").as_deref() {
@@ -158,7 +160,7 @@ pub fn choose_tile(out_h: usize, out_w: usize, c_in: usize, c_out: usize) -> Opt
         Ok("6") => return Some(WinogradTile::F6x3),
         _ => {}
     }
-    if c_in < 32 || c_out < 32 {
+    if c_in < 64 || c_out < 64 {
         return None;
     }
     let pixels = out_h * out_w;
