@@ -145,12 +145,27 @@ fn diff_with_itself_is_exact_and_fp32_vs_int8_matches_the_analysis() {
     let table = rows(&out, "per-value error");
     assert!(table.len() > analysis.len(), "{out}");
     let snr = |v: &(String, f64, String)| v.0.parse::<f64>().unwrap();
+    // Nodes whose f32 output the fused graph still has: the same error as the analysis. A node
+    // whose output it keeps only requantized (a conv before a max pool: `X.quantize`) is in the
+    // diff under that name, with the output's own quantization error added.
+    let mut exact = Vec::new();
     for a in &analysis {
-        let row = table.iter().find(|r| r.2 == a.2).unwrap_or_else(|| panic!("{} not in the diff:\n{out}", a.2));
-        assert!((snr(row) - snr(a)).abs() <= 0.011, "{a:?} vs {row:?}");
+        match table.iter().find(|r| r.2 == a.2) {
+            Some(row) => {
+                assert!((snr(row) - snr(a)).abs() <= 0.011, "{a:?} vs {row:?}");
+                exact.push((a, row));
+            }
+            None => assert!(
+                table.iter().any(|r| r.2.strip_suffix(".quantize") == Some(a.2.as_str())),
+                "{} not in the diff:\n{out}",
+                a.2
+            ),
+        }
     }
-    let worst = table.iter().find(|r| analysis.iter().any(|a| a.2 == r.2)).unwrap();
-    assert_eq!(worst.2, analysis[0].2, "{qout}\n{out}");
+    assert!(!exact.is_empty(), "{out}");
+    let worst_analysis = exact.iter().min_by(|x, y| snr(x.0).total_cmp(&snr(y.0))).unwrap();
+    let worst_diff = exact.iter().min_by(|x, y| snr(x.1).total_cmp(&snr(y.1))).unwrap();
+    assert_eq!(worst_analysis.0.2, worst_diff.1.2, "{qout}\n{out}");
     let line = out.lines().find(|l| l.trim_start().starts_with("logits:")).unwrap_or_else(|| panic!("{out}"));
     assert!((number_after(line, "top-1 agreement ") - eval_agreement(&qout)).abs() < 1e-9, "{line}\n{qout}");
     // Without --optimize the raw ONNX still pairs up with the fused .nb where names survive.

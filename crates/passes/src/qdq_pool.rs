@@ -60,7 +60,9 @@ fn swap(g: &mut Graph, q: NodeId) -> Result<bool, IrError> {
     let inputs: Vec<Option<Outlet>> =
         g.node_inputs(q).iter().copied().enumerate().map(|(i, o)| if i == 0 { Some(x) } else { o }).collect();
     let (q_name, pool_name) = (g.node(q).name.clone(), g.node(pool).name.clone());
-    let name = fresh_name(g, &format!("{pool_name}.input_quantize"));
+    // Named as quantization names its values (`X.quantize`), so tools pairing values by name
+    // (`lite-cli diff`) still find the pool's input.
+    let name = fresh_name(g, &format!("{}.quantize", g.value(x).name));
     let qx = g.add_node_inferred(name, quantize, &inputs, 1)?[0];
     let y = g.add_node_inferred(pool_name.clone(), Op::MaxPool(attrs), &[Some(qx)], 1)?[0];
     absorb(g, y, Outlet::new(q, 0))?;
