@@ -233,7 +233,7 @@ impl FuseQdqConv {
         absorb(g, q, Outlet::new(conv, 0))?;
         g.remove_node(conv);
         g.node_mut(q.node).name = name.clone();
-        let _requantized = requantize_in_place(g, q)?;
+        requantize_in_place(g, q)?;
         tracing::debug!(conv = %name, "Conv on dequantized int8 operands became QConv");
         Ok(true)
     }
