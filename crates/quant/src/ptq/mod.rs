@@ -26,7 +26,9 @@ pub use runner::ValueRunner;
 use crate::QuantError;
 use crate::calib::{CalibAlgo, CalibOptions, Observer, QuantSpec};
 use crate::data::CalibSource;
-use crate::weight_only::{Storage, WeightBits, dequantize_node, quantize_per_channel, remove_if_unread, storage_of};
+use crate::weight_only::{
+    Rounding, Storage, WeightBits, dequantize_node, quantize_per_channel, remove_if_unread, storage_of,
+};
 pub use bias_correction::TapMeans;
 use lithe_ir::{DType, Graph, NodeId, Op, Outlet, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
@@ -271,7 +273,7 @@ pub fn insert_qdq(
         let t = t.expect_view::<f32>("weight")?.to_owned();
         let name = graph.value(w).name.clone();
         let axis = per_channel.then_some(axis);
-        let q = quantize_per_channel(&t, axis, WeightBits::Int8);
+        let q = quantize_per_channel(&t, axis, WeightBits::Int8, Rounding::Nearest);
         let readers: Vec<NodeId> = graph
             .consumers(w)
             .into_iter()
