@@ -10,8 +10,11 @@ use super::microkernel::I8GemmMicrokernel;
 use super::pack::I8PanelSource;
 use super::pack::{I8Input, PackedI8Weights, U8MatRef};
 use crate::KernelError;
+use channel_lanes::ChannelLanesWeights;
 use im2col::{PaddedIm2col, padded_len, with_padded_buffer};
 
+#[path = "channel_lanes.rs"]
+mod channel_lanes;
 #[path = "im2col.rs"]
 mod im2col;
 
@@ -109,6 +112,8 @@ enum Path {
     Gemm(Vec<PackedI8Weights>),
     /// The direct depthwise kernel.
     Depthwise(DwWeights),
+    /// Output channels along the vector lanes (one group; few output positions).
+    ChannelLanes(ChannelLanesWeights),
 }
 
 /// An int8 convolution with its weights prepared once: s8 weights
@@ -129,6 +134,7 @@ impl std::fmt::Debug for QLinearConv2d {
             .field("w_shape", &self.w_shape)
             .field("geom", &self.geom)
             .field("depthwise", &self.is_depthwise())
+            .field("channel_lanes", &self.uses_channel_lanes())
             .finish()
     }
 }
@@ -188,6 +194,59 @@ impl QLinearConv2d {
             packed.push(PackedI8Weights::pack(kernel, cog, k, &w[gi * cog * k..][..cog * k], ws)?);
         }
         Ok(QLinearConv2d { kernel, w_shape, geom, path: Path::Gemm(packed) })
+    }
+
+    /// [`prepare`](Self::prepare) for a conv whose output is known to have `output_hw`
+    /// positions per image: convs with few positions and enough channels (ungrouped, not
+    /// depthwise, on an AVX-512 VNNI CPU with `kernel` the VNNI GEMM) take the GEMM with
+    /// output channels along the vector lanes, which is faster there; the rest are prepared
+    /// as by `prepare`. `LITHE_INT8_SMALLN=0` or `1` forces the choice off or on (where
+    /// supported). The prepared conv runs any input size.
+    pub fn prepare_for_output(
+        kernel: &'static dyn I8GemmMicrokernel,
+        w: &[i8],
+        w_shape: [usize; 4],
+        w_scale: &[f32],
+        geom: QConvGeometry,
+        output_hw: [usize; 2],
+    ) -> Result<Self, KernelError> {
+        let [co, cig, kh, kw] = w_shape;
+        let depth = cig.saturating_mul(kh).saturating_mul(kw);
+        let wanted = channel_lanes::forced()
+            .unwrap_or_else(|| channel_lanes::preferred(co, depth, output_hw[0].saturating_mul(output_hw[1])));
+        let vnni_gemm = kernel.name().ends_with("avx512vnni");
+        if wanted
+            && vnni_gemm
+            && let Some(conv) = Self::prepare_channel_lanes(kernel, w, w_shape, w_scale, geom)?
+        {
+            return Ok(conv);
+        }
+        Self::prepare(kernel, w, w_shape, w_scale, geom)
+    }
+
+    /// Prepare the conv for the GEMM with output channels along the vector lanes whatever its
+    /// size; `Ok(None)` when that kernel does not run it (grouped or depthwise convs, a CPU
+    /// without AVX-512 VNNI). `kernel` is kept for [`microkernel`](Self::microkernel) only.
+    pub fn prepare_channel_lanes(
+        kernel: &'static dyn I8GemmMicrokernel,
+        w: &[i8],
+        w_shape: [usize; 4],
+        w_scale: &[f32],
+        geom: QConvGeometry,
+    ) -> Result<Option<Self>, KernelError> {
+        // Validate as `prepare` does (and fail as it would).
+        let gemm = Self::prepare_with(kernel, w, w_shape, w_scale, geom, true)?;
+        if geom.groups != 1 || gemm.is_depthwise() || !channel_lanes::available() {
+            return Ok(None);
+        }
+        let [co, cig, kh, kw] = w_shape;
+        let cl = ChannelLanesWeights::pack(co, cig * kh * kw, w, w_scale)?;
+        Ok(Some(QLinearConv2d { kernel, w_shape, geom, path: Path::ChannelLanes(cl) }))
+    }
+
+    /// Whether the GEMM with output channels along the vector lanes runs this conv.
+    pub fn uses_channel_lanes(&self) -> bool {
+        matches!(self.path, Path::ChannelLanes(_))
     }
 
     /// Whether the direct depthwise kernel runs this conv.
@@ -272,14 +331,15 @@ impl QLinearConv2d {
         if out_len == 0 {
             return Ok(());
         }
-        let packed = match &self.path {
+        let groups = match &self.path {
             Path::Depthwise(_) if residual.is_some() => {
                 return Err(invalid("the direct depthwise kernel takes no residual".into()));
             }
             Path::Depthwise(dw) => {
                 return run_depthwise(dw, &self.geom, x, x_shape, x_zero_point, ep, out, [oh, ow], threads);
             }
-            Path::Gemm(p) => p,
+            Path::Gemm(p) => p.len(),
+            Path::ChannelLanes(_) => 1,
         };
         let [_, cig, kh, kw] = self.w_shape;
         let g = self.geom.groups;
@@ -288,7 +348,7 @@ impl QLinearConv2d {
         let pointwise = kh == 1 && kw == 1 && self.geom.strides == [1, 1] && self.geom.pads == [0; 4];
         let pad_len = if pointwise { 0 } else { padded_len(cig, h, wd, self.geom.pads)?.2 };
         for b in 0..n {
-            for (gi, pw) in packed.iter().enumerate() {
+            for gi in 0..groups {
                 let xg = &x[(b * c + gi * cig) * hw..][..cig * hw];
                 let ep_g = QuantEpilogue {
                     x_scale: ep.x_scale,
@@ -300,27 +360,42 @@ impl QLinearConv2d {
                 let (o, r) = (out.slice_from(off), residual.map(|r| &r[off..]));
                 if pointwise {
                     let input = I8Input::Dense(U8MatRef::new(xg, cig, hw, hw)?);
-                    i8_gemm_with_residual(self.kernel, pw, input, x_zero_point, &ep_g, r, o, ohw, threads)?;
+                    self.gemm(gi, input, x_zero_point, &ep_g, r, o, ohw, threads)?;
                 } else {
                     with_padded_buffer(pad_len, |buf| {
                         let src =
                             PaddedIm2col::new(xg, cig, [h, wd], [kh, kw], &self.geom, [oh, ow], x_zero_point, buf)?;
-                        i8_gemm_with_residual(
-                            self.kernel,
-                            pw,
-                            I8Input::Source(&src),
-                            x_zero_point,
-                            &ep_g,
-                            r,
-                            o,
-                            ohw,
-                            threads,
-                        )
+                        self.gemm(gi, I8Input::Source(&src), x_zero_point, &ep_g, r, o, ohw, threads)
                     })?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The GEMM of group `gi` on `input` by this conv's path.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        &self,
+        gi: usize,
+        input: I8Input<'_>,
+        x_zero_point: u8,
+        ep: &QuantEpilogue<'_>,
+        residual: Option<&[f32]>,
+        out: QuantOut<'_>,
+        ldc: usize,
+        threads: usize,
+    ) -> Result<(), KernelError> {
+        match &self.path {
+            Path::Gemm(p) => {
+                let pw = p.get(gi).ok_or_else(|| invalid(format!("no packed weights for group {gi}")))?;
+                i8_gemm_with_residual(self.kernel, pw, input, x_zero_point, ep, residual, out, ldc, threads)
+            }
+            Path::ChannelLanes(cl) if gi == 0 && cl.rows() > 0 => {
+                cl.run(input, x_zero_point, ep, residual, out, ldc, threads)
+            }
+            _ => Err(invalid(format!("no GEMM for group {gi} on this conv's path"))),
+        }
     }
 }
 
