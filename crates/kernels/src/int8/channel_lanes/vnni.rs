@@ -97,7 +97,7 @@ unsafe fn tile<const MR: usize, const NV: usize>(kg: usize, a: *const u8, w: *co
         unsafe {
             let mut wv = [_mm512_setzero_si512(); NV];
             for (v, wr) in wv.iter_mut().enumerate() {
-                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(8 * NC * KR + 64 * v) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(8 * NC * KR + 64 * v));
                 *wr = _mm512_loadu_si512(w.add(64 * v) as *const __m512i);
             }
             for (i, row) in acc.iter_mut().enumerate() {
