@@ -160,7 +160,16 @@ impl QConvKernel {
         let geom = QConvGeometry::resolve(&attrs.conv, x_hw, [w_shape[2], w_shape[3]])?;
         let w_values: Vec<i8> = w_values.iter().copied().collect();
         let w_scale: Vec<f32> = w_scale.iter().copied().collect();
-        let conv = QLinearConv2d::prepare(kernels.i8_gemm, &w_values, w_shape, &w_scale, geom)?;
+        // With the output size known at load time, convs with few positions may take the GEMM
+        // with output channels along the vector lanes.
+        let out_hw =
+            static_input_hw(graph, step).and_then(|[h, w]| geom.output_hw([1, 1, h, w], [w_shape[2], w_shape[3]]).ok());
+        let conv = match out_hw {
+            Some((oh, ow)) => {
+                QLinearConv2d::prepare_for_output(kernels.i8_gemm, &w_values, w_shape, &w_scale, geom, [oh, ow])?
+            }
+            None => QLinearConv2d::prepare(kernels.i8_gemm, &w_values, w_shape, &w_scale, geom)?,
+        };
         let pointwise = geom == QConvGeometry { groups: 1, ..QConvGeometry::default() };
         let gemv = (pointwise && x_hw == [1, 1]).then(|| Gemv::new(&w_values, w_shape, &w_scale, x_scale)).flatten();
         Ok(Some(QConvKernel { conv, x_scale, x_zero_point, bias, epilogue: attrs.conv.epilogue, requant, gemv }))
@@ -172,6 +181,8 @@ impl QConvKernel {
             "qconv_gemv/direct".to_string()
         } else if self.conv.is_depthwise() {
             "qconv_dw/direct".to_string()
+        } else if self.conv.uses_channel_lanes() {
+            "qconv_chlanes/qu8s8_conv_11x32c4_chlanes__avx512vnni".to_string()
         } else {
             format!("qconv_gemm/{}", self.conv.microkernel().name())
         }
