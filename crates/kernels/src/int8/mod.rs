@@ -18,6 +18,7 @@
 //! - [`i8_gemm`]: the driver (blocking, packing, edge tiles, epilogue, threads).
 //! - [`QLinearConv2d`]: NCHW convolution on it (pointwise, implicit im2col padding with the
 //!   zero point, groups) and a direct depthwise 3x3/5x5 stride 1/2 kernel.
+//! - [`QGemv`]: fully connected layers (1x1 convs on 1x1 maps) as matrix-vector products.
 //! - [`quantize`]: `QuantizeLinear` / `DequantizeLinear` over slices, per tensor or per channel.
 
 pub mod conformance;
@@ -25,6 +26,7 @@ mod conv;
 mod depthwise;
 mod driver;
 mod epilogue;
+mod gemv;
 mod microkernel;
 mod pack;
 pub mod quantize;
@@ -35,6 +37,7 @@ pub use driver::{i8_gemm, i8_gemm_with_residual};
 pub use epilogue::{
     I8TileEpilogue, I8TileOut, OutputKind, QActivation, QuantEpilogue, QuantOut, Requant, dequant, dequant_residual,
 };
+pub use gemv::{QGemv, QGemvOut};
 pub use microkernel::{I8Gemm4x8c4Generic, I8GemmMicrokernel, check_i8_microkernel_args};
 pub use pack::{I8Input, I8PanelSource, MAX_DEPTH, PackedI8Weights, U8MatRef};
 pub use quantize::{

@@ -7,7 +7,9 @@ use lithe_ir::op::{Activation, Epilogue, QConvAttrs};
 use lithe_ir::{DType, Graph, Outlet, Tensor};
 use lithe_kernels::KernelError;
 use lithe_kernels::fast::FastActivation;
-use lithe_kernels::int8::{QActivation, QConvGeometry, QLinearConv2d, QuantEpilogue, QuantOut, Requant};
+use lithe_kernels::int8::{
+    QActivation, QConvGeometry, QGemv, QGemvOut, QLinearConv2d, QuantEpilogue, QuantOut, Requant,
+};
 
 /// An int8 kernel's operand or output: u8 or f32 elements.
 #[derive(Debug)]
@@ -49,51 +51,14 @@ pub(crate) struct QConvKernel {
     gemv: Option<Gemv>,
 }
 
-/// A 1x1 conv on 1x1 maps: `acc[m] = Σ_k x[k]·w[m][k] - x_zp·Σ_k w[m][k]`, exactly.
+/// A 1x1 conv on 1x1 maps (a fully connected layer), run by the int8 matrix-vector kernel.
 #[derive(Debug)]
-struct Gemv {
-    /// `[M, K]` s8 weights.
-    w: Vec<i8>,
-    /// `Σ_k w[m][k]` per row.
-    row_sums: Vec<i32>,
-    /// `x_scale · w_scale[m]` per row (as the int8 kernels compute it).
-    scale: Vec<f32>,
-    k: usize,
-}
-
-/// `Σ w[k]·x[k]` exactly: 16 lanes of i16 products summed in i32 (a form compilers turn into
-/// multiply-add instructions on any SIMD level).
-fn dot_s8_u8(w: &[i8], x: &[u8]) -> i32 {
-    const L: usize = 16;
-    let mut lanes = [0i32; L];
-    let (wc, xc) = (w.chunks_exact(L), x.chunks_exact(L));
-    let tail: i32 = wc.remainder().iter().zip(xc.remainder()).map(|(&w, &x)| i32::from(w) * i32::from(x)).sum();
-    for (w, x) in wc.zip(xc) {
-        for j in 0..L {
-            lanes[j] += i32::from(i16::from(w[j]) * i16::from(x[j]));
-        }
-    }
-    lanes.iter().sum::<i32>() + tail
-}
+struct Gemv(QGemv);
 
 impl Gemv {
     fn new(w: &[i8], w_shape: [usize; 4], w_scale: &[f32], x_scale: f32) -> Option<Gemv> {
         let [m, k, 1, 1] = w_shape else { return None };
-        if w.len() != m * k || (w_scale.len() != 1 && w_scale.len() != m) {
-            return None;
-        }
-        let row_sums = w.chunks_exact(k.max(1)).map(|r| r.iter().map(|&v| i32::from(v)).sum()).collect();
-        let scale = (0..m).map(|i| x_scale * w_scale[if w_scale.len() == 1 { 0 } else { i }]).collect();
-        Some(Gemv { w: w.to_vec(), row_sums, scale, k })
-    }
-
-    /// The f32 results `acc·scale + bias` (then clamped by `clamp`) of image `x` (K values).
-    fn run_row(&self, x: &[u8], x_zp: u8, bias: Option<&[f32]>, clamp: Option<(f32, f32)>, out: &mut [f32]) {
-        for (m, (o, w)) in out.iter_mut().zip(self.w.chunks_exact(self.k.max(1))).enumerate() {
-            let dot = dot_s8_u8(w, x);
-            let acc = dot.wrapping_sub(i32::from(x_zp).wrapping_mul(self.row_sums[m]));
-            *o = lithe_kernels::int8::dequant(acc, self.scale[m], bias.map_or(0.0, |b| b[m]), clamp);
-        }
+        QGemv::prepare(w, m, k, w_scale, x_scale).ok().map(Gemv)
     }
 }
 
@@ -177,8 +142,8 @@ impl QConvKernel {
 
     /// Name of the kernel (for profiles).
     pub fn kernel_name(&self) -> String {
-        if self.gemv.is_some() {
-            "qconv_gemv/direct".to_string()
+        if let Some(g) = &self.gemv {
+            format!("qconv_gemv/{}", g.0.name())
         } else if self.conv.is_depthwise() {
             "qconv_dw/direct".to_string()
         } else if self.conv.uses_channel_lanes() {
@@ -222,10 +187,10 @@ impl QConvKernel {
         };
         if let (Some(g), [n, k, 1, 1], Some(act), false) =
             (&self.gemv, x_shape, self.fused_activation(), self.epilogue.residual)
-            && k == g.k
+            && k == g.0.k()
             && x.len() == n * k
         {
-            return Ok(self.run_gemv(g, x, n, act, y));
+            return self.run_gemv(g, x, n, act, y, threads);
         }
         if let Some(act) = self.fused_activation() {
             ep.activation = act;
@@ -282,27 +247,31 @@ impl QConvKernel {
 }
 
 impl QConvKernel {
-    /// The fully connected form: one matrix-vector product per image.
-    fn run_gemv(&self, g: &Gemv, x: &[u8], n: usize, act: QActivation, y: ElemsMut<'_>) -> bool {
-        let m = g.row_sums.len();
-        let clamp = act.bounds();
-        let mut row = vec![0f32; m];
-        match (y, self.requant) {
-            (ElemsMut::F32(y), None) if y.len() == n * m => {
-                for (xi, yi) in x.chunks_exact(g.k).zip(y.chunks_exact_mut(m)) {
-                    g.run_row(xi, self.x_zero_point, self.bias.as_deref(), clamp, yi);
-                }
-            }
-            (ElemsMut::U8(y), Some((scale, zp))) if y.len() == n * m => {
-                let rq = u8_requant(scale, zp);
-                for (xi, yi) in x.chunks_exact(g.k).zip(y.chunks_exact_mut(m)) {
-                    g.run_row(xi, self.x_zero_point, self.bias.as_deref(), clamp, &mut row);
-                    yi.iter_mut().zip(&row).for_each(|(q, &v)| *q = rq.apply(v) as u8);
-                }
-            }
-            _ => return false,
+    /// The fully connected form: one matrix-vector product per image, rows split over
+    /// `threads`.
+    fn run_gemv(
+        &self,
+        g: &Gemv,
+        x: &[u8],
+        n: usize,
+        act: QActivation,
+        y: ElemsMut<'_>,
+        threads: usize,
+    ) -> Result<bool, KernelError> {
+        let out = match (y, self.requant) {
+            (ElemsMut::F32(y), None) => QGemvOut::F32(y),
+            (ElemsMut::U8(data), Some((scale, zp))) => QGemvOut::U8 { data, requant: u8_requant(scale, zp) },
+            _ => return Ok(false),
+        };
+        let len = match &out {
+            QGemvOut::F32(y) => y.len(),
+            QGemvOut::U8 { data, .. } => data.len(),
+        };
+        if len != n * g.0.m() {
+            return Ok(false);
         }
-        true
+        g.0.run(x, n, self.x_zero_point, self.bias.as_deref(), act.bounds(), out, threads)?;
+        Ok(true)
     }
 }
 
