@@ -87,6 +87,11 @@ trait PoolElem: Copy + Default {
     const MAX_PAD: Self;
     /// The larger of `a` and `b` (for f32, NaN propagates as in the reference).
     fn max2(a: Self, b: Self) -> Self;
+    /// Max pool one padded plane (as [`max_plane`]) with a SIMD kernel for this element type
+    /// when the CPU has one; false (nothing written) otherwise.
+    fn max_plane_simd(_padded: &[Self], _rs: usize, _k: usize, _ow: usize, _out: &mut [Self]) -> bool {
+        false
+    }
 }
 
 impl PoolElem for f32 {
@@ -102,6 +107,77 @@ impl PoolElem for u8 {
     #[inline(always)]
     fn max2(a: u8, b: u8) -> u8 {
         a.max(b)
+    }
+    fn max_plane_simd(padded: &[u8], rs: usize, k: usize, ow: usize, out: &mut [u8]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if u8_avx512bw() {
+            // SAFETY: `u8_avx512bw` confirmed AVX-512F/BW/VL; the plane sizes are the ones
+            // `pool2d` checked (`padded` holds `2·oh + k - 1` rows of `rs >= 2·ow + k - 1`).
+            unsafe { u8_max_plane_avx512bw(padded, rs, k, ow, out) };
+            return true;
+        }
+        false
+    }
+}
+
+/// Whether the u8 max pool runs its AVX-512BW kernel (detected once; not with
+/// `LITHE_KERNELS=generic`).
+#[cfg(target_arch = "x86_64")]
+fn u8_avx512bw() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        !crate::force_generic()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+    })
+}
+
+/// [`max_plane`] for u8 on AVX-512BW, 32 outputs at a time: the vertical maximum of the `k`
+/// rows over the 64 input bytes of the 32 windows, read as 16-bit words (even column in the
+/// low byte, odd in the high byte), the two halves' maximum, for 3x3 the next even column
+/// (the same at a 2-byte offset), narrowed back to bytes. Edges use masked loads and stores.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX-512BW and AVX-512VL; `padded` holds at least
+/// `2·oh + k - 1` rows of `rs >= 2·ow + k - 1` bytes for the `oh = out.len() / ow` output rows;
+/// `k` is 2 or 3.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn u8_max_plane_avx512bw(padded: &[u8], rs: usize, k: usize, ow: usize, out: &mut [u8]) {
+    use std::arch::x86_64::*;
+    let low = _mm512_set1_epi16(0x00ff);
+    let bytes = |n: usize| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+        let rows = &padded[2 * oy * rs..(2 * oy + k) * rs];
+        // The vertical maximum of the `k` rows over bytes `at..at + n` (`at + n <= rs`).
+        let vmax = |at: usize, n: usize| {
+            let m = bytes(n);
+            // SAFETY: row `ky < k` of `rows` spans `ky·rs..(ky + 1)·rs` and `at + n <= rs`;
+            // masked-off bytes are not read.
+            unsafe {
+                let mut v = _mm512_maskz_loadu_epi8(m, rows.as_ptr().add(at).cast());
+                for ky in 1..k {
+                    v = _mm512_max_epu8(v, _mm512_maskz_loadu_epi8(m, rows.as_ptr().add(ky * rs + at).cast()));
+                }
+                v
+            }
+        };
+        let mut ox = 0;
+        while ox < ow {
+            let cnt = (ow - ox).min(32);
+            let v = vmax(2 * ox, 2 * cnt);
+            let mut r = _mm512_max_epu16(_mm512_and_si512(v, low), _mm512_srli_epi16::<8>(v));
+            if k == 3 {
+                // Even columns 2·ox + 2.. (bytes up to 2·ow + 2 <= rs).
+                r = _mm512_max_epu16(r, _mm512_and_si512(vmax(2 * ox + 2, 2 * cnt), low));
+            }
+            // SAFETY: `ox + cnt <= ow = orow.len()`; masked-off bytes are not written.
+            unsafe {
+                _mm256_mask_storeu_epi8(orow.as_mut_ptr().add(ox).cast(), bytes(cnt) as u32, _mm512_cvtepi16_epi8(r))
+            };
+            ox += cnt;
+        }
     }
 }
 
@@ -218,6 +294,9 @@ fn pool2d<T: PoolAvg>(
             dr[p.left..p.left + w].copy_from_slice(r);
         }
         if let Mode::Max = mode {
+            if T::max_plane_simd(&padded, rs, k, ow, dst) {
+                continue;
+            }
             match Isa::detect() {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `Isa::Avx512` is only returned after detecting AVX-512F, AVX2 and FMA;
@@ -319,4 +398,35 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<(), KernelError> {
 
 fn invalid(detail: String) -> KernelError {
     KernelError::Invalid { op: OP, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u8_simd_plane_equals_the_portable_plane() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut byte = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        };
+        for k in [2usize, 3] {
+            for ow in [1usize, 2, 15, 31, 32, 33, 56, 64, 65, 100] {
+                for extra in 0..2 {
+                    let (oh, rs) = (3, 2 * ow + k - 1 + extra);
+                    let padded: Vec<u8> = (0..(2 * oh + k - 1) * rs).map(|_| byte()).collect();
+                    let mut want = vec![0u8; oh * ow];
+                    let (mut rowmax, mut halves) = (vec![0u8; rs], vec![0u8; 2 * rs.div_ceil(2)]);
+                    max_plane(&padded, rs, k, ow, &mut rowmax, &mut halves, &mut want);
+                    let mut got = vec![0u8; oh * ow];
+                    if u8::max_plane_simd(&padded, rs, k, ow, &mut got) {
+                        assert_eq!(got, want, "k {k} ow {ow} rs {rs}");
+                    }
+                }
+            }
+        }
+    }
 }
