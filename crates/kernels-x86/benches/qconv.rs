@@ -1,5 +1,6 @@
-//! Int8 convs that run by implicit im2col (non-pointwise), 1 thread by default: ResNet50's
-//! 7x7 stride-2 stem, its 3x3 convs and MobileNetV2's first conv, on the best int8 kernel.
+//! Int8 convs, 1 thread by default: ResNet50's 7x7 stride-2 stem, its 3x3 convs and
+//! MobileNetV2's first conv (implicit im2col), plus the shallow pointwise convs (depth 16-64,
+//! the input plane read in place) of both models, on the best int8 kernel.
 //! Criterion's elements/s are 2·c_out·(c_in·kh·kw)·oh·ow operations/s, i.e. GOPS. u8 output
 //! with per-channel scales, bias and ReLU (the models' fused epilogue). `GEMM_THREADS` sets the
 //! thread count.
@@ -19,6 +20,10 @@ const SHAPES: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
     ("resnet50_512x7_512_k3s1", 512, 7, 512, 3, 1, 1),
     ("resnet50_128x56_128_k3s2", 128, 56, 128, 3, 2, 1),
     ("mbv2_conv1_3x224_32_k3s2", 3, 224, 32, 3, 2, 1),
+    ("mbv2_pw_16x112_96", 16, 112, 96, 1, 1, 0),
+    ("mbv2_pw_24x56_144", 24, 56, 144, 1, 1, 0),
+    ("resnet50_pw_64x56_64", 64, 56, 64, 1, 1, 0),
+    ("resnet50_pw_64x56_256", 64, 56, 256, 1, 1, 0),
 ];
 
 fn bench(c: &mut Criterion) {

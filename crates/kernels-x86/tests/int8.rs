@@ -3,7 +3,7 @@
 //! cases); results must be bit-identical.
 
 use lithe_kernels::int8::I8GemmMicrokernel;
-use lithe_kernels::int8::conformance::{check_case, check_conv_case, run_conv_suite, run_suite};
+use lithe_kernels::int8::conformance::{check_case, check_conv_case, run_conv_suite, run_extreme_suite, run_suite};
 use lithe_kernels_x86::{available_i8_gemm, best_i8_gemm, detect_i8_gemm};
 use proptest::prelude::*;
 
@@ -17,6 +17,13 @@ fn gemm_suite_for_every_available_kernel() {
     eprintln!("testing {:?}", kernels.iter().map(|k| k.name()).collect::<Vec<_>>());
     for k in kernels {
         run_suite(k).unwrap();
+    }
+}
+
+#[test]
+fn extreme_epilogues_for_every_available_kernel() {
+    for k in available_i8_gemm() {
+        run_extreme_suite(k).unwrap();
     }
 }
 

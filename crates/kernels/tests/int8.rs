@@ -2,7 +2,7 @@
 //! conformance suites, random cases, and typed errors on bad arguments.
 
 use lithe_kernels::KernelError;
-use lithe_kernels::int8::conformance::{check_case, check_conv_case, run_conv_suite, run_suite};
+use lithe_kernels::int8::conformance::{check_case, check_conv_case, run_conv_suite, run_extreme_suite, run_suite};
 use lithe_kernels::int8::reference::{QuantValues, i8_gemm_reference};
 use lithe_kernels::int8::{
     I8Gemm4x8c4Generic, I8GemmMicrokernel, I8Input, OutputKind, PackedI8Weights, QActivation, QConvGeometry,
@@ -19,6 +19,7 @@ static GENERIC: I8Gemm4x8c4Generic = I8Gemm4x8c4Generic;
 #[test]
 fn gemm_suite_generic() {
     run_suite(&GENERIC).unwrap();
+    run_extreme_suite(&GENERIC).unwrap();
 }
 
 #[test]

@@ -417,3 +417,106 @@ pub fn run_conv_suite(kernel: &'static dyn I8GemmMicrokernel) -> Result<(), Stri
     }
     Ok(())
 }
+
+/// Outputs equal bit for bit, except that any NaN equals any NaN (payloads may differ) and
+/// `0.0` equals `-0.0`: the scalar `f32::max`/`min` of [`dequant`](super::dequant) leave the
+/// sign of a zero result to the platform (x86 `maxps` keeps its second operand, AArch64
+/// `fmaxnm` orders `-0.0 < 0.0`), which only f32 outputs can show.
+fn same_bits(g: f64, w: f64) -> bool {
+    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()) || (g == 0.0 && w == 0.0)
+}
+
+/// Epilogues far from the suites' unit-sized values, through [`i8_gemm_with_residual`]
+/// against the reference: scales that overflow to ±inf (so `acc·scale` is ±inf or NaN), NaN
+/// and ±inf biases and residuals, `-0.0`, `y_scale`s whose reciprocal overflows the scaled
+/// value or underflows it, a negative `y_scale`, and activation bounds that are infinite,
+/// inverted or `±0.0`; every output kind, edge tiles of both tile halves, shallow depths.
+/// (NaN activation bounds are left out: `f32::max(y, NaN)` is `y` while `maxps(y, NaN)` is
+/// the NaN, so the SIMD kernels do not reproduce them.)
+pub fn run_extreme_suite(kernel: &dyn I8GemmMicrokernel) -> Result<(), String> {
+    let (mr, nr) = (kernel.mr(), kernel.nr());
+    let acts = [
+        QActivation::None,
+        QActivation::Relu,
+        QActivation::Clamp { min: 0.0, max: 6.0 },
+        QActivation::Clamp { min: -1.5, max: 2.25 },
+        QActivation::Clamp { min: f32::NEG_INFINITY, max: f32::INFINITY },
+        QActivation::Clamp { min: 3.0, max: -3.0 },
+        QActivation::Clamp { min: -0.0, max: 0.0 },
+        QActivation::Clamp { min: 5.0, max: 5.0 },
+    ];
+    let y_scales = [0.02f32, 1e-30, 1e30, -0.05, 3e38, 0.7];
+    let w_scales = [1e20f32, 1e-30, -1e18, 0.0, 1.0, 0.01, -0.03, 2e-4];
+    let biases = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 1e38, 0.7, -3.3, 1.25];
+    let shapes = [(2 * mr + 3, 3 * nr + 5, 16), (mr + 1, nr / 2 + 1, 27), (mr, nr + 1, 1), (1, 2 * nr, 0)];
+    let mut case = 0usize;
+    for (ai, &activation) in acts.iter().enumerate() {
+        for (si, &y_scale) in y_scales.iter().enumerate() {
+            for out in ALL_OUTPUTS {
+                for residual in [false, true] {
+                    if residual && out == OutSel::I32 {
+                        continue;
+                    }
+                    case += 1;
+                    let (m, n, k) = shapes[case % shapes.len()];
+                    let mut rng = Rng::new(case as u64 * 7919);
+                    let (w, x) = (rng.i8s(m * k), rng.u8s(k * n));
+                    let x_zp = [0u8, 128, 255, 37][case % 4];
+                    let x_scale = [1e19f32, 1.0, 0.02][(ai + si) % 3];
+                    let w_scale: Vec<f32> = (0..m).map(|i| w_scales[(i + case) % w_scales.len()]).collect();
+                    let bias: Vec<f32> = (0..m).map(|i| biases[(i + 2 * case) % biases.len()]).collect();
+                    let zp = (rng.next_u64() % 256) as u8;
+                    let kind = match out {
+                        OutSel::I32 => OutputKind::I32,
+                        OutSel::F32 => OutputKind::F32,
+                        OutSel::U8 => OutputKind::U8 { scale: y_scale, zero_point: zp },
+                        OutSel::S8 => OutputKind::S8 { scale: y_scale, zero_point: zp as i8 },
+                    };
+                    let ep = QuantEpilogue { x_scale, bias: Some(&bias), bias_i32: None, activation };
+                    let ldc = n + case % 3;
+                    let res: Option<Vec<f32>> = residual.then(|| {
+                        let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 1e38, -1e38];
+                        (0..m * ldc)
+                            .map(|i| if i % 5 == 0 { special[i / 5 % special.len()] } else { rng.f32(-3.0, 3.0) })
+                            .collect()
+                    });
+                    let dense_r: Option<Vec<f32>> =
+                        res.as_ref().map(|r| (0..m).flat_map(|i| r[i * ldc..][..n].to_vec()).collect());
+                    let ctx = |e: String| {
+                        format!(
+                            "{} extreme case {case} ({m}x{n}x{k}, {activation:?}, {kind:?}, residual {residual}): {e}",
+                            kernel.name()
+                        )
+                    };
+                    let want =
+                        i8_gemm_reference_with_residual(m, n, k, &w, &x, x_zp, &w_scale, &ep, dense_r.as_deref(), kind)
+                            .map_err(|e| ctx(e.to_string()))?;
+                    let packed = PackedI8Weights::pack(kernel, m, k, &w, &w_scale).map_err(|e| ctx(e.to_string()))?;
+                    let view = U8MatRef::new(&x, k, n, n).map_err(|e| ctx(e.to_string()))?;
+                    let mut got = QuantValues::zeros(kind, (m - 1) * ldc + n);
+                    i8_gemm_with_residual(
+                        kernel,
+                        &packed,
+                        I8Input::Dense(view),
+                        x_zp,
+                        &ep,
+                        res.as_deref(),
+                        got.as_out(kind),
+                        ldc,
+                        1 + case % 2,
+                    )
+                    .map_err(|e| ctx(e.to_string()))?;
+                    for i in 0..m {
+                        for j in 0..n {
+                            let (g, w) = (got.get(i * ldc + j), want.get(i * n + j));
+                            if !same_bits(g, w) {
+                                return Err(ctx(format!("({i}, {j}): got {g}, want {w}")));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -194,6 +194,7 @@ impl Ctx<'_> {
         for jc in cols.clone().step_by(nc) {
             let ncb = nc.min(cols.end - jc);
             pack_b_block(self.x, k, jc, ncb, nr, kr, off, s)?;
+            let block = &s.block[..ncb.div_ceil(nr) * panel_len];
             for i in rows.clone().step_by(mr) {
                 let rows_t = mr.min(rows.end - i);
                 let a_panel = self.w.panel(i / mr);
@@ -204,22 +205,18 @@ impl Ctx<'_> {
                     self.clamp,
                     self.kind,
                 )?;
-                for q in 0..ncb.div_ceil(nr) {
-                    let j = jc + q * nr;
-                    let cols_t = nr.min(jc + ncb - j);
-                    let b_panel = &s.block[q * panel_len..][..panel_len];
-                    let ep = match self.residual {
-                        Some(r) => ep.with_residual(&r[i * self.ldc + j..], self.ldc),
-                        None => ep,
-                    };
-                    // SAFETY: `i8_gemm` checked that the output spans `m x n` at `ldc` (`ldc >=
-                    // n` when m > 1) and borrows it exclusively; the tile at (i, j) is inside
-                    // `m x n`, and workers own disjoint row or column ranges.
-                    let mut tile = unsafe {
-                        I8TileOut::from_raw(self.out.0.add((i * self.ldc + j) * elem), elem, self.ldc, rows_t, cols_t)
-                    };
-                    self.kernel.run(kg, a_panel, b_panel, &mut tile, &ep);
-                }
+                let ep = match self.residual {
+                    Some(r) => ep.with_residual(&r[i * self.ldc + jc..], self.ldc),
+                    None => ep,
+                };
+                // SAFETY: `i8_gemm` checked that the output spans `m x n` at `ldc` (`ldc >= n`
+                // when m > 1) and borrows it exclusively; rows `i .. i + rows_t` and columns
+                // `jc .. jc + ncb` are inside `m x n`, and workers own disjoint row or column
+                // ranges.
+                let mut tile = unsafe {
+                    I8TileOut::from_raw(self.out.0.add((i * self.ldc + jc) * elem), elem, self.ldc, rows_t, ncb)
+                };
+                self.kernel.run_panels(kg, a_panel, block, &mut tile, &ep);
             }
         }
         Ok(())

@@ -117,6 +117,36 @@ impl Requant {
         Requant { scale, inv_scale: 1.0 / scale, lo, hi, zp }
     }
 
+    /// Bounds `(l, h)` that replace both the activation clamp `clamp` and this conversion's
+    /// `lo..=hi`: for every f32 `y`, NaN and ±inf included,
+    /// `min(max(act(y) · inv_scale, lo), hi)` and `min(max(y · inv_scale, l), h)` round to the
+    /// same integer (with `act` as in [`dequant`]). `None` when that is not proven: a negative
+    /// scale, or a NaN or inverted (`min > max`) activation bound.
+    ///
+    /// Why: `f(v) = v · inv_scale` rounded is non-decreasing for `inv_scale > 0`, and so is
+    /// `g(v) = min(max(v, lo), hi)`; a non-decreasing map commutes with a clamp to `[a, b]`
+    /// (`a <= b`) as a clamp to `[map(a), map(b)]`, so `g(f(clamp(y, a, b)))` is
+    /// `clamp(y · inv_scale, g(f(a)), g(f(b)))` (the inner clamp to `[lo, hi]` is absorbed since
+    /// `[l, h]` lies inside it). A NaN `y` becomes `a`, hence `l`, on both sides. Values may
+    /// differ only in the sign of a zero, which the rounding to an integer erases.
+    pub fn merged_bounds(&self, clamp: Option<(f32, f32)>) -> Option<(f32, f32)> {
+        match clamp {
+            None => Some((self.lo, self.hi)),
+            Some((a, b)) if self.inv_scale > 0.0 && a <= b => {
+                let g = |v: f32| (v * self.inv_scale).max(self.lo).min(self.hi);
+                Some((g(a), g(b)))
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// [`apply`](Self::apply) with the clamp bounds `(l, h)` of
+    /// [`merged_bounds`](Self::merged_bounds) applied to the unclamped `y`.
+    #[inline(always)]
+    pub fn apply_merged(&self, y: f32, (l, h): (f32, f32)) -> i32 {
+        Requant { lo: l, hi: h, ..*self }.apply(y)
+    }
+
     /// The quantized value (in the output type's range) as i32.
     #[inline(always)]
     pub fn apply(&self, y: f32) -> i32 {
@@ -205,6 +235,13 @@ impl I8TileOut<'_> {
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr
     }
+
+    /// Columns `j0 .. j0 + w` of the tile as a tile (all rows). Panics unless they are inside.
+    pub fn cols_range(&mut self, j0: usize, w: usize) -> I8TileOut<'_> {
+        assert!(j0.checked_add(w).is_some_and(|e| e <= self.cols), "columns {j0}+{w} outside {}", self.cols);
+        // SAFETY: the columns are inside this tile, which `self` borrows mutably for the result.
+        unsafe { I8TileOut::from_raw(self.ptr.add(j0 * self.elem), self.elem, self.ldc, self.rows, w) }
+    }
 }
 
 /// The per-tile view of the epilogue: per-row compensation, scale and bias starting at the
@@ -250,6 +287,13 @@ impl<'a> I8TileEpilogue<'a> {
     /// of the tile before the clamp (see [`dequant_residual`]); not for [`OutputKind::I32`].
     pub fn with_residual(self, residual: &'a [f32], ld: usize) -> Self {
         I8TileEpilogue { residual: Some((residual, ld)), ..self }
+    }
+
+    /// The epilogue of the tile's columns from `j0` on (the residual shifted by `j0`; an
+    /// empty residual, which fits no tile, when `j0` is past its end).
+    pub fn from_col(self, j0: usize) -> Self {
+        let residual = self.residual.map(|(r, ld)| (r.get(j0..).unwrap_or(&[]), ld));
+        I8TileEpilogue { residual, ..self }
     }
 
     /// Whether this epilogue can finish `tile` (enough rows, matching element size, a residual
@@ -439,4 +483,72 @@ pub(crate) fn check_scale(what: &str, s: f32, nonzero: bool) -> Result<(), Kerne
         return Err(invalid(format!("{what} {s} is too small: its reciprocal overflows f32")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// f32 values weighted towards the special cases: NaN, ±inf, ±0.0, the extremes, values
+    /// near the clamp bounds and arbitrary bit patterns.
+    fn special() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            Just(f32::NAN),
+            Just(f32::INFINITY),
+            Just(f32::NEG_INFINITY),
+            Just(0.0f32),
+            Just(-0.0f32),
+            Just(f32::MAX),
+            Just(f32::MIN),
+            Just(f32::MIN_POSITIVE),
+            Just(6.0f32),
+            -400.0f32..400.0,
+            -10.0f32..10.0,
+            any::<u32>().prop_map(f32::from_bits),
+        ]
+    }
+
+    fn requant() -> impl Strategy<Value = Requant> {
+        let scale = prop_oneof![
+            Just(0.02f32),
+            Just(1e-30f32),
+            Just(1e30f32),
+            Just(3e38f32),
+            Just(-0.05f32),
+            1e-4f32..10.0,
+            any::<u32>().prop_map(f32::from_bits)
+        ];
+        (scale, any::<u8>(), any::<bool>())
+            .prop_filter("a usable y_scale", |(s, _, _)| s.is_finite() && *s != 0.0 && (1.0 / s).is_finite())
+            .prop_map(|(scale, zp, signed)| {
+                let kind = if signed {
+                    OutputKind::S8 { scale, zero_point: zp as i8 }
+                } else {
+                    OutputKind::U8 { scale, zero_point: zp }
+                };
+                kind.requant().expect("quantized")
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        /// The merged clamp equals the activation clamp followed by the requantize clamp on
+        /// every input, when `merged_bounds` offers it.
+        #[test]
+        fn merged_bounds_are_exact(y in special(), a in special(), b in special(), rq in requant(), relu: bool) {
+            let clamp = if relu { Some((0.0, f32::INFINITY)) } else { Some((a, b)) };
+            for clamp in [clamp, None] {
+                if let Some(bounds) = rq.merged_bounds(clamp) {
+                    let y_act = match clamp {
+                        Some((lo, hi)) => y.max(lo).min(hi),
+                        None => y,
+                    };
+                    prop_assert_eq!(rq.apply_merged(y, bounds), rq.apply(y_act), "y {} clamp {:?} rq {:?}", y, clamp, rq);
+                }
+            }
+            // Offered exactly when provable: positive scale, ordered non-NaN bounds.
+            prop_assert_eq!(rq.merged_bounds(Some((a, b))).is_some(), rq.inv_scale > 0.0 && a <= b);
+        }
+    }
 }

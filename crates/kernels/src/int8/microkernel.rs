@@ -32,6 +32,22 @@ pub trait I8GemmMicrokernel: Send + Sync {
     /// Panics when a panel is shorter than `kg * mr * kr` / `kg * nr * kr` bytes, the tile
     /// exceeds `mr x nr`, or `ep` does not [`fit`](I8TileEpilogue::fits) the tile.
     fn run(&self, kg: usize, a_panel: &[i8], b_panel: &[u8], c: &mut I8TileOut<'_>, ep: &I8TileEpilogue<'_>);
+
+    /// One row panel against consecutive `B` panels: `c` is up to `mr` rows by any number of
+    /// columns, `b_block` holds `ceil(cols / nr)` panels of `kg * nr * kr` bytes back to back.
+    /// The same as [`run`](Self::run) on each `nr`-column slice of `c` (with
+    /// [`I8TileEpilogue::from_col`]); kernels override it to set the epilogue up once.
+    ///
+    /// Panics as [`run`](Self::run) does, or when `b_block` holds too few panels.
+    fn run_panels(&self, kg: usize, a_panel: &[i8], b_block: &[u8], c: &mut I8TileOut<'_>, ep: &I8TileEpilogue<'_>) {
+        let nr = self.nr().max(1);
+        let plen = kg * nr * self.kr();
+        for q in 0..c.cols().div_ceil(nr) {
+            let j0 = q * nr;
+            let w = nr.min(c.cols() - j0);
+            self.run(kg, a_panel, &b_block[q * plen..][..plen], &mut c.cols_range(j0, w), &ep.from_col(j0));
+        }
+    }
 }
 
 /// Panics unless the panels and tile fit an `mr x nr` kernel grouping `kr` at `kg` groups and
@@ -51,6 +67,31 @@ pub fn check_i8_microkernel_args(
     assert!(fits(a_panel.len(), mr), "A panel of {} bytes is too short for {kg} groups, mr = {mr}", a_panel.len());
     assert!(fits(b_panel.len(), nr), "B panel of {} bytes is too short for {kg} groups, nr = {nr}", b_panel.len());
     assert!(c.rows() <= mr && c.cols() <= nr, "tile {} x {} exceeds {mr} x {nr}", c.rows(), c.cols());
+    assert!(ep.fits(c), "the epilogue does not fit the tile");
+}
+
+/// [`check_i8_microkernel_args`] for [`I8GemmMicrokernel::run_panels`]: the tile may be any
+/// number of columns wide and `b_block` must hold `ceil(cols / nr)` panels.
+#[allow(clippy::too_many_arguments)]
+pub fn check_i8_panels_args(
+    mr: usize,
+    nr: usize,
+    kr: usize,
+    kg: usize,
+    a_panel: &[i8],
+    b_block: &[u8],
+    c: &I8TileOut<'_>,
+    ep: &I8TileEpilogue<'_>,
+) {
+    let fits = |len: usize, w: usize| kg.checked_mul(w).and_then(|v| v.checked_mul(kr)).is_some_and(|need| need <= len);
+    assert!(fits(a_panel.len(), mr), "A panel of {} bytes is too short for {kg} groups, mr = {mr}", a_panel.len());
+    let panels = c.cols().div_ceil(nr.max(1));
+    assert!(
+        panels.checked_mul(nr).is_some_and(|w| fits(b_block.len(), w)),
+        "B block of {} bytes is too short for {panels} panels of {kg} groups, nr = {nr}",
+        b_block.len()
+    );
+    assert!(c.rows() <= mr, "tile of {} rows exceeds {mr}", c.rows());
     assert!(ep.fits(c), "the epilogue does not fit the tile");
 }
 

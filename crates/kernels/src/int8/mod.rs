@@ -38,7 +38,7 @@ pub use epilogue::{
     I8TileEpilogue, I8TileOut, OutputKind, QActivation, QuantEpilogue, QuantOut, Requant, dequant, dequant_residual,
 };
 pub use gemv::{QGemv, QGemvOut};
-pub use microkernel::{I8Gemm4x8c4Generic, I8GemmMicrokernel, check_i8_microkernel_args};
+pub use microkernel::{I8Gemm4x8c4Generic, I8GemmMicrokernel, check_i8_microkernel_args, check_i8_panels_args};
 pub use pack::{I8Input, I8PanelSource, MAX_DEPTH, PackedI8Weights, U8MatRef};
 pub use quantize::{
     QuantElem, dequantize_linear, dequantize_linear_per_channel, quantize_linear, quantize_linear_per_channel,
