@@ -257,6 +257,7 @@ fn large_case() -> impl Strategy<Value = Case> {
     (
         prop_oneof![
             Just((960usize, 160usize, 1usize, 7usize)),
+            Just((128, 96, 3, 7)),
             Just((32, 96, 1, 56)),
             Just((144, 144, 3, 28)),
             Just((64, 64, 3, 20))
