@@ -21,8 +21,9 @@
 //! and callers use the position-lane GEMM elsewhere.
 
 use crate::KernelError;
-use crate::int8::epilogue::{OutputKind, QuantEpilogue, QuantOut, check_scale, invalid};
-use crate::int8::pack::{I8Input, MAX_DEPTH, PackScratch, pack_b_block};
+use crate::int8::driver::{RowParams, check_gemm_io};
+use crate::int8::epilogue::{OutputKind, QuantEpilogue, QuantOut, invalid};
+use crate::int8::pack::{I8Input, PackScratch, pack_b_block, pack_s8_rows};
 
 #[cfg(target_arch = "x86_64")]
 #[path = "channel_lanes/vnni.rs"]
@@ -104,38 +105,9 @@ unsafe impl Sync for OutPtr {}
 
 impl ChannelLanesWeights {
     /// Pack row-major `m x k` weights with `w_scale` (one per row, or one). Fails on length
-    /// mismatches, `k >` [`MAX_DEPTH`], non-finite scales or sizes that overflow.
+    /// mismatches, `k >` [`MAX_DEPTH`](crate::int8::pack::MAX_DEPTH), non-finite scales or sizes that overflow.
     pub(crate) fn pack(m: usize, k: usize, w: &[i8], w_scale: &[f32]) -> Result<Self, KernelError> {
-        if k > MAX_DEPTH {
-            return Err(invalid(format!("depth {k} exceeds the int8 limit of {MAX_DEPTH}")));
-        }
-        let len = m.checked_mul(k).ok_or_else(|| invalid(format!("weights {m} x {k} overflow")))?;
-        if w.len() != len {
-            return Err(invalid(format!("weights have {} values, expected {m} x {k}", w.len())));
-        }
-        let w_scale = match w_scale.len() {
-            1 => vec![w_scale[0]; m],
-            l if l == m => w_scale.to_vec(),
-            l => return Err(invalid(format!("{l} weight scales for {m} rows (expected 1 or {m})"))),
-        };
-        if let Some(s) = w_scale.iter().find(|s| !s.is_finite()) {
-            return Err(invalid(format!("weight scale {s} is not finite")));
-        }
-        let panel = k.div_ceil(KR) * NC * KR;
-        let total =
-            m.div_ceil(NC).checked_mul(panel).ok_or_else(|| invalid(format!("packed weights {m} x {k} overflow")))?;
-        let mut data: Vec<i8> = Vec::new();
-        data.try_reserve_exact(total).map_err(|e| invalid(format!("cannot allocate packed weights: {e}")))?;
-        data.resize(total, 0);
-        let mut row_sums = vec![0i32; m];
-        for (row, (wr, sum)) in w.chunks_exact(k.max(1)).zip(row_sums.iter_mut()).enumerate().take(m) {
-            let (p, c) = (row / NC, row % NC);
-            let dst = &mut data[p * panel..][..panel];
-            for (kk, &v) in wr.iter().enumerate().take(k) {
-                dst[(kk / KR) * NC * KR + c * KR + kk % KR] = v;
-            }
-            *sum = wr.iter().take(k).map(|&v| v as i32).sum();
-        }
+        let (data, row_sums, w_scale) = pack_s8_rows(m, k, w, w_scale, NC, KR)?;
         Ok(ChannelLanesWeights { data, row_sums, w_scale, m, k })
     }
 
@@ -160,62 +132,36 @@ impl ChannelLanesWeights {
         threads: usize,
     ) -> Result<(), KernelError> {
         let (m, k) = (self.m, self.k);
-        let (xk, n) = x.shape();
-        if xk != k {
-            return Err(invalid(format!("activations have {xk} rows, the weights' depth is {k}")));
-        }
-        let need = if m == 0 || n == 0 {
-            0
-        } else {
-            (m - 1).checked_mul(ldc).and_then(|v| v.checked_add(n)).ok_or_else(|| invalid("output overflows".into()))?
-        };
-        if need > out.len() || (m > 1 && n > 0 && ldc < n) {
-            return Err(invalid(format!("output {m} x {n} with ldc {ldc} needs {need} elements, has {}", out.len())));
-        }
-        let kind = out.kind();
-        if let Some(r) = residual {
-            if kind == OutputKind::I32 {
-                return Err(invalid("a residual needs an f32, u8 or s8 output, not i32".into()));
-            }
-            if r.len() < need {
-                return Err(invalid(format!(
-                    "residual {m} x {n} with ldc {ldc} needs {need} elements, has {}",
-                    r.len()
-                )));
-            }
-        }
-        if let Some(rq) = kind.requant() {
-            check_scale("y_scale", rq.scale, true)?;
-        }
-        check_scale("x_scale", ep.x_scale, false)?;
-        for (what, l) in [("bias", ep.bias.map(<[f32]>::len)), ("int32 bias", ep.bias_i32.map(<[i32]>::len))] {
-            if let Some(l) = l
-                && l != m
-            {
-                return Err(invalid(format!("{what} has {l} values for {m} rows")));
-            }
-        }
+        let (n, kind) = check_gemm_io(m, k, &x, &out, ldc, residual)?;
+        // The per-channel epilogue vectors, as the position-lane driver computes them.
+        let rows = RowParams::from_parts(&self.row_sums, &self.w_scale, x_zero_point, 0, ep)?;
         if !available() {
             return Err(invalid("the channel-lane int8 kernel needs AVX-512 VNNI".into()));
         }
-        // The per-channel epilogue vectors, as the position-lane driver computes them.
-        let zp = x_zero_point as i32;
-        let comp: Vec<i32> =
-            (0..m).map(|i| zp.wrapping_mul(self.row_sums[i]).wrapping_sub(ep.bias_i32.map_or(0, |b| b[i]))).collect();
-        let scale: Vec<f32> = self.w_scale.iter().map(|&s| ep.x_scale * s).collect();
-        let bias = ep.bias.map_or_else(|| vec![0.0; m], <[f32]>::to_vec);
         if m == 0 || n == 0 {
             return Ok(());
         }
         let out_ptr = OutPtr(out.as_mut_ptr());
         SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => self.run_packed(x, &mut s, &comp, &scale, &bias, ep, residual, kind, out_ptr, ldc, threads),
+            Ok(mut s) => self.run_packed(
+                x,
+                &mut s,
+                &rows.comp,
+                &rows.scale,
+                &rows.bias,
+                ep,
+                residual,
+                kind,
+                out_ptr,
+                ldc,
+                threads,
+            ),
             Err(_) => self.run_packed(
                 x,
                 &mut PackScratch::default(),
-                &comp,
-                &scale,
-                &bias,
+                &rows.comp,
+                &rows.scale,
+                &rows.bias,
                 ep,
                 residual,
                 kind,

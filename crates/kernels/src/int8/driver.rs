@@ -42,7 +42,18 @@ impl RowParams {
         b_offset: u8,
         ep: &QuantEpilogue<'_>,
     ) -> Result<Self, KernelError> {
-        let m = w.rows();
+        Self::from_parts(w.row_sums(), w.w_scale(), x_zero_point, b_offset, ep)
+    }
+
+    /// [`new`](Self::new) from the weights' row sums and per-row scales (`m` rows).
+    pub(crate) fn from_parts(
+        row_sums: &[i32],
+        w_scale: &[f32],
+        x_zero_point: u8,
+        b_offset: u8,
+        ep: &QuantEpilogue<'_>,
+    ) -> Result<Self, KernelError> {
+        let m = row_sums.len();
         check_scale("x_scale", ep.x_scale, false)?;
         if let Some(b) = ep.bias
             && b.len() != m
@@ -55,9 +66,8 @@ impl RowParams {
             return Err(invalid(format!("int32 bias has {} values for {m} rows", b.len())));
         }
         let zp = x_zero_point as i32 - b_offset as i32;
-        let comp =
-            (0..m).map(|i| zp.wrapping_mul(w.row_sums()[i]).wrapping_sub(ep.bias_i32.map_or(0, |b| b[i]))).collect();
-        let scale = w.w_scale().iter().map(|&s| ep.x_scale * s).collect();
+        let comp = (0..m).map(|i| zp.wrapping_mul(row_sums[i]).wrapping_sub(ep.bias_i32.map_or(0, |b| b[i]))).collect();
+        let scale = w_scale.iter().map(|&s| ep.x_scale * s).collect();
         let bias = ep.bias.map_or_else(|| vec![0.0; m], <[f32]>::to_vec);
         Ok(RowParams { comp, scale, bias })
     }
@@ -105,30 +115,7 @@ pub fn i8_gemm_with_residual(
         return Err(invalid(format!("weights packed for {}, used with {}", w.kernel_name(), kernel.name())));
     }
     let (m, k) = (w.rows(), w.depth());
-    let (xk, n) = x.shape();
-    if xk != k {
-        return Err(invalid(format!("activations have {xk} rows, the weights' depth is {k}")));
-    }
-    let need = if m == 0 || n == 0 {
-        0
-    } else {
-        (m - 1).checked_mul(ldc).and_then(|v| v.checked_add(n)).ok_or_else(|| invalid("output overflows".into()))?
-    };
-    if need > out.len() || (m > 1 && n > 0 && ldc < n) {
-        return Err(invalid(format!("output {m} x {n} with ldc {ldc} needs {need} elements, has {}", out.len())));
-    }
-    let kind = out.kind();
-    if let Some(r) = residual {
-        if kind == super::OutputKind::I32 {
-            return Err(invalid("a residual needs an f32, u8 or s8 output, not i32".into()));
-        }
-        if r.len() < need {
-            return Err(invalid(format!("residual {m} x {n} with ldc {ldc} needs {need} elements, has {}", r.len())));
-        }
-    }
-    if let Some(rq) = kind.requant() {
-        check_scale("y_scale", rq.scale, true)?;
-    }
+    let (n, kind) = check_gemm_io(m, k, &x, &out, ldc, residual)?;
     let rows = RowParams::new(w, x_zero_point, kernel.b_offset(), ep)?;
     if m == 0 || n == 0 {
         return Ok(());
@@ -159,6 +146,44 @@ pub fn i8_gemm_with_residual(
     let len = if split_n { n } else { m };
     let ranges: Vec<Range<usize>> = (0..panels).step_by(per).map(|p| p * w_..((p + per) * w_).min(len)).collect();
     ranges.into_par_iter().try_for_each(|r| if split_n { ctx.run(0..m, r) } else { ctx.run(r, 0..n) })
+}
+
+/// The checks every int8 GEMM entry makes on its operands (`m x k` weights): the activations'
+/// depth, an output of `m x n` at row stride `ldc`, a residual laid out as the output (not with
+/// an i32 output) and the output scale. Returns `n` and the output kind.
+pub(crate) fn check_gemm_io(
+    m: usize,
+    k: usize,
+    x: &I8Input<'_>,
+    out: &QuantOut<'_>,
+    ldc: usize,
+    residual: Option<&[f32]>,
+) -> Result<(usize, super::OutputKind), KernelError> {
+    let (xk, n) = x.shape();
+    if xk != k {
+        return Err(invalid(format!("activations have {xk} rows, the weights' depth is {k}")));
+    }
+    let need = if m == 0 || n == 0 {
+        0
+    } else {
+        (m - 1).checked_mul(ldc).and_then(|v| v.checked_add(n)).ok_or_else(|| invalid("output overflows".into()))?
+    };
+    if need > out.len() || (m > 1 && n > 0 && ldc < n) {
+        return Err(invalid(format!("output {m} x {n} with ldc {ldc} needs {need} elements, has {}", out.len())));
+    }
+    let kind = out.kind();
+    if let Some(r) = residual {
+        if kind == super::OutputKind::I32 {
+            return Err(invalid("a residual needs an f32, u8 or s8 output, not i32".into()));
+        }
+        if r.len() < need {
+            return Err(invalid(format!("residual {m} x {n} with ldc {ldc} needs {need} elements, has {}", r.len())));
+        }
+    }
+    if let Some(rq) = kind.requant() {
+        check_scale("y_scale", rq.scale, true)?;
+    }
+    Ok((n, kind))
 }
 
 /// Everything a worker needs, validated.

@@ -27,6 +27,55 @@ pub struct PackedI8Weights {
     kernel: &'static str,
 }
 
+/// Packed weight panels, their row sums and one scale per row ([`pack_s8_rows`]).
+pub(crate) type PackedRows = (Vec<i8>, Vec<i32>, Vec<f32>);
+
+/// Check row-major `m x k` s8 weights `w` with `w_scale` (one per row, or one) and pack them
+/// into panels of `rows` rows by depth groups of `kr`: panel `p` holds `w[p·rows + i][g·kr + r]`
+/// at `g·rows·kr + i·kr + r`, zero past the matrix. Returns the panels, the row sums and one
+/// scale per row. Fails on length mismatches, `k >` [`MAX_DEPTH`], non-finite scales or sizes
+/// that overflow.
+pub(crate) fn pack_s8_rows(
+    m: usize,
+    k: usize,
+    w: &[i8],
+    w_scale: &[f32],
+    rows: usize,
+    kr: usize,
+) -> Result<PackedRows, KernelError> {
+    if k > MAX_DEPTH {
+        return Err(invalid(format!("depth {k} exceeds the int8 limit of {MAX_DEPTH}")));
+    }
+    let len = m.checked_mul(k).ok_or_else(|| invalid(format!("weights {m} x {k} overflow")))?;
+    if w.len() != len {
+        return Err(invalid(format!("weights have {} values, expected {m} x {k}", w.len())));
+    }
+    let w_scale = match w_scale.len() {
+        1 => vec![w_scale[0]; m],
+        l if l == m => w_scale.to_vec(),
+        l => return Err(invalid(format!("{l} weight scales for {m} rows (expected 1 or {m})"))),
+    };
+    if let Some(s) = w_scale.iter().find(|s| !s.is_finite()) {
+        return Err(invalid(format!("weight scale {s} is not finite")));
+    }
+    let panel = k.div_ceil(kr) * rows * kr;
+    let total =
+        m.div_ceil(rows).checked_mul(panel).ok_or_else(|| invalid(format!("packed weights {m} x {k} overflow")))?;
+    let mut data: Vec<i8> = Vec::new();
+    data.try_reserve_exact(total).map_err(|e| invalid(format!("cannot allocate packed weights: {e}")))?;
+    data.resize(total, 0);
+    let mut row_sums = vec![0i32; m];
+    for (row, (wr, sum)) in w.chunks_exact(k.max(1)).zip(row_sums.iter_mut()).enumerate().take(m) {
+        let (p, i) = (row / rows, row % rows);
+        let dst = &mut data[p * panel..][..panel];
+        for (kk, &v) in wr.iter().enumerate().take(k) {
+            dst[(kk / kr) * rows * kr + i * kr + kk % kr] = v;
+        }
+        *sum = wr.iter().take(k).map(|&v| v as i32).sum();
+    }
+    Ok((data, row_sums, w_scale))
+}
+
 impl PackedI8Weights {
     /// Pack row-major `m x k` weights for `kernel`. `w_scale` holds one scale per row
     /// (per output channel) or one for all rows. Fails on length mismatches, `k >`
@@ -42,37 +91,7 @@ impl PackedI8Weights {
         if mr == 0 || kernel.nr() == 0 || kr == 0 {
             return Err(invalid(format!("kernel {} has an empty tile", kernel.name())));
         }
-        if k > MAX_DEPTH {
-            return Err(invalid(format!("depth {k} exceeds the int8 limit of {MAX_DEPTH}")));
-        }
-        let len = m.checked_mul(k).ok_or_else(|| invalid(format!("weights {m} x {k} overflow")))?;
-        if w.len() != len {
-            return Err(invalid(format!("weights have {} values, expected {m} x {k}", w.len())));
-        }
-        let w_scale = match w_scale.len() {
-            1 => vec![w_scale[0]; m],
-            l if l == m => w_scale.to_vec(),
-            l => return Err(invalid(format!("{l} weight scales for {m} rows (expected 1 or {m})"))),
-        };
-        if let Some(s) = w_scale.iter().find(|s| !s.is_finite()) {
-            return Err(invalid(format!("weight scale {s} is not finite")));
-        }
-        let kg = k.div_ceil(kr);
-        let panel = kg * mr * kr;
-        let total =
-            m.div_ceil(mr).checked_mul(panel).ok_or_else(|| invalid(format!("packed weights {m} x {k} overflow")))?;
-        let mut data: Vec<i8> = Vec::new();
-        data.try_reserve_exact(total).map_err(|e| invalid(format!("cannot allocate packed weights: {e}")))?;
-        data.resize(total, 0);
-        let mut row_sums = vec![0i32; m];
-        for (row, (wr, sum)) in w.chunks_exact(k.max(1)).zip(row_sums.iter_mut()).enumerate().take(m) {
-            let (p, i) = (row / mr, row % mr);
-            let dst = &mut data[p * panel..][..panel];
-            for (kk, &v) in wr.iter().enumerate().take(k) {
-                dst[(kk / kr) * mr * kr + i * kr + kk % kr] = v;
-            }
-            *sum = wr.iter().take(k).map(|&v| v as i32).sum();
-        }
+        let (data, row_sums, w_scale) = pack_s8_rows(m, k, w, w_scale, mr, kr)?;
         Ok(PackedI8Weights { data, row_sums, w_scale, m, k, mr, kr, kernel: kernel.name() })
     }
 
