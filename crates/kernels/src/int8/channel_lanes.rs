@@ -142,33 +142,12 @@ impl ChannelLanesWeights {
             return Ok(());
         }
         let out_ptr = OutPtr(out.as_mut_ptr());
+        let run = |s: &mut PackScratch| {
+            self.run_packed(x, s, &rows.comp, &rows.scale, &rows.bias, ep, residual, kind, out_ptr, ldc, threads)
+        };
         SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => self.run_packed(
-                x,
-                &mut s,
-                &rows.comp,
-                &rows.scale,
-                &rows.bias,
-                ep,
-                residual,
-                kind,
-                out_ptr,
-                ldc,
-                threads,
-            ),
-            Err(_) => self.run_packed(
-                x,
-                &mut PackScratch::default(),
-                &rows.comp,
-                &rows.scale,
-                &rows.bias,
-                ep,
-                residual,
-                kind,
-                out_ptr,
-                ldc,
-                threads,
-            ),
+            Ok(mut s) => run(&mut s),
+            Err(_) => run(&mut PackScratch::default()),
         })
     }
 
