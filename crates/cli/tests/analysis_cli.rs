@@ -145,14 +145,16 @@ fn diff_with_itself_is_exact_and_fp32_vs_int8_matches_the_analysis() {
     let table = rows(&out, "per-value error");
     assert!(table.len() > analysis.len(), "{out}");
     let snr = |v: &(String, f64, String)| v.0.parse::<f64>().unwrap();
-    // Nodes whose f32 output the fused graph still has: the same error as the analysis. A node
+    // Nodes whose f32 output the fused graph still has: the same error as the analysis, up to
+    // the int8 execution's own rounding (exact int32 sums, and a requantizing conv's bias
+    // rounded to int32 at x_scale·w_scale as onnxruntime does): within 0.1 dB. A node
     // whose output it keeps only requantized (a conv before a max pool: `X.quantize`) is in the
     // diff under that name, with the output's own quantization error added.
     let mut exact = Vec::new();
     for a in &analysis {
         match table.iter().find(|r| r.2 == a.2) {
             Some(row) => {
-                assert!((snr(row) - snr(a)).abs() <= 0.011, "{a:?} vs {row:?}");
+                assert!((snr(row) - snr(a)).abs() <= 0.1, "{a:?} vs {row:?}");
                 exact.push((a, row));
             }
             None => assert!(

@@ -81,7 +81,7 @@ struct Params {
 }
 
 /// Number of operator kinds [`build_op`] knows (`Input`, `Const` and every IR operator).
-const NUM_OPS: usize = 63;
+const NUM_OPS: usize = 64;
 
 fn build_op(k: usize, p: &Params) -> Op {
     let i = |n: usize| p.ints[n];
@@ -201,6 +201,7 @@ fn build_op(k: usize, p: &Params) -> Op {
             conv: ConvAttrs { epilogue: Epilogue { residual: b(4), activation }, ..conv.clone() },
             to: p.dtype,
         }),
+        62 => Op::QAdd,
         _ => Op::Max,
     }
 }

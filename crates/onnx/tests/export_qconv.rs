@@ -105,3 +105,64 @@ fn dynamic_quantize_linear_round_trips() {
     let x = std::slice::from_ref(&x);
     same_bits("DynamicQuantizeLinear", &run(&back, x).unwrap(), &run(&g, x).unwrap()).unwrap();
 }
+
+/// A QConv with an int32 bias (integer requantization) exports its bias as
+/// `DequantizeLinear(B, x_scale·w_scale)`; imported and optimized again it is the same QConv
+/// and gives the same bytes.
+#[test]
+fn qconv_with_an_int32_bias_round_trips_to_the_same_bytes() {
+    let activations = [Activation::None, Activation::Relu, Activation::Clip { min: 0.0, max: 6.0 }];
+    for activation in activations {
+        for per_channel in [true, false] {
+            let what = format!("{activation:?} per_channel={per_channel}");
+            let mut g = qconv_graph(DType::U8, Epilogue { residual: false, activation }, per_channel, 1);
+            let id = g.outputs()[0].node;
+            let b = g.add_const("b_i32", Tensor::from_vec(&[6], vec![500i32, -1200, 37, 0, -5, 2400]).unwrap());
+            g.set_input(id, 5, Some(b)).unwrap();
+            let m = export_model_proto(&g, &ExportOptions::default()).unwrap();
+            let types: Vec<&str> = m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+            assert!(types.contains(&"Mul"), "{what}: {types:?}");
+            assert_eq!(types.iter().filter(|t| **t == "DequantizeLinear").count(), 3, "{what}: {types:?}");
+            let mut back = round_trip(&g).unwrap();
+            lithe_passes::PassManager::default_pipeline().run(&mut back).unwrap();
+            let q = back.node_ids().into_iter().find(|&id| matches!(back.node(id).op, Op::QConv(_))).expect("a QConv");
+            let bias = back.node_inputs(q)[5].and_then(|o| back.const_value(o)).expect("a constant bias");
+            assert_eq!(bias.to_i64_vec(), vec![500, -1200, 37, 0, -5, 2400], "{what}");
+            let x = &inputs();
+            same_bits(&what, &run(&back, x).unwrap(), &run(&g, x).unwrap()).unwrap();
+        }
+    }
+}
+
+/// `QAdd` expands to `DequantizeLinear`, `DequantizeLinear`, `Add`, `QuantizeLinear` and fuses
+/// back to the same bytes.
+#[test]
+fn qadd_round_trips() {
+    let mut g = Graph::new("qadd");
+    let ty = TypeInfo::new(DType::U8, Shape::known(&[2, 3, 5]));
+    let a = g.add_input("a", ty.clone());
+    let b = g.add_input("b", ty.clone());
+    let c = |g: &mut Graph, n: &str, t: Tensor| Some(g.add_const(n, t));
+    let inputs = [
+        Some(a),
+        c(&mut g, "a_scale", Tensor::scalar(0.031f32)),
+        c(&mut g, "a_zero_point", Tensor::scalar(121u8)),
+        Some(b),
+        c(&mut g, "b_scale", Tensor::scalar(0.018f32)),
+        c(&mut g, "b_zero_point", Tensor::scalar(3u8)),
+        c(&mut g, "c_scale", Tensor::scalar(0.04f32)),
+        c(&mut g, "c_zero_point", Tensor::scalar(90u8)),
+    ];
+    let n = g.add_node("qadd0", Op::QAdd, &inputs, vec![ValueInfo { name: "y".into(), ty }]).unwrap();
+    g.set_outputs(vec![Outlet::new(n, 0)]);
+    let m = export_model_proto(&g, &ExportOptions::default()).unwrap();
+    let types: Vec<&str> = m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(types, ["DequantizeLinear", "DequantizeLinear", "Add", "QuantizeLinear"]);
+    let mut back = round_trip(&g).unwrap();
+    lithe_passes::PassManager::default_pipeline().run(&mut back).unwrap();
+    assert!(back.node_ids().into_iter().any(|id| matches!(back.node(id).op, Op::QAdd)));
+    let xa: Vec<u8> = (0..30).map(|i| (i * 37 % 256) as u8).collect();
+    let xb: Vec<u8> = (0..30).map(|i| (i * 91 % 256) as u8).collect();
+    let x = [Tensor::from_vec(&[2, 3, 5], xa).unwrap(), Tensor::from_vec(&[2, 3, 5], xb).unwrap()];
+    same_bits("QAdd", &run(&back, &x).unwrap(), &run(&g, &x).unwrap()).unwrap();
+}

@@ -18,6 +18,7 @@ pub mod fold_pad;
 pub mod fully_connected;
 pub mod hard_swish;
 pub mod identity;
+pub mod qdq_add;
 pub mod qdq_conv;
 pub mod qdq_pool;
 pub mod reshape_chain;
@@ -43,6 +44,7 @@ pub(crate) fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(activation::FuseActivation),
         Box::new(qdq_pool::QuantizeBeforeMaxPool),
         Box::new(qdq_conv::FuseQdqConv),
+        Box::new(qdq_add::FuseQdqAdd),
         Box::new(dead_code::DeadCode),
     ]
 }

@@ -7,6 +7,10 @@
 //! form), folded to f32. The QConv's output is f32; when every reader of it is a
 //! `QuantizeLinear` to u8 with the same constant scalar scale and zero point, the QConv
 //! requantizes itself and those readers go away (the output keeps the quantized value's name).
+//! A requantizing QConv without a residual then takes its bias as int32 at scale
+//! `x_scale·w_scale` and requantizes with integer arithmetic, as onnxruntime does with the same
+//! QDQ model (it quantizes float biases the same way before fusing `QLinearConv`), so both
+//! engines give the same bytes.
 //!
 //! A `FullyConnected` on a 2-D `DequantizeLinear(u8)` input with `DequantizeLinear` of a
 //! constant s8 `K x N` weight (per tensor or per output column) becomes the same QConv as a
@@ -288,6 +292,58 @@ fn requantize_in_place(g: &mut Graph, q: Outlet) -> Result<bool, IrError> {
         }
         g.remove_node(n);
     }
+    integer_bias(g, q.node)?;
+    Ok(true)
+}
+
+/// Give the u8 QConv `id` an int32 bias, `round_half_even(B[m] / (x_scale·w_scale[m]))` (zeros
+/// without a bias): the bias quantization onnxruntime applies before its `QLinearConv`, so the
+/// QConv requantizes with integer arithmetic as it does (see [`Op::QConv`]). Left as it is
+/// with a residual, an activation other than Relu/Clip, parameters that are not constants, or
+/// a quotient that is not finite or does not fit in i32.
+fn integer_bias(g: &mut Graph, id: NodeId) -> Result<bool, IrError> {
+    let Some(Op::QConv(a)) = g.get_node(id).map(|n| &n.op) else { return Ok(false) };
+    let e = a.conv.epilogue;
+    if a.to != DType::U8
+        || e.residual
+        || !matches!(e.activation, Activation::None | Activation::Relu | Activation::Clip { .. })
+        || input_at(g, id, 6).is_some()
+    {
+        return Ok(false);
+    }
+    let scalar = |slot: usize| constant(g, input_at(g, id, slot)).filter(|t| is_single(t)).map(|t| t.to_f32_vec()[0]);
+    let (Some(x_scale), Some(w), Some(w_scale)) =
+        (scalar(1), constant(g, input_at(g, id, 3)), constant(g, input_at(g, id, 4)))
+    else {
+        return Ok(false);
+    };
+    let m = w.shape().first().copied().unwrap_or(0);
+    if w_scale.dtype() != DType::F32 {
+        return Ok(false);
+    }
+    let w_scale = w_scale.to_f32_vec();
+    if w_scale.len() != 1 && w_scale.len() != m {
+        return Ok(false);
+    }
+    let bias = match input_at(g, id, 5) {
+        None => vec![0.0f32; m],
+        Some(o) => match constant(g, Some(o)) {
+            Some(t) if t.dtype() == DType::F32 && t.shape().iter().product::<usize>() == m => t.to_f32_vec(),
+            _ => return Ok(false),
+        },
+    };
+    let mut q = Vec::with_capacity(m);
+    for (i, &b) in bias.iter().enumerate() {
+        let scale = x_scale * w_scale[if w_scale.len() == 1 { 0 } else { i }];
+        let v = (b / scale).round_ties_even();
+        if !(scale > 0.0 && scale.is_finite() && v.is_finite() && (i32::MIN as f32..i32::MAX as f32).contains(&v)) {
+            return Ok(false);
+        }
+        q.push(v as i32);
+    }
+    let name = g.node(id).name.clone();
+    let b = g.add_const(format!("{name}.bias_i32"), Tensor::from_vec(&[m], q)?);
+    g.set_input(id, 5, Some(b))?;
     Ok(true)
 }
 

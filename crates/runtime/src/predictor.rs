@@ -659,6 +659,12 @@ impl Run<'_> {
             (Prepared::QConv(q), [(Elems::U8(x), x_shape), (Elems::F32(r), _)], y) => {
                 q.run(x, x_shape, Some(r), y, scratch, threads).map_err(fail)?
             }
+            (Prepared::QAdd(params), [(Elems::U8(a), a_shape), (Elems::U8(b), b_shape)], ElemsMut::U8(y))
+                if a_shape == b_shape =>
+            {
+                lithe_kernels::int8::qadd_u8(a, b, params, y, threads).map_err(fail)?;
+                true
+            }
             (Prepared::Quantize(q), [(Elems::F32(x), _)], ElemsMut::U8(y)) => {
                 q.quantize(x, y, threads).map_err(fail)?;
                 true

@@ -92,7 +92,9 @@ fn case() -> impl Strategy<Value = Case> {
 
 /// The QDQ graph of `case`: Q(x) -> DQ -> Conv(DQ(W s8), B) [+ residual] [activation] [-> Q -> DQ].
 /// Also returns the output scale when the output is requantized.
-fn qdq_graph(case: &Case) -> (Graph, Option<f32>) {
+/// The QDQ graph, its output step when requantized, and the most the fused conv's int32 bias
+/// (rounded to steps of `x_scale·w_scale`) can move an output, in steps (0 without one).
+fn qdq_graph(case: &Case) -> (Graph, Option<f32>, f32) {
     let mut s = case.seed | 1;
     let mut rand = |lo: f32, hi: f32| lo + (hi - lo) * lcg(&mut s);
     let mut b = GraphBuilder::new("qdq_conv");
@@ -100,7 +102,8 @@ fn qdq_graph(case: &Case) -> (Graph, Option<f32>) {
     let x = b.input("x", DType::F32, &[case.n, case.c_in, h, w]);
     let scalar_f = |b: &mut GraphBuilder, name: &str, v: f32| b.constant(name, Tensor::scalar(v));
     let scalar_u = |b: &mut GraphBuilder, name: &str, v: u8| b.constant(name, Tensor::scalar(v));
-    let xs = scalar_f(&mut b, "xs", rand(0.005, 0.03));
+    let xs_value = rand(0.005, 0.03);
+    let xs = scalar_f(&mut b, "xs", xs_value);
     let xz = scalar_u(&mut b, "xz", rand(0.0, 255.0) as u8);
     let q = b.node(Op::QuantizeLinear { axis: 1, to: DType::U8 }, &[x, xs, xz]).unwrap();
     let dq = b.node(Op::DequantizeLinear { axis: 1 }, &[q, xs, xz]).unwrap();
@@ -110,6 +113,7 @@ fn qdq_graph(case: &Case) -> (Graph, Option<f32>) {
     let wq: Vec<i8> = (0..wn).map(|_| rand(-127.0, 127.99).floor() as i8).collect();
     let wt = b.constant("w", Tensor::from_vec(&[case.c_out, cig, k, k], wq).unwrap());
     let ws: Vec<f32> = (0..if case.per_channel { case.c_out } else { 1 }).map(|_| rand(0.001, 0.01)).collect();
+    let ws_max = ws.iter().copied().fold(0.0f32, f32::max);
     let ws = if case.per_channel {
         b.constant("ws", Tensor::from_vec(&[case.c_out], ws).unwrap())
     } else {
@@ -157,7 +161,14 @@ fn qdq_graph(case: &Case) -> (Graph, Option<f32>) {
         y
     };
     b.output(y);
-    (b.finish().unwrap(), out_scale)
+    let int_bias = case.requantize
+        && !case.residual
+        && matches!(case.activation, Activation::None | Activation::Relu | Activation::Clip { .. });
+    let shift = match out_scale {
+        Some(step) if int_bias => 0.5 * xs_value * ws_max / step,
+        _ => 0.0,
+    };
+    (b.finish().unwrap(), out_scale, shift)
 }
 
 fn input(case: &Case) -> Tensor {
@@ -211,7 +222,7 @@ fn optimized_both_ways(qdq: Graph) -> (Graph, Graph) {
 
 /// Run `case` fused (on `threads`) and unfused and compare.
 fn check(case: &Case, threads: usize) -> Result<(), TestCaseError> {
-    let (qdq, out_scale) = qdq_graph(case);
+    let (qdq, out_scale, bias_shift) = qdq_graph(case);
     let x = input(case);
     let (reference, fused) = optimized_both_ways(qdq);
     prop_assert_eq!(op_count(&fused, "QConv"), 1, "the conv was not fused");
@@ -238,7 +249,10 @@ fn check(case: &Case, threads: usize) -> Result<(), TestCaseError> {
             prop_assert!(d <= 1e-5 * scale, "element {i}: {a} vs {b}");
         }
     }
-    prop_assert!(differing * 1000 <= want.len().max(1000), "{differing} of {} elements differ", want.len());
+    // Float noise puts about one value in a thousand near a rounding boundary; an int32 bias
+    // moves values by up to `bias_shift` steps, across a boundary for about 2·shift of them.
+    let allowed = want.len().max(1000) / 1000 + (want.len() as f32 * 4.0 * bias_shift) as usize;
+    prop_assert!(differing <= allowed, "{differing} of {} elements differ (allowed {allowed})", want.len());
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `quantize_before_max_pool`: `QuantizeLinear(MaxPool(x))` becomes `MaxPool(QuantizeLinear(x))`
 //! and the pool runs on u8 values. The swap alone is exact (bit-identical outputs); with
-//! `fuse_qdq_conv` the conv before the pool then requantizes to u8 itself, within one step.
+//! `fuse_qdq_conv` the conv before the pool then requantizes to u8 itself, within one step, on
+//! as many values as its int32 bias can move across a rounding boundary.
 
 use lithe_ir::builder::GraphBuilder;
 use lithe_ir::op::{ConvAttrs, PoolAttrs};
@@ -49,14 +50,16 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-/// `x -> Q -> DQ -> Conv 3x3 (-> Relu) -> MaxPool -> Q -> DQ`.
-fn graph(case: &Case) -> (Graph, f32) {
+/// `x -> Q -> DQ -> Conv 3x3 (-> Relu) -> MaxPool -> Q -> DQ`, the output step, and the most
+/// the fused conv's int32 bias (rounded to steps of `x_scale·w_scale`) moves a value, in steps.
+fn graph(case: &Case) -> (Graph, f32, f32) {
     let mut s = case.seed | 1;
     let mut rand = |lo: f32, hi: f32| lo + (hi - lo) * lcg(&mut s);
     let mut b = GraphBuilder::new("conv_pool");
     let [h, w] = case.hw;
     let x = b.input("x", DType::F32, &[1, case.c_in, h, w]);
-    let xs = b.constant("xs", Tensor::scalar(rand(0.005, 0.03)));
+    let xs_value = rand(0.005, 0.03);
+    let xs = b.constant("xs", Tensor::scalar(xs_value));
     let xz = b.constant("xz", Tensor::scalar(rand(0.0, 255.0) as u8));
     let q = b.node(Op::QuantizeLinear { axis: 1, to: DType::U8 }, &[x, xs, xz]).unwrap();
     let dq = b.node(Op::DequantizeLinear { axis: 1 }, &[q, xs, xz]).unwrap();
@@ -64,6 +67,7 @@ fn graph(case: &Case) -> (Graph, f32) {
     let wq: Vec<i8> = (0..wn).map(|_| rand(-127.0, 127.99).floor() as i8).collect();
     let wt = b.constant("w", Tensor::from_vec(&[case.c_out, case.c_in, 3, 3], wq).unwrap());
     let ws: Vec<f32> = (0..case.c_out).map(|_| rand(0.001, 0.01)).collect();
+    let ws_max = ws.iter().copied().fold(0.0f32, f32::max);
     let ws = b.constant("ws", Tensor::from_vec(&[case.c_out], ws).unwrap());
     let wdq = b.node(Op::DequantizeLinear { axis: 0 }, &[wt, ws]).unwrap();
     let bias: Vec<f32> = (0..case.c_out).map(|_| rand(-1.0, 1.0)).collect();
@@ -85,7 +89,7 @@ fn graph(case: &Case) -> (Graph, f32) {
     let q = b.node(Op::QuantizeLinear { axis: 1, to: DType::U8 }, &[y, ys, yz]).unwrap();
     let y = b.node(Op::DequantizeLinear { axis: 1 }, &[q, ys, yz]).unwrap();
     b.output(y);
-    (b.finish().unwrap(), step)
+    (b.finish().unwrap(), step, 0.5 * xs_value * ws_max / step)
 }
 
 fn optimized(mut g: Graph, disabled: &[&str]) -> Graph {
@@ -118,7 +122,7 @@ proptest! {
 
     #[test]
     fn max_pool_on_quantized_values_matches(case in case(), threads in 1usize..3) {
-        let (g, step) = graph(&case);
+        let (g, step, bias_shift) = graph(&case);
         let [h, w] = case.hw;
         let mut s = case.seed.rotate_left(9) | 1;
         let v: Vec<f32> = (0..case.c_in * h * w).map(|_| -1.0 + 3.0 * lcg(&mut s)).collect();
@@ -132,13 +136,16 @@ proptest! {
         let want = run(plain, &x, 1);
         // The swap alone is exact.
         prop_assert_eq!(&run(swapped, &x, threads), &want);
-        // The requantizing conv may round a boundary value one step apart.
+        // The requantizing conv may round a boundary value one step apart: those within float
+        // noise of a boundary, and those its int32 bias moves across one (about 2·shift of
+        // them; twice that plus two allowed).
         let got = run(fused, &x, threads);
         let differing = want.iter().zip(&got).filter(|(a, b)| (*a - *b).abs() > 1e-6).count();
         for (i, (a, b)) in want.iter().zip(&got).enumerate() {
             prop_assert!((a - b).abs() <= step * 1.001 + 1e-6, "element {i}: {a} vs {b}");
         }
-        prop_assert!(differing * 100 <= want.len().max(100), "{differing} of {} differ", want.len());
+        let allowed = 2 + (want.len() as f32 * (4.0 * bias_shift + 0.01)) as usize;
+        prop_assert!(differing <= allowed, "{differing} of {} differ (allowed {allowed})", want.len());
     }
 }
 

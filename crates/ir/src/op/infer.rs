@@ -142,6 +142,7 @@ fn rule(op: &Op, a: &Args, num_outputs: usize) -> Result<Vec<TypeInfo>, IrError>
         Op::DynamicQuantizeLinear => quant::dynamic_quantize_linear(a)?,
         Op::DequantizeLinear { axis } => quant::dequantize_linear(a, *axis)?,
         Op::QConv(q) => conv::qconv(a, q)?,
+        Op::QAdd => quant::qadd(a)?,
     })
 }
 
@@ -163,6 +164,7 @@ fn max_inputs(op: &Op) -> usize {
         Op::Concat { .. } | Op::Min | Op::Max => usize::MAX,
         Op::BatchNormalization { .. } | Op::Conv(_) => 5,
         Op::QConv(_) => 9,
+        Op::QAdd => 8,
         Op::FullyConnected(_) => 4,
         Op::Slice => 5,
         Op::Pad { .. } | Op::Resize(_) => 4,

@@ -224,7 +224,22 @@ pub enum Op {
     /// `[M, C/group, kH, kW]`), 4 w_scale (f32, one or one per output channel; zero point 0),
     /// 5 B? (f32 `[M]`), 6 residual? (f32, the output shape; when the epilogue fuses one),
     /// 7 y_scale and 8 y_zero_point (f32 and u8 scalars; exactly when the output is u8).
+    ///
+    /// An int32 B (ONNX `QLinearConv`'s bias, at scale `x_scale·w_scale[m]`) is added to `acc`
+    /// instead, and allows no residual and only a Relu or Clip activation. A u8 output is then
+    /// requantized as onnxruntime does: `saturate(round_half_even(clamp(f32(acc + B[m]) · mult[m]))
+    /// + y_zero_point)` with `mult[m] = (x_scale·w_scale[m]) / y_scale` and the clamp's bounds
+    /// divided by `y_scale`; an f32 output is `f32(acc + B[m])·(x_scale·w_scale[m])`, activated.
     QConv(QConvAttrs),
+    /// Int8 elementwise add of two u8 tensors of one shape, made by `lithe-passes` from
+    /// `QuantizeLinear(DequantizeLinear(A) + DequantizeLinear(B))` with the arithmetic of
+    /// onnxruntime's `QLinearAdd` on x86: `ra = a_scale / c_scale`, `rb = b_scale / c_scale`,
+    /// `k = c_zp - (ra·a_zp + rb·b_zp)`, `c = saturate(round_half_even((k + a·ra) + b·rb))`,
+    /// every step one f32 operation in that order (NaN saturates to 0). It differs from the
+    /// float graph only where a value sits on a rounding boundary.
+    /// Inputs: 0 A (u8), 1 a_scale, 2 a_zero_point, 3 B (u8, A's shape), 4 b_scale,
+    /// 5 b_zero_point, 6 c_scale, 7 c_zero_point (scales f32 and zero points u8, all scalars).
+    QAdd,
 }
 
 impl Op {
@@ -294,6 +309,7 @@ impl Op {
             Op::DynamicQuantizeLinear => "DynamicQuantizeLinear",
             Op::DequantizeLinear { .. } => "DequantizeLinear",
             Op::QConv(_) => "QConv",
+            Op::QAdd => "QAdd",
         }
     }
 
@@ -361,6 +377,7 @@ impl Op {
             "DynamicQuantizeLinear",
             "DequantizeLinear",
             "QConv",
+            "QAdd",
         ];
         v.sort_unstable();
         v
@@ -368,7 +385,7 @@ impl Op {
 
     /// Operator types that only graph passes produce (no ONNX operator imports to them).
     pub fn pass_only_names() -> &'static [&'static str] {
-        &["FullyConnected", "QConv"]
+        &["FullyConnected", "QConv", "QAdd"]
     }
 
     /// True for ops whose only output equals a function of each input element alone.

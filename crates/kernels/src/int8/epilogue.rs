@@ -37,6 +37,27 @@ impl QActivation {
     }
 }
 
+impl QActivation {
+    /// The same clamp on values measured in steps of `y_scale` (`y / y_scale`): bounds divided
+    /// by `y_scale`; `Relu` stays as it is (exact for `y_scale > 0`).
+    pub fn in_steps_of(self, y_scale: f32) -> QActivation {
+        match self {
+            QActivation::Clamp { min, max } => QActivation::Clamp { min: min / y_scale, max: max / y_scale },
+            other => other,
+        }
+    }
+}
+
+/// The per-channel multipliers of integer requantization, the arithmetic of onnxruntime's
+/// `QLinearConv` and of most int8 engines when the bias is int32 at scale `x_scale·w_scale`:
+/// `q = saturate(round_half_even(f32(acc + bias_i32) · mult[m]) + y_zp)` with
+/// `mult[m] = (x_scale · w_scale[m]) / y_scale` (a product then a quotient, in f32). Run it on
+/// the int8 kernels as `x_scale = 1`, `w_scale = mult`, `bias_i32`, no f32 bias, and a u8
+/// output of scale 1 (its reciprocal is exactly 1, so the requantization adds no rounding).
+pub fn integer_requant_multipliers(x_scale: f32, w_scale: &[f32], y_scale: f32) -> Vec<f32> {
+    w_scale.iter().map(|&s| x_scale * s / y_scale).collect()
+}
+
 /// The element type written by an int8 kernel and, for quantized outputs, its parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OutputKind {

@@ -20,6 +20,7 @@
 //!   zero point, groups) and a direct depthwise 3x3/5x5 stride 1/2 kernel.
 //! - [`QGemv`]: fully connected layers (1x1 convs on 1x1 maps) as matrix-vector products.
 //! - [`quantize`]: `QuantizeLinear` / `DequantizeLinear` over slices, per tensor or per channel.
+//! - [`qadd_u8`]: the int8 add of QDQ residual connections, as onnxruntime's x86 `QLinearAdd`.
 
 pub mod conformance;
 mod conv;
@@ -29,6 +30,7 @@ mod epilogue;
 mod gemv;
 mod microkernel;
 mod pack;
+mod qadd;
 pub mod quantize;
 pub mod reference;
 
@@ -36,10 +38,12 @@ pub use conv::{QConvGeometry, QLinearConv2d, s8_to_u8_activations, u8_zero_point
 pub use driver::{i8_gemm, i8_gemm_with_residual};
 pub use epilogue::{
     I8TileEpilogue, I8TileOut, OutputKind, QActivation, QuantEpilogue, QuantOut, Requant, dequant, dequant_residual,
+    integer_requant_multipliers,
 };
 pub use gemv::{QGemv, QGemvOut};
 pub use microkernel::{I8Gemm4x8c4Generic, I8GemmMicrokernel, check_i8_microkernel_args, check_i8_panels_args};
 pub use pack::{I8Input, I8PanelSource, MAX_DEPTH, PackedI8Weights, U8MatRef};
+pub use qadd::{QAddParams, qadd_u8};
 pub use quantize::{
     QuantElem, dequantize_linear, dequantize_linear_per_channel, quantize_linear, quantize_linear_per_channel,
 };

@@ -320,6 +320,18 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], num_outputs: usize) -> Result<V
             };
             one(qconv::qconv(attrs, inputs)?)
         }
+        Op::QAdd => {
+            a.at_most(8)?;
+            let params = [
+                a.req(1, "a_scale")?,
+                a.req(2, "a_zero_point")?,
+                a.req(4, "b_scale")?,
+                a.req(5, "b_zero_point")?,
+                a.req(6, "c_scale")?,
+                a.req(7, "c_zero_point")?,
+            ];
+            one(quantize::qadd(a.req(0, "A")?, a.req(3, "B")?, params)?)
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use super::util::invalid;
 use super::{epilogue, quantize};
 use crate::KernelError;
 use crate::int8::reference::{QuantValues, qlinear_conv2d_reference};
-use crate::int8::{OutputKind, QActivation, QConvGeometry, QuantEpilogue};
-use lithe_ir::op::QConvAttrs;
+use crate::int8::{OutputKind, QActivation, QConvGeometry, QuantEpilogue, integer_requant_multipliers};
+use lithe_ir::op::{Activation, QConvAttrs};
 use lithe_ir::{DType, Tensor};
 
 const OP: &str = "QConv";
@@ -63,13 +63,18 @@ pub fn qconv(attrs: &QConvAttrs, i: QConvInputs<'_>) -> Result<Tensor, KernelErr
     let x_zp: u8 = single(i.x_zero_point, "x_zero_point")?;
     let w_scale = i.w_scale.expect_view::<f32>("QConv w_scale").map_err(|e| invalid(OP, e.to_string()))?;
     let w_scale: Vec<f32> = w_scale.iter().copied().collect();
+    let geom = QConvGeometry::resolve(&attrs.conv, [x_shape[2], x_shape[3]], [w_shape[2], w_shape[3]])?;
+    if let Some(b) = i.bias.filter(|b| b.dtype() == DType::I32) {
+        let b: Vec<i32> =
+            b.expect_view::<i32>("QConv B").map_err(|e| invalid(OP, e.to_string()))?.iter().copied().collect();
+        return qconv_int_bias(attrs, i, (&x, x_shape, x_zp), (&w, w_shape), (x_scale, &w_scale), &geom, &b);
+    }
     let bias: Option<Vec<f32>> = match i.bias {
         Some(b) => {
             Some(b.expect_view::<f32>("QConv B").map_err(|e| invalid(OP, e.to_string()))?.iter().copied().collect())
         }
         None => None,
     };
-    let geom = QConvGeometry::resolve(&attrs.conv, [x_shape[2], x_shape[3]], [w_shape[2], w_shape[3]])?;
     let ep = QuantEpilogue { x_scale, bias: bias.as_deref(), bias_i32: None, activation: QActivation::None };
     let (values, out_shape) =
         qlinear_conv2d_reference(&x, x_shape, x_zp, &w, w_shape, &w_scale, &geom, &ep, OutputKind::F32)?;
@@ -88,4 +93,67 @@ pub fn qconv(attrs: &QConvAttrs, i: QConvInputs<'_>) -> Result<Tensor, KernelErr
             ),
         )),
     }
+}
+
+/// A QConv with an int32 bias: `acc + B` exact, then with a u8 output the integer
+/// requantization ([`integer_requant_multipliers`], the activation clamp in steps of
+/// `y_scale`), with an f32 output `f32(acc + B)·(x_scale·w_scale)` and the activation.
+fn qconv_int_bias(
+    attrs: &QConvAttrs,
+    i: QConvInputs<'_>,
+    (x, x_shape, x_zp): (&[u8], [usize; 4], u8),
+    (w, w_shape): (&[i8], [usize; 4]),
+    (x_scale, w_scale): (f32, &[f32]),
+    geom: &QConvGeometry,
+    bias: &[i32],
+) -> Result<Tensor, KernelError> {
+    let e = &attrs.conv.epilogue;
+    if e.residual || i.residual.is_some() {
+        return Err(invalid(OP, "an int32 bias cannot be combined with a fused residual"));
+    }
+    let activation = match e.activation {
+        Activation::None => QActivation::None,
+        Activation::Relu => QActivation::Relu,
+        Activation::Clip { min, max } => QActivation::Clamp { min, max },
+        other => return Err(invalid(OP, format!("an int32 bias cannot be combined with a fused {other:?}"))),
+    };
+    let (values, out_shape) = match (attrs.to, i.y_scale, i.y_zero_point) {
+        (DType::U8, Some(s), Some(z)) => {
+            let y_scale: f32 = single(s, "y_scale")?;
+            let zero_point: u8 = single(z, "y_zero_point")?;
+            if !(y_scale > 0.0 && y_scale.is_finite()) {
+                return Err(invalid(OP, format!("y_scale {y_scale} must be positive and finite")));
+            }
+            let per_channel = if w_scale.len() == 1 { vec![w_scale[0]; w_shape[0]] } else { w_scale.to_vec() };
+            let mult = integer_requant_multipliers(x_scale, &per_channel, y_scale);
+            let ep = QuantEpilogue {
+                x_scale: 1.0,
+                bias: None,
+                bias_i32: Some(bias),
+                activation: activation.in_steps_of(y_scale),
+            };
+            qlinear_conv2d_reference(
+                x,
+                x_shape,
+                x_zp,
+                w,
+                w_shape,
+                &mult,
+                geom,
+                &ep,
+                OutputKind::U8 { scale: 1.0, zero_point },
+            )?
+        }
+        (DType::F32, None, None) => {
+            let ep = QuantEpilogue { x_scale, bias: None, bias_i32: Some(bias), activation };
+            qlinear_conv2d_reference(x, x_shape, x_zp, w, w_shape, w_scale, geom, &ep, OutputKind::F32)?
+        }
+        (to, ..) => return Err(invalid(OP, format!("output {to} does not match y_scale/y_zero_point"))),
+    };
+    let t = match values {
+        QuantValues::U8(v) => Tensor::from_vec(&out_shape, v),
+        QuantValues::F32(v) => Tensor::from_vec(&out_shape, v),
+        _ => return Err(invalid(OP, "the reference conv returned an unexpected kind")),
+    };
+    t.map_err(|e| invalid(OP, e.to_string()))
 }

@@ -169,3 +169,28 @@ pub fn dynamic_quantize_linear(x: &Tensor) -> Result<[Tensor; 3], KernelError> {
     let y = ArrayD::from_shape_vec(x.shape().to_vec(), q).map_err(|e| invalid(OP, e.to_string()))?;
     Ok([Tensor::from(y), Tensor::scalar(scale), Tensor::scalar(zero_point as u8)])
 }
+
+/// QAdd: u8 `a + b` of one shape with onnxruntime's x86 `QLinearAdd` arithmetic (see
+/// [`lithe_ir::Op::QAdd`]); `params` are the scalar inputs in slot order (a_scale,
+/// a_zero_point, b_scale, b_zero_point, c_scale, c_zero_point).
+pub fn qadd(a: &Tensor, b: &Tensor, params: [&Tensor; 6]) -> Result<Tensor, KernelError> {
+    const OP: &str = "QAdd";
+    if a.shape() != b.shape() {
+        return Err(invalid(OP, format!("A {:?} and B {:?} must have one shape", a.shape(), b.shape())));
+    }
+    let av: Vec<u8> = a.expect_view::<u8>("QAdd A").map_err(|e| invalid(OP, e.to_string()))?.iter().copied().collect();
+    let bv: Vec<u8> = b.expect_view::<u8>("QAdd B").map_err(|e| invalid(OP, e.to_string()))?.iter().copied().collect();
+    let f = |i: usize, what: &str| super::qconv::single::<f32>(params[i], what);
+    let z = |i: usize, what: &str| super::qconv::single::<u8>(params[i], what);
+    let p = crate::int8::QAddParams {
+        a_scale: f(0, "a_scale")?,
+        a_zero_point: z(1, "a_zero_point")?,
+        b_scale: f(2, "b_scale")?,
+        b_zero_point: z(3, "b_zero_point")?,
+        c_scale: f(4, "c_scale")?,
+        c_zero_point: z(5, "c_zero_point")?,
+    };
+    let mut c = vec![0u8; av.len()];
+    crate::int8::qadd_u8(&av, &bv, &p, &mut c, 1)?;
+    Tensor::from_vec(a.shape(), c).map_err(|e| invalid(OP, e.to_string()))
+}

@@ -309,6 +309,14 @@ pub fn all_ops_graph() -> Graph {
     outs.push(b.op(qconv(DType::F32, Activation::None), &[Some(qx), qs, qz, Some(w8), Some(w8_scale)]));
     let relu = qconv(DType::U8, Activation::Relu);
     outs.push(b.op(relu, &[Some(qx), qs, qz, Some(w8), Some(w8_scale), None, None, qs, qz]));
+    // With an int32 bias (integer requantization).
+    let b32 = b.c(Tensor::from_vec(&[2], vec![-70i32, 1234]).unwrap());
+    let clip = qconv(DType::U8, Activation::Clip { min: 0.0, max: 6.0 });
+    outs.push(b.op(clip, &[Some(qx), qs, qz, Some(w8), Some(w8_scale), Some(b32), None, qs, qz]));
+    // The int8 add.
+    let c_scale = b.c(Tensor::scalar(0.08f32));
+    let c_zp = b.c(Tensor::scalar(100u8));
+    outs.push(b.op(Op::QAdd, &[Some(qx), qs, qz, Some(qx), qs, qz, Some(c_scale), Some(c_zp)]));
 
     // Symbolic, unknown and unranked inputs.
     outs.push(b.op(Op::Relu, &[Some(s)]));

@@ -9,6 +9,7 @@ use lithe_kernels::KernelError;
 use lithe_kernels::fast::FastActivation;
 use lithe_kernels::int8::{
     QActivation, QConvGeometry, QGemv, QGemvOut, QLinearConv2d, QuantEpilogue, QuantOut, Requant,
+    integer_requant_multipliers,
 };
 
 /// An int8 kernel's operand or output: u8 or f32 elements.
@@ -43,9 +44,15 @@ pub(crate) struct QConvKernel {
     x_scale: f32,
     x_zero_point: u8,
     bias: Option<Vec<f32>>,
+    /// An int32 bias added to the accumulators ([`lithe_ir::Op::QConv`]'s integer form).
+    bias_i32: Option<Vec<i32>>,
     epilogue: Epilogue,
-    /// `Some((y_scale, y_zero_point))` for a u8 output.
+    /// `Some((y_scale, y_zero_point))` for a u8 output; with an int32 bias the kernel's
+    /// multipliers already divide by `y_scale`, so this holds scale 1.
     requant: Option<(f32, u8)>,
+    /// What the activation's clamp bounds are divided by: `y_scale` with integer
+    /// requantization (the kernel's values are then in output steps), else 1.
+    act_steps: f32,
     /// Row-major weights for a 1x1 conv on 1x1 maps (a fully connected layer), run as
     /// matrix-vector products instead of a one-column GEMM.
     gemv: Option<Gemv>,
@@ -97,16 +104,18 @@ impl QConvKernel {
         ) else {
             return Ok(None);
         };
-        let bias = match (present(5), constant(5)) {
-            (false, _) => None,
-            (true, Some(b)) => match b.view_in_place::<f32>() {
-                Some(v) => Some(v.iter().copied().collect::<Vec<f32>>()),
-                None => return Ok(None),
+        let (bias, bias_i32) = match (present(5), constant(5)) {
+            (false, _) => (None, None),
+            (true, Some(b)) => match (b.view_in_place::<f32>(), b.view_in_place::<i32>()) {
+                (Some(v), _) => (Some(v.iter().copied().collect::<Vec<f32>>()), None),
+                (None, Some(v)) => (None, Some(v.iter().copied().collect::<Vec<i32>>())),
+                _ => return Ok(None),
             },
             (true, None) => return Ok(None),
         };
         // A bias of another length is left to the reference kernel, which reports it.
-        if bias.as_ref().is_some_and(|b| b.len() != w_shape[0]) {
+        let bias_len = bias.as_ref().map(Vec::len).or(bias_i32.as_ref().map(Vec::len));
+        if bias_len.is_some_and(|n| n != w_shape[0]) {
             return Ok(None);
         }
         let requant = match attrs.to {
@@ -124,7 +133,27 @@ impl QConvKernel {
         };
         let geom = QConvGeometry::resolve(&attrs.conv, x_hw, [w_shape[2], w_shape[3]])?;
         let w_values: Vec<i8> = w_values.iter().copied().collect();
-        let w_scale: Vec<f32> = w_scale.iter().copied().collect();
+        let mut w_scale: Vec<f32> = w_scale.iter().copied().collect();
+        let (mut x_scale, mut requant, mut act_steps) = (x_scale, requant, 1.0f32);
+        if bias_i32.is_some() {
+            // Integer requantization: clamp-like activations only, no residual (the IR's rule);
+            // anything else is left to the reference kernel, which reports it.
+            let clamp_like =
+                matches!(attrs.conv.epilogue.activation, Activation::None | Activation::Relu | Activation::Clip { .. });
+            if attrs.conv.epilogue.residual || !clamp_like {
+                return Ok(None);
+            }
+            if let Some((y_scale, zero_point)) = requant {
+                if !(y_scale > 0.0 && y_scale.is_finite()) {
+                    return Ok(None);
+                }
+                if w_scale.len() == 1 {
+                    w_scale = vec![w_scale[0]; w_shape[0]];
+                }
+                w_scale = integer_requant_multipliers(x_scale, &w_scale, y_scale);
+                (x_scale, requant, act_steps) = (1.0, Some((1.0, zero_point)), y_scale);
+            }
+        }
         // With the output size known at load time, convs with few positions may take the GEMM
         // with output channels along the vector lanes.
         let out_hw =
@@ -136,8 +165,20 @@ impl QConvKernel {
             None => QLinearConv2d::prepare(kernels.i8_gemm, &w_values, w_shape, &w_scale, geom)?,
         };
         let pointwise = geom == QConvGeometry { groups: 1, ..QConvGeometry::default() };
-        let gemv = (pointwise && x_hw == [1, 1]).then(|| Gemv::new(&w_values, w_shape, &w_scale, x_scale)).flatten();
-        Ok(Some(QConvKernel { conv, x_scale, x_zero_point, bias, epilogue: attrs.conv.epilogue, requant, gemv }))
+        let gemv = (pointwise && x_hw == [1, 1] && bias_i32.is_none())
+            .then(|| Gemv::new(&w_values, w_shape, &w_scale, x_scale))
+            .flatten();
+        Ok(Some(QConvKernel {
+            conv,
+            x_scale,
+            x_zero_point,
+            bias,
+            bias_i32,
+            epilogue: attrs.conv.epilogue,
+            requant,
+            act_steps,
+            gemv,
+        }))
     }
 
     /// Name of the kernel (for profiles).
@@ -162,7 +203,7 @@ impl QConvKernel {
         match self.epilogue.activation {
             Activation::None => Some(QActivation::None),
             Activation::Relu => Some(QActivation::Relu),
-            Activation::Clip { min, max } => Some(QActivation::Clamp { min, max }),
+            Activation::Clip { min, max } => Some(QActivation::Clamp { min, max }.in_steps_of(self.act_steps)),
             _ => None,
         }
     }
@@ -182,7 +223,7 @@ impl QConvKernel {
         let mut ep = QuantEpilogue {
             x_scale: self.x_scale,
             bias: self.bias.as_deref(),
-            bias_i32: None,
+            bias_i32: self.bias_i32.as_deref(),
             activation: QActivation::None,
         };
         if let (Some(g), [n, k, 1, 1], Some(act), false) =
@@ -324,4 +365,22 @@ impl PerTensorQuant {
     pub fn dequantize(&self, x: &[u8], y: &mut [f32], threads: usize) -> Result<(), KernelError> {
         lithe_kernels::int8::quantize::dequantize_linear(x, self.scale, self.zero_point, y, threads)
     }
+}
+
+/// The constant scalar parameters of the QAdd of `step` (slots 1, 2, 4, 5, 6, 7).
+pub(crate) fn qadd_params(graph: &Graph, step: &Step) -> Option<lithe_kernels::int8::QAddParams> {
+    let constant = |slot: usize| -> Option<&Tensor> {
+        match step.inputs.get(slot).copied().flatten()? {
+            Source::Const(id) => graph.const_value(Outlet::new(id, 0)),
+            _ => None,
+        }
+    };
+    Some(lithe_kernels::int8::QAddParams {
+        a_scale: single::<f32>(constant(1)?)?,
+        a_zero_point: single::<u8>(constant(2)?)?,
+        b_scale: single::<f32>(constant(4)?)?,
+        b_zero_point: single::<u8>(constant(5)?)?,
+        c_scale: single::<f32>(constant(6)?)?,
+        c_zero_point: single::<u8>(constant(7)?)?,
+    })
 }

@@ -2,10 +2,10 @@
 //! (weights packed at load), run in place on the arena. Nodes without a prepared kernel run
 //! with the reference kernels.
 
-mod kernels;
 mod int8;
+mod kernels;
 mod prepared;
 
+pub(crate) use int8::{Elems, ElemsMut, PerTensorQuant, QConvKernel, qadd_params};
 pub use kernels::{KernelSet, kernel_set};
 pub(crate) use prepared::{Input, Prepared, pool_params, prepare_steps};
-pub(crate) use int8::{Elems, ElemsMut, PerTensorQuant, QConvKernel};

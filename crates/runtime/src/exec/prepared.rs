@@ -50,6 +50,8 @@ pub(crate) enum Prepared {
     Dequantize(super::PerTensorQuant),
     /// 2-D MaxPool of u8 values (quantized activations), direct kernel only.
     MaxPoolU8(PoolAttrs),
+    /// Int8 add (QAdd) with constant scalar parameters.
+    QAdd(lithe_kernels::int8::QAddParams),
 }
 
 /// The constant parameters of a Slice.
@@ -124,12 +126,20 @@ impl Prepared {
             Prepared::Quantize(_) => "quantize_u8/direct".to_string(),
             Prepared::Dequantize(_) => "dequantize_u8/direct".to_string(),
             Prepared::MaxPoolU8(_) => "u8_maxpool2d/direct".to_string(),
+            Prepared::QAdd(_) => "qadd_u8/direct".to_string(),
         }
     }
 
     /// True for the kernels over u8 values ([`Prepared::run`] does not run them).
     pub fn is_int8(&self) -> bool {
-        matches!(self, Prepared::QConv(_) | Prepared::Quantize(_) | Prepared::Dequantize(_) | Prepared::MaxPoolU8(_))
+        matches!(
+            self,
+            Prepared::QConv(_)
+                | Prepared::Quantize(_)
+                | Prepared::Dequantize(_)
+                | Prepared::MaxPoolU8(_)
+                | Prepared::QAdd(_)
+        )
     }
 }
 
@@ -169,6 +179,7 @@ impl Prepared {
             (Prepared::Concat, _) => (0..num_inputs).collect(),
             (Prepared::QConv(_), Op::QConv(a)) if a.conv.epilogue.residual => vec![0, 6],
             (Prepared::Binary(_), _) => vec![0, 1],
+            (Prepared::QAdd(_), _) => vec![0, 3],
             _ => vec![0],
         }
     }
@@ -213,7 +224,8 @@ impl Prepared {
                 | Prepared::QConv(_)
                 | Prepared::Quantize(_)
                 | Prepared::Dequantize(_)
-                | Prepared::MaxPoolU8(_),
+                | Prepared::MaxPoolU8(_)
+                | Prepared::QAdd(_),
                 Some(_),
             ) => false,
             (Prepared::Conv(c), Some(x)) => c.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
@@ -419,6 +431,7 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
             Ok(None) => return None,
             Err(e) => Err(e),
         },
+        Op::QAdd => Ok(Prepared::QAdd(super::qadd_params(graph, step)?)),
         Op::QuantizeLinear { to: lithe_ir::DType::U8, .. } => {
             Ok(Prepared::Quantize(super::PerTensorQuant::prepare(graph, step)?))
         }

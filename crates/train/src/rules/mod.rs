@@ -169,6 +169,7 @@ pub fn differentiable_slot(op: &Op, slot: usize) -> bool {
         | Op::Range
         | Op::DynamicQuantizeLinear
         | Op::QConv(_)
+        | Op::QAdd
         | Op::Cast { .. } => false,
         Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => slot == 0,
         _ => true,

@@ -426,7 +426,7 @@ pub(super) fn global_pool(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
     Ok(one(x.info.dtype, shape))
 }
 
-/// QConv: the Conv rule on X (u8), W (i8), B? and the residual (f32), with the scalar
+/// QConv: the Conv rule on X (u8), W (i8), B? (f32 or i32) and the residual (f32), with the scalar
 /// quantization parameters checked; output `to` (u8 with `y_scale`/`y_zero_point`, or f32).
 pub(super) fn qconv(a: &Args, q: &crate::op::QConvAttrs) -> Result<Vec<TypeInfo>, IrError> {
     let x = a.req(0, "X")?;
@@ -467,10 +467,23 @@ pub(super) fn qconv(a: &Args, q: &crate::op::QConvAttrs) -> Result<Vec<TypeInfo>
     if matches!(q.conv.epilogue.activation, crate::op::Activation::PRelu) {
         return Err(IrError::Attribute(format!("{}: a fused PRelu is not supported", a.op)));
     }
-    for (slot, what) in [(5, "B"), (6, "residual")] {
-        if let Some(i) = a.opt(slot) {
-            want_dtype(a.op, what, &i, DType::F32)?;
+    if let Some(b) = a.opt(5)
+        && b.info.dtype == DType::I32
+    {
+        // An int32 bias: integer requantization, clamp-like activations only, no residual.
+        use crate::op::Activation;
+        let e = &q.conv.epilogue;
+        if e.residual || !matches!(e.activation, Activation::None | Activation::Relu | Activation::Clip { .. }) {
+            return Err(IrError::Attribute(format!(
+                "{}: an int32 B allows no fused residual and only a Relu or Clip activation",
+                a.op
+            )));
         }
+    } else if let Some(b) = a.opt(5) {
+        want_dtype(a.op, "B", &b, DType::F32)?;
+    }
+    if let Some(r) = a.opt(6) {
+        want_dtype(a.op, "residual", &r, DType::F32)?;
     }
     // The Conv rule on f32 stand-ins for X, W, B and the residual.
     let as_f32 = |i: InferInput<'_>| TypeInfo { dtype: DType::F32, shape: i.info.shape.clone() };

@@ -40,6 +40,41 @@ pub(super) fn dequantize_linear(a: &Args, axis_attr: i64) -> Result<Vec<TypeInfo
     Ok(one(DType::F32, q.info.shape.clone()))
 }
 
+/// QAdd: u8 A and B of one shape (unknown dims must agree where both are known), scalar f32
+/// scales and u8 zero points; u8 out of A's shape.
+pub(super) fn qadd(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
+    let x = a.req(0, "A")?;
+    let y = a.req(3, "B")?;
+    want_dtype(a.op, "A", &x, DType::U8)?;
+    want_dtype(a.op, "B", &y, DType::U8)?;
+    if let (Some(sa), Some(sb)) = (x.info.shape.as_ref(), y.info.shape.as_ref())
+        && (sa.rank() != sb.rank()
+            || sa.0.iter().zip(&sb.0).any(|(p, q)| matches!((p, q), (Dim::Known(p), Dim::Known(q)) if p != q)))
+    {
+        return Err(IrError::Shape(format!(
+            "{}: A {} and B {} must have one shape",
+            a.op,
+            show(Some(sa)),
+            show(Some(sb))
+        )));
+    }
+    for (slot, what, dtype) in [
+        (1, "a_scale", DType::F32),
+        (2, "a_zero_point", DType::U8),
+        (4, "b_scale", DType::F32),
+        (5, "b_zero_point", DType::U8),
+        (6, "c_scale", DType::F32),
+        (7, "c_zero_point", DType::U8),
+    ] {
+        let i = a.req(slot, what)?;
+        want_dtype(a.op, what, &i, dtype)?;
+        if i.info.shape.as_ref().and_then(|s| s.num_elements()).is_some_and(|n| n != 1) {
+            return Err(IrError::Shape(format!("{}: {what} must hold one value", a.op)));
+        }
+    }
+    Ok(one(DType::U8, x.info.shape.clone()))
+}
+
 /// DynamicQuantizeLinear: f32 in; `y` u8 of x's shape, `y_scale` f32 and `y_zero_point` u8
 /// scalars.
 pub(super) fn dynamic_quantize_linear(a: &Args) -> Result<Vec<TypeInfo>, IrError> {

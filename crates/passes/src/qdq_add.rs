@@ -1,0 +1,117 @@
+//! The `fuse_qdq_add` pass: `QuantizeLinear(DequantizeLinear(A) + DequantizeLinear(B))` on u8
+//! values becomes one [`Op::QAdd`], the int8 add of QDQ models' residual connections.
+//!
+//! Matched: an `Add` of two values of one known shape, each `DequantizeLinear` of a u8 value
+//! with a constant scalar scale and zero point (absent means 0), whose readers are all
+//! `QuantizeLinear` to u8 with one constant scalar scale and zero point. The `QAdd` computes
+//! with onnxruntime's `QLinearAdd` arithmetic, so it gives the bytes onnxruntime gives for the
+//! same QDQ model; against the float graph it differs only where a value sits on a rounding
+//! boundary (one step). It reads and writes one byte per element instead of running three f32
+//! passes.
+
+use crate::util::{absorb, input_at};
+use crate::{Pass, PassError};
+use lithe_ir::{DType, Graph, IrError, NodeId, Op, Outlet, Tensor};
+
+/// Fuse dequantize-add-quantize on u8 values into `QAdd`.
+#[derive(Debug, Default)]
+pub struct FuseQdqAdd;
+
+impl Pass for FuseQdqAdd {
+    fn name(&self) -> &'static str {
+        "fuse_qdq_add"
+    }
+    fn description(&self) -> &'static str {
+        "QuantizeLinear(DequantizeLinear(A) + DequantizeLinear(B)) on u8 values -> QAdd (onnxruntime's QLinearAdd arithmetic)"
+    }
+    fn run(&self, graph: &mut Graph) -> Result<usize, PassError> {
+        crate::manager::rewrite_each_node(self.name(), graph, fuse)
+    }
+}
+
+/// A one-value constant at `o` of dtype `dtype`.
+fn scalar_const(g: &Graph, o: Outlet, dtype: DType) -> bool {
+    g.const_value(o).is_some_and(|t| t.dtype() == dtype && t.shape().iter().product::<usize>() == 1)
+}
+
+/// `(q, scale, zero point?)` when `o` is `DequantizeLinear` of a u8 value with constant
+/// scalar parameters.
+fn dequantized_u8(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet, Option<Outlet>)> {
+    let Op::DequantizeLinear { .. } = g.get_node(o.node)?.op else { return None };
+    let q = input_at(g, o.node, 0)?;
+    let s = input_at(g, o.node, 1)?;
+    let z = input_at(g, o.node, 2);
+    let ok = g.value(q).ty.dtype == DType::U8
+        && scalar_const(g, s, DType::F32)
+        && z.is_none_or(|z| scalar_const(g, z, DType::U8));
+    ok.then_some((q, s, z))
+}
+
+/// The common `(scale, zero point)` outlets of the readers of `o`, all `QuantizeLinear` to u8
+/// with equal constant scalar parameters.
+fn common_quantize(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet, Vec<NodeId>)> {
+    let readers = g.consumers(o);
+    let mut found: Option<(Outlet, Outlet, f32, u8)> = None;
+    let mut nodes = Vec::new();
+    for (n, slot) in readers {
+        let Op::QuantizeLinear { to: DType::U8, .. } = g.get_node(n)?.op else { return None };
+        let (s, z) = (input_at(g, n, 1)?, input_at(g, n, 2)?);
+        if slot != 0 || !scalar_const(g, s, DType::F32) || !scalar_const(g, z, DType::U8) {
+            return None;
+        }
+        let sv = g.const_value(s)?.to_f32_vec()[0];
+        let zv = *g.const_value(z)?.expect_view::<u8>("zero point").ok()?.iter().next()?;
+        match found {
+            None => found = Some((s, z, sv, zv)),
+            Some((.., s0, z0)) if s0.to_bits() == sv.to_bits() && z0 == zv => {}
+            Some(_) => return None,
+        }
+        nodes.push(n);
+    }
+    found.map(|(s, z, ..)| (s, z, nodes))
+}
+
+/// Fuse the pattern ending at `Add` node `add`, if it matches.
+fn fuse(g: &mut Graph, add: NodeId) -> Result<bool, IrError> {
+    let Some(node) = g.get_node(add) else { return Ok(false) };
+    if !matches!(node.op, Op::Add) || node.outputs.len() != 1 || node.num_inputs != 2 {
+        return Ok(false);
+    }
+    let sum = Outlet::new(add, 0);
+    let (Some(a), Some(b)) = (input_at(g, add, 0), input_at(g, add, 1)) else { return Ok(false) };
+    let (Some((aq, a_s, a_z)), Some((bq, b_s, b_z))) = (dequantized_u8(g, a), dequantized_u8(g, b)) else {
+        return Ok(false);
+    };
+    let shape = |o: Outlet| g.value(o).ty.shape.as_ref().and_then(|s| s.as_known());
+    if shape(aq).is_none() || shape(aq) != shape(bq) || g.outputs().contains(&sum) {
+        return Ok(false);
+    }
+    let Some((c_s, c_z, readers)) = common_quantize(g, sum) else { return Ok(false) };
+    if readers.len() > 1 && readers.iter().any(|&n| g.outputs().contains(&Outlet::new(n, 0))) {
+        return Ok(false); // only one graph output name could survive
+    }
+    let name = g.node(add).name.clone();
+    let zero = |g: &mut Graph, z: Option<Outlet>, label: &str| match z {
+        Some(z) => z,
+        None => g.add_const(format!("{name}.{label}"), Tensor::scalar(0u8)),
+    };
+    let a_z = zero(g, a_z, "a_zero_point");
+    let b_z = zero(g, b_z, "b_zero_point");
+    let inputs = [Some(aq), Some(a_s), Some(a_z), Some(bq), Some(b_s), Some(b_z), Some(c_s), Some(c_z)];
+    let q = g.add_node_inferred(format!("{name}.int8"), Op::QAdd, &inputs, 1)?[0];
+    let mut first = true;
+    for n in readers {
+        let out = Outlet::new(n, 0);
+        if first {
+            absorb(g, q, out)?;
+            first = false;
+        } else {
+            g.replace_uses(out, q)?;
+        }
+        g.remove_node(n);
+    }
+    g.remove_node(add);
+    g.node_mut(q.node).name = name.clone();
+    tracing::debug!(add = %name, "Add of dequantized u8 values became QAdd");
+    Ok(true)
+}
