@@ -116,6 +116,8 @@ impl PoolElem for u8 {
             unsafe { u8_max_plane_avx512bw(padded, rs, k, ow, out) };
             return true;
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (padded, rs, k, ow, out); // no SIMD plane kernel on this architecture
         false
     }
 }

@@ -36,6 +36,7 @@ const KR: usize = 4;
 /// Positions per column panel of the packed activations.
 const NP: usize = 32;
 /// The most positions in one register tile (`2 · MR_MAX` accumulators of 32).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 kernels only
 pub(crate) const MR_MAX: usize = 11;
 
 /// The environment variable forcing the choice: `0` never uses the channel-lane path, `1`
@@ -96,6 +97,7 @@ pub(crate) struct ChannelLanesWeights {
 
 /// Output base pointer shared by the workers of one call.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 kernels only
 struct OutPtr(*mut u8);
 // SAFETY: workers write disjoint channel (row) ranges of the output, which `run` borrows
 // exclusively for the duration of the parallel section.
@@ -219,6 +221,7 @@ impl ChannelLanesWeights {
 }
 
 /// One call's operands, shared by the workers.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 kernels only
 pub(crate) struct PanelJob<'a> {
     /// Depth groups.
     kg: usize,
@@ -246,6 +249,7 @@ pub(crate) struct PanelJob<'a> {
 
 /// The sizes of the register tiles covering one activation panel of `cols` positions: as few
 /// tiles as [`MR_MAX`] allows, of sizes differing by at most one.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 kernels only
 pub(crate) fn tile_sizes(cols: usize) -> impl Iterator<Item = usize> {
     let tiles = cols.div_ceil(MR_MAX);
     (0..tiles).map(move |t| cols / tiles + usize::from(t < cols % tiles))

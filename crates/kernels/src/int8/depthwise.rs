@@ -26,8 +26,10 @@ pub(crate) struct DwWeights {
     wf: Vec<f32>,
     /// Per channel, `k` rows of `(k + 3) / 4` dwords of four s8 taps (zero past the row's
     /// end), for the VNNI kernel.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 kernels only
     wq: Vec<i32>,
     /// Per channel, the sum of its weights.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 kernels only
     wsum: Vec<i32>,
     w_scale: Vec<f32>,
     k: usize,
@@ -77,6 +79,7 @@ pub(crate) fn depthwise_supported(w_shape: [usize; 4], geom: &QConvGeometry) -> 
 
 /// The output element types, as a value the SIMD kernels can branch on at compile time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 kernels only
 enum OutTag {
     I32,
     F32,
@@ -87,6 +90,7 @@ enum OutTag {
 /// An output element type of the epilogue.
 trait OutElem: Copy + Default + Send + Sync {
     /// Which type this is.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 kernels only
     const TAG: OutTag;
 
     fn finish(acc: i32, scale: f32, bias: f32, clamp: Option<(f32, f32)>, rq: Option<Requant>) -> Self;
