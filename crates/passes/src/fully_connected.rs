@@ -6,6 +6,12 @@
 //!   `FullyConnected(A, alpha * B', beta * C)` when `C` is absent or a constant broadcasting as
 //!   `[N]` (a `[M, N]` or non-constant C keeps the Gemm).
 //!
+//! - The weight may also be `DequantizeLinear` of a constant s8 matrix with zero point 0 and one
+//!   scale or one per output column (a QDQ model's, e.g. onnxruntime's quantized classifier
+//!   Gemm): with `alpha = 1` the FullyConnected reads the same dequantized `[K, N]` weight,
+//!   transposed as integers with its scale axis moved when `trans_b` is set, so `fuse_qdq_conv`
+//!   can then make it an int8 QConv.
+//!
 //! The op node is rewritten in place (it keeps its name); new weights go into new constants,
 //! and unchanged ones are reused.
 
@@ -15,10 +21,13 @@ use crate::{Pass, PassError};
 use lithe_ir::op::FcAttrs;
 use lithe_ir::{DType, Graph, IrError, NodeId, Op, Outlet, Tensor};
 
-/// A weight or bias of the new FullyConnected: an existing constant or a new tensor.
+/// A weight or bias of the new FullyConnected: an existing constant or a new tensor, or (a
+/// weight) `DequantizeLinear` of new s8 integers with the scale and zero point at the outlets
+/// and the scale axis.
 enum Param {
     Existing(Outlet),
     New(Tensor),
+    NewDequantized { q: Tensor, scale: Outlet, zero_point: Option<Outlet>, axis: i64 },
 }
 
 /// A bias of the new FullyConnected, with its values for merging with a following Add.
@@ -43,11 +52,66 @@ fn matrix(t: &Tensor) -> Option<(usize, usize)> {
     }
 }
 
-/// The weight of a MatMul: its constant `[K, N]` B as is; no bias.
+/// The weight of a MatMul: its constant `[K, N]` B as is, or B dequantized from a constant s8
+/// matrix; no bias.
 fn plan_matmul(g: &Graph, id: NodeId) -> Option<(Param, Option<Bias>, usize)> {
     let w = input_at(g, id, 1)?;
-    let (_, n) = matrix(g.const_value(w)?)?;
+    let n = match g.const_value(w) {
+        Some(t) => matrix(t)?.1,
+        None if reads_dequantized(g, id) => dequantized_s8(g, w, 1)?.0.shape()[1],
+        None => return None,
+    };
     Some((Param::Existing(w), None, n))
+}
+
+/// `B = DequantizeLinear(q, scale, zero point?)` with `q` a constant s8 `[rows, cols]`, zero
+/// point absent or 0, and one scale or one per `out_axis` entry (the output columns): `(q, scale,
+/// zero point, per-channel)`.
+fn dequantized_s8(g: &Graph, b: Outlet, out_axis: usize) -> Option<(&Tensor, Outlet, Option<Outlet>, bool)> {
+    let Op::DequantizeLinear { axis } = g.get_node(b.node)?.op else { return None };
+    let (q, s) = (input_at(g, b.node, 0)?, input_at(g, b.node, 1)?);
+    let z = input_at(g, b.node, 2);
+    let (qt, st) = (g.const_value(q)?, g.const_value(s)?);
+    let &[rows, cols] = qt.shape() else { return None };
+    if qt.dtype() != DType::I8 || st.dtype() != DType::F32 {
+        return None;
+    }
+    if z.is_some_and(|z| !g.const_value(z).is_some_and(|t| t.to_f32_vec().iter().all(|&v| v == 0.0))) {
+        return None;
+    }
+    let n = [rows, cols][out_axis];
+    let count = st.shape().iter().product::<usize>();
+    let on_axis = axis == out_axis as i64 || axis == out_axis as i64 - 2;
+    let per_channel = count != 1;
+    (!per_channel || (count == n && st.shape().len() == 1 && on_axis)).then_some((qt, s, z, per_channel))
+}
+
+/// True when the op's input 0 is a `DequantizeLinear` output (a QDQ model's quantized
+/// activation): only then is a dequantized weight taken, for `fuse_qdq_conv` to make the int8
+/// op; weight-only quantized models keep their ops (their weights become constants at load).
+fn reads_dequantized(g: &Graph, id: NodeId) -> bool {
+    input_at(g, id, 0).and_then(|x| g.get_node(x.node)).is_some_and(|n| matches!(n.op, Op::DequantizeLinear { .. }))
+}
+
+/// The weight of a Gemm with `alpha = 1` whose B is a dequantized s8 matrix, as a `[K, N]`
+/// dequantized weight.
+fn dequantized_gemm_weight(g: &Graph, bo: Outlet, trans_b: bool) -> Option<(Param, usize)> {
+    if !trans_b {
+        let (qt, ..) = dequantized_s8(g, bo, 1)?;
+        return Some((Param::Existing(bo), qt.shape()[1]));
+    }
+    let (qt, scale, zero_point, per_channel) = dequantized_s8(g, bo, 0)?;
+    let &[n, k] = qt.shape() else { return None };
+    let v = qt.expect_view::<i8>("Gemm B").ok()?;
+    let v: Vec<i8> = v.iter().copied().collect();
+    let mut t = vec![0i8; k * n];
+    for r in 0..n {
+        for c in 0..k {
+            t[c * n + r] = v[r * k + c];
+        }
+    }
+    let q = Tensor::from_vec(&[k, n], t).ok()?;
+    Some((Param::NewDequantized { q, scale, zero_point, axis: if per_channel { 1 } else { 0 } }, n))
 }
 
 /// Weight `alpha * B'` (`[K, N]`) and bias `beta * C` (`[N]`) of a Gemm without `trans_a`.
@@ -57,6 +121,10 @@ fn plan_gemm(g: &Graph, id: NodeId) -> Option<(Param, Option<Bias>, usize)> {
         return None;
     }
     let bo = input_at(g, id, 1)?;
+    if g.const_value(bo).is_none() && a.alpha == 1.0 && reads_dequantized(g, id) {
+        let (weight, n) = dequantized_gemm_weight(g, bo, a.trans_b)?;
+        return Some((weight, gemm_bias(g, id, a.beta, n)?, n));
+    }
     let bt = g.const_value(bo)?;
     let (rows, cols) = matrix(bt)?;
     let (k, n) = if a.trans_b { (cols, rows) } else { (rows, cols) };
@@ -74,22 +142,29 @@ fn plan_gemm(g: &Graph, id: NodeId) -> Option<(Param, Option<Bias>, usize)> {
         }
         Param::New(f32_tensor(&[k, n], w)?)
     };
+    Some((weight, gemm_bias(g, id, a.beta, n)?, n))
+}
+
+/// The bias `beta * C` (`[N]`) of Gemm `id`: `Some(None)` without one, `None` when C is not a
+/// constant broadcasting as `[N]`.
+fn gemm_bias(g: &Graph, id: NodeId, beta: f32, n: usize) -> Option<Option<Bias>> {
+    let a_beta = beta;
     let bias = match input_at(g, id, 2) {
         None => None,
-        Some(_) if a.beta == 0.0 => None,
+        Some(_) if a_beta == 0.0 => None,
         Some(co) => {
             let ct = g.const_value(co)?;
             let values = channel_values(ct, 2, 1, n)?;
-            if a.beta == 1.0 && ct.shape() == [n] {
+            if a_beta == 1.0 && ct.shape() == [n] {
                 Some(Bias { param: Param::Existing(co), values })
             } else {
-                let beta = f64::from(a.beta);
+                let beta = f64::from(a_beta);
                 let values: Vec<f64> = values.iter().map(|v| beta * v).collect();
                 Some(Bias { param: Param::New(f32_tensor(&[n], values.clone())?), values })
             }
         }
     };
-    Some((weight, bias, n))
+    Some(bias)
 }
 
 /// The conversion of MatMul or Gemm node `id`, with a following bias Add when there is one.
@@ -135,12 +210,18 @@ fn bias_add(g: &Graph, out: Outlet, n: usize) -> Option<(NodeId, Outlet, bool, V
     Some((add, operand, t.shape() == [n], values))
 }
 
-/// The outlet of a parameter, adding a new constant when needed.
-fn materialize(g: &mut Graph, p: Param, name: &str) -> Outlet {
-    match p {
+/// The outlet of a parameter, adding a new constant (and `DequantizeLinear`) when needed.
+fn materialize(g: &mut Graph, p: Param, name: &str) -> Result<Outlet, IrError> {
+    Ok(match p {
         Param::Existing(o) => o,
         Param::New(t) => g.add_const(fresh_name(g, name), t),
-    }
+        Param::NewDequantized { q, scale, zero_point, axis } => {
+            let q = g.add_const(fresh_name(g, &format!("{name}_quantized")), q);
+            let node = fresh_name(g, &format!("{name}_dequantize"));
+            let op = Op::DequantizeLinear { axis };
+            g.add_node_inferred(node, op, &[Some(q), Some(scale), zero_point], 1)?[0]
+        }
+    })
 }
 
 /// Turn MatMul/Gemm with a constant weight (and a following bias Add) into FullyConnected.
@@ -151,8 +232,11 @@ impl MatMulToFc {
     fn try_convert(g: &mut Graph, id: NodeId) -> Result<bool, IrError> {
         let Some(c) = plan(g, id) else { return Ok(false) };
         let base = g.node(id).name.clone();
-        let w = materialize(g, c.weight, &format!("{base}.fc_weight"));
-        let b = c.bias.map(|b| materialize(g, b.param, &format!("{base}.fc_bias")));
+        let w = materialize(g, c.weight, &format!("{base}.fc_weight"))?;
+        let b = match c.bias {
+            Some(b) => Some(materialize(g, b.param, &format!("{base}.fc_bias"))?),
+            None => None,
+        };
         let op = g.node(id).op.name();
         tracing::debug!(node = %base, op, with_add = c.add.is_some(), "converted to FullyConnected");
         g.set_input(id, 1, Some(w))?;

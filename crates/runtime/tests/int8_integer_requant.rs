@@ -224,3 +224,67 @@ fn check(c: &Case, threads: usize) -> Result<(), TestCaseError> {
     }
     Ok(())
 }
+
+/// A QDQ classifier as onnxruntime writes it, `Gemm(DequantizeLinear(x), DequantizeLinear(W:
+/// s8 [N, K]), C)` with `trans_b` and a requantized output, becomes a FullyConnected and then an
+/// int8 QConv with the same integer requantization (onnxruntime's `QGemm`), per output row
+/// scale or one scale.
+#[test]
+fn quantized_gemm_classifier_becomes_an_int8_conv() {
+    use lithe_ir::op::GemmAttrs;
+    for per_channel in [true, false] {
+        let (batch, k, n) = (3usize, 37usize, 11usize);
+        let mut s = 0x5eed_u64 + u64::from(per_channel);
+        let mut r = |lo: f32, hi: f32| lo + (hi - lo) * lcg(&mut s);
+        let (xs, xz, ys, yz) = (r(0.01, 0.03), r(0.0, 255.0) as u8, r(0.02, 0.08), r(0.0, 200.0) as u8);
+        let w: Vec<i8> = (0..n * k).map(|_| r(-127.0, 127.99).floor() as i8).collect();
+        let ws: Vec<f32> = (0..if per_channel { n } else { 1 }).map(|_| r(0.001, 0.01)).collect();
+        let bias: Vec<f32> = (0..n).map(|_| r(-1.0, 1.0)).collect();
+        let x: Vec<f32> = (0..batch * k).map(|_| r(-1.0, 3.0)).collect();
+
+        let mut b = GraphBuilder::new("qdq_gemm");
+        let xi = b.input("x", DType::F32, &[batch, k]);
+        let xs_c = b.constant("xs", Tensor::scalar(xs));
+        let xz_c = b.constant("xz", Tensor::scalar(xz));
+        let q = b.node(Op::QuantizeLinear { axis: 1, to: DType::U8 }, &[xi, xs_c, xz_c]).unwrap();
+        let dq = b.node(Op::DequantizeLinear { axis: 1 }, &[q, xs_c, xz_c]).unwrap();
+        let wc = b.constant("w", Tensor::from_vec(&[n, k], w.clone()).unwrap());
+        let wsc = if per_channel {
+            b.constant("ws", Tensor::from_vec(&[n], ws.clone()).unwrap())
+        } else {
+            b.constant("ws", Tensor::scalar(ws[0]))
+        };
+        let wdq = b.node(Op::DequantizeLinear { axis: 0 }, &[wc, wsc]).unwrap();
+        let bc = b.constant("b", Tensor::from_vec(&[n], bias.clone()).unwrap());
+        let gemm = GemmAttrs { trans_b: true, ..GemmAttrs::default() };
+        let y = b.node(Op::Gemm(gemm), &[dq, wdq, bc]).unwrap();
+        let ysc = b.constant("ys", Tensor::scalar(ys));
+        let yzc = b.constant("yz", Tensor::scalar(yz));
+        let yq = b.node(Op::QuantizeLinear { axis: 1, to: DType::U8 }, &[y, ysc, yzc]).unwrap();
+        b.output(yq);
+        let mut g = b.finish().unwrap();
+        PassManager::default_pipeline().run(&mut g).unwrap();
+        let names: Vec<&str> = g.node_ids().into_iter().map(|id| g.node(id).op.name()).collect();
+        assert!(names.contains(&"QConv") && !names.contains(&"Gemm"), "{names:?}");
+
+        let mut p = Predictor::new(g).unwrap();
+        let got = p.run_with(vec![Tensor::from_vec(&[batch, k], x.clone()).unwrap()]).unwrap().remove(0);
+        let got: Vec<u8> = got.view_in_place::<u8>().unwrap().iter().copied().collect();
+        let mut want = Vec::new();
+        for row in 0..batch {
+            for o in 0..n {
+                let wso = ws[if per_channel { o } else { 0 }];
+                let acc: i64 = (0..k)
+                    .map(|i| {
+                        let xq = ((x[row * k + i] / xs).round_ties_even() + f32::from(xz)).clamp(0.0, 255.0) as i64;
+                        (xq - i64::from(xz)) * i64::from(w[o * k + i])
+                    })
+                    .sum();
+                let bq = (bias[o] / (xs * wso)).round_ties_even() as i64;
+                let t = ((acc + bq) as f32 * (xs * wso / ys)).clamp(-f32::from(yz), 255.0 - f32::from(yz));
+                want.push((t.round_ties_even() + f32::from(yz)) as u8);
+            }
+        }
+        assert_eq!(got, want, "per_channel={per_channel}");
+    }
+}
