@@ -9,7 +9,7 @@
 //! boundary (one step). It reads and writes one byte per element instead of running three f32
 //! passes.
 
-use crate::util::{absorb, input_at};
+use crate::util::{common_u8_quantize, input_at, replace_readers};
 use crate::{Pass, PassError};
 use lithe_ir::{DType, Graph, IrError, NodeId, Op, Outlet, Tensor};
 
@@ -47,30 +47,6 @@ fn dequantized_u8(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet, Option<Outlet
     ok.then_some((q, s, z))
 }
 
-/// The common `(scale, zero point)` outlets of the readers of `o`, all `QuantizeLinear` to u8
-/// with equal constant scalar parameters.
-fn common_quantize(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet, Vec<NodeId>)> {
-    let readers = g.consumers(o);
-    let mut found: Option<(Outlet, Outlet, f32, u8)> = None;
-    let mut nodes = Vec::new();
-    for (n, slot) in readers {
-        let Op::QuantizeLinear { to: DType::U8, .. } = g.get_node(n)?.op else { return None };
-        let (s, z) = (input_at(g, n, 1)?, input_at(g, n, 2)?);
-        if slot != 0 || !scalar_const(g, s, DType::F32) || !scalar_const(g, z, DType::U8) {
-            return None;
-        }
-        let sv = g.const_value(s)?.to_f32_vec()[0];
-        let zv = *g.const_value(z)?.expect_view::<u8>("zero point").ok()?.iter().next()?;
-        match found {
-            None => found = Some((s, z, sv, zv)),
-            Some((.., s0, z0)) if s0.to_bits() == sv.to_bits() && z0 == zv => {}
-            Some(_) => return None,
-        }
-        nodes.push(n);
-    }
-    found.map(|(s, z, ..)| (s, z, nodes))
-}
-
 /// Fuse the pattern ending at `Add` node `add`, if it matches.
 fn fuse(g: &mut Graph, add: NodeId) -> Result<bool, IrError> {
     let Some(node) = g.get_node(add) else { return Ok(false) };
@@ -83,13 +59,10 @@ fn fuse(g: &mut Graph, add: NodeId) -> Result<bool, IrError> {
         return Ok(false);
     };
     let shape = |o: Outlet| g.value(o).ty.shape.as_ref().and_then(|s| s.as_known());
-    if shape(aq).is_none() || shape(aq) != shape(bq) || g.outputs().contains(&sum) {
+    if shape(aq).is_none() || shape(aq) != shape(bq) {
         return Ok(false);
     }
-    let Some((c_s, c_z, readers)) = common_quantize(g, sum) else { return Ok(false) };
-    if readers.len() > 1 && readers.iter().any(|&n| g.outputs().contains(&Outlet::new(n, 0))) {
-        return Ok(false); // only one graph output name could survive
-    }
+    let Some((c_s, c_z, readers)) = common_u8_quantize(g, sum) else { return Ok(false) };
     let name = g.node(add).name.clone();
     let zero = |g: &mut Graph, z: Option<Outlet>, label: &str| match z {
         Some(z) => z,
@@ -99,17 +72,7 @@ fn fuse(g: &mut Graph, add: NodeId) -> Result<bool, IrError> {
     let b_z = zero(g, b_z, "b_zero_point");
     let inputs = [Some(aq), Some(a_s), Some(a_z), Some(bq), Some(b_s), Some(b_z), Some(c_s), Some(c_z)];
     let q = g.add_node_inferred(format!("{name}.int8"), Op::QAdd, &inputs, 1)?[0];
-    let mut first = true;
-    for n in readers {
-        let out = Outlet::new(n, 0);
-        if first {
-            absorb(g, q, out)?;
-            first = false;
-        } else {
-            g.replace_uses(out, q)?;
-        }
-        g.remove_node(n);
-    }
+    replace_readers(g, q, readers)?;
     g.remove_node(add);
     g.node_mut(q.node).name = name.clone();
     tracing::debug!(add = %name, "Add of dequantized u8 values became QAdd");

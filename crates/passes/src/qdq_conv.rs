@@ -21,7 +21,7 @@
 //! agree to f32 rounding and a requantized output to within one step where a value sits on a
 //! rounding boundary.
 
-use crate::util::{absorb, input_at};
+use crate::util::{absorb, common_u8_quantize, input_at, replace_readers};
 use crate::{Pass, PassError};
 use lithe_ir::op::{Activation, QConvAttrs};
 use lithe_ir::{DType, Graph, IrError, NodeId, Op, Outlet, Tensor};
@@ -243,55 +243,17 @@ impl FuseQdqConv {
     }
 }
 
-/// The constant scalar (scale, zero point) of `QuantizeLinear` node `id` to u8.
-fn quantize_params(g: &Graph, id: NodeId) -> Option<(f32, u8, Outlet, Outlet)> {
-    let node = g.get_node(id)?;
-    let Op::QuantizeLinear { to: DType::U8, .. } = node.op else { return None };
-    let s = input_at(g, id, 1)?;
-    let z = input_at(g, id, 2)?;
-    let scale = constant(g, Some(s)).filter(|t| is_single(t))?.to_f32_vec().first().copied()?;
-    let zt = constant(g, Some(z)).filter(|t| is_single(t) && t.dtype() == DType::U8)?;
-    let zp = zt.expect_view::<u8>("zero point").ok()?.iter().next().copied()?;
-    Some((scale, zp, s, z))
-}
-
 /// Make the f32 QConv at `q` write u8 when every reader is the same `QuantizeLinear` to u8;
 /// true when it did.
 fn requantize_in_place(g: &mut Graph, q: Outlet) -> Result<bool, IrError> {
-    if g.outputs().contains(&q) {
-        return Ok(false);
-    }
-    let readers = g.consumers(q);
-    let mut params: Option<(f32, u8, Outlet, Outlet)> = None;
-    for &(n, slot) in &readers {
-        let Some(p) = quantize_params(g, n).filter(|_| slot == 0) else { return Ok(false) };
-        match params {
-            None => params = Some(p),
-            Some((s, z, ..)) if s.to_bits() == p.0.to_bits() && z == p.1 => {}
-            Some(_) => return Ok(false),
-        }
-    }
-    let Some((_, _, s, z)) = params else { return Ok(false) };
-    if readers.len() > 1 && readers.iter().any(|&(n, _)| g.outputs().contains(&Outlet::new(n, 0))) {
-        return Ok(false); // only one graph output name could survive
-    }
+    let Some((s, z, readers)) = common_u8_quantize(g, q) else { return Ok(false) };
     g.set_input(q.node, 7, Some(s))?;
     g.set_input(q.node, 8, Some(z))?;
     if let Op::QConv(a) = &mut g.node_mut(q.node).op {
         a.to = DType::U8;
     }
     g.value_mut(q).ty.dtype = DType::U8;
-    let mut first = true;
-    for (n, _) in readers {
-        let out = Outlet::new(n, 0);
-        if first {
-            absorb(g, q, out)?;
-            first = false;
-        } else {
-            g.replace_uses(out, q)?;
-        }
-        g.remove_node(n);
-    }
+    replace_readers(g, q, readers)?;
     integer_bias(g, q.node)?;
     Ok(true)
 }

@@ -81,3 +81,57 @@ pub fn scalar_f32(t: &Tensor) -> Option<f32> {
     let a = t.as_f32()?;
     if a.len() == 1 { a.iter().next().copied() } else { None }
 }
+
+/// The constant scalar `(scale, zero point)` of `QuantizeLinear` node `id` to u8, as values and
+/// as the outlets holding them.
+fn u8_quantize_params(g: &Graph, id: NodeId) -> Option<(f32, u8, Outlet, Outlet)> {
+    let node = g.get_node(id)?;
+    let Op::QuantizeLinear { to: lithe_ir::DType::U8, .. } = node.op else { return None };
+    let s = input_at(g, id, 1)?;
+    let z = input_at(g, id, 2)?;
+    let one = |t: &&Tensor| t.shape().iter().product::<usize>() == 1;
+    let scale = g.const_value(s).filter(one).filter(|t| t.dtype() == lithe_ir::DType::F32)?.to_f32_vec()[0];
+    let zt = g.const_value(z).filter(one).filter(|t| t.dtype() == lithe_ir::DType::U8)?;
+    let zp = zt.expect_view::<u8>("zero point").ok()?.iter().next().copied()?;
+    Some((scale, zp, s, z))
+}
+
+/// When every reader of `o` (at least one) is a `QuantizeLinear` to u8, at its input 0, with
+/// the same constant scalar scale and zero point, and `o` is not a graph output: the outlets of
+/// that scale and zero point, and the readers. `None` also when several readers would each
+/// need to keep a graph output name.
+pub fn common_u8_quantize(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet, Vec<NodeId>)> {
+    if g.outputs().contains(&o) {
+        return None;
+    }
+    let readers = g.consumers(o);
+    let mut found: Option<(f32, u8, Outlet, Outlet)> = None;
+    for &(n, slot) in &readers {
+        let p = u8_quantize_params(g, n).filter(|_| slot == 0)?;
+        match found {
+            None => found = Some(p),
+            Some((s, z, ..)) if s.to_bits() == p.0.to_bits() && z == p.1 => {}
+            Some(_) => return None,
+        }
+    }
+    let (.., s, z) = found?;
+    if readers.len() > 1 && readers.iter().any(|&(n, _)| g.outputs().contains(&Outlet::new(n, 0))) {
+        return None; // only one graph output name could survive
+    }
+    Some((s, z, readers.into_iter().map(|(n, _)| n).collect()))
+}
+
+/// Make `keep` stand for the output of each of `readers` (the first one's name goes to `keep`,
+/// see [`absorb`]) and remove them.
+pub fn replace_readers(g: &mut Graph, keep: Outlet, readers: Vec<NodeId>) -> Result<(), lithe_ir::IrError> {
+    for (i, n) in readers.into_iter().enumerate() {
+        let out = Outlet::new(n, 0);
+        if i == 0 {
+            absorb(g, keep, out)?;
+        } else {
+            g.replace_uses(out, keep)?;
+        }
+        g.remove_node(n);
+    }
+    Ok(())
+}
