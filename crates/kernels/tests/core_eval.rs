@@ -81,7 +81,7 @@ struct Params {
 }
 
 /// Number of operator kinds [`build_op`] knows (`Input`, `Const` and every IR operator).
-const NUM_OPS: usize = 64;
+const NUM_OPS: usize = 65;
 
 fn build_op(k: usize, p: &Params) -> Op {
     let i = |n: usize| p.ints[n];
@@ -202,6 +202,7 @@ fn build_op(k: usize, p: &Params) -> Op {
             to: p.dtype,
         }),
         62 => Op::QAdd,
+        63 => Op::QGlobalAveragePool,
         _ => Op::Max,
     }
 }

@@ -193,6 +193,7 @@ pub fn op_from_pb(op: Option<&pb::Op>, weights: &WeightsView<'_>, ctx: Ctx) -> R
         Kind::DequantizeLinear(a) => Op::DequantizeLinear { axis: a.axis },
         Kind::DynamicQuantizeLinear(_) => Op::DynamicQuantizeLinear,
         Kind::QAdd(_) => Op::QAdd,
+        Kind::QGlobalAveragePool(_) => Op::QGlobalAveragePool,
         Kind::QConv(q) => Op::QConv(QConvAttrs {
             conv: conv(q.conv.as_ref().ok_or_else(|| missing(ctx, "conv"))?, ctx)?,
             to: dtype_from_pb(q.to, ctx, "to")?,

@@ -201,6 +201,7 @@ pub fn op_to_pb(op: &Op, weights: &mut WeightsWriter) -> pb::Op {
         Op::DequantizeLinear { axis } => Kind::DequantizeLinear(pb::AxisAttrs { axis: *axis }),
         Op::DynamicQuantizeLinear => Kind::DynamicQuantizeLinear(E),
         Op::QAdd => Kind::QAdd(E),
+        Op::QGlobalAveragePool => Kind::QGlobalAveragePool(E),
         Op::QConv(q) => Kind::QConv(pb::QConvAttrs { conv: Some(conv(&q.conv)), to: dtype_to_pb(q.to) as i32 }),
     };
     pb::Op { kind: Some(kind) }

@@ -166,3 +166,31 @@ fn qadd_round_trips() {
     let x = [Tensor::from_vec(&[2, 3, 5], xa).unwrap(), Tensor::from_vec(&[2, 3, 5], xb).unwrap()];
     same_bits("QAdd", &run(&back, &x).unwrap(), &run(&g, &x).unwrap()).unwrap();
 }
+
+/// `QGlobalAveragePool` expands to `DequantizeLinear`, `GlobalAveragePool`, `QuantizeLinear`
+/// and fuses back to the same bytes.
+#[test]
+fn qglobal_average_pool_round_trips() {
+    let mut g = Graph::new("qgap");
+    let x = g.add_input("x", TypeInfo::new(DType::U8, Shape::known(&[2, 3, 4, 5])));
+    let c = |g: &mut Graph, n: &str, t: Tensor| Some(g.add_const(n, t));
+    let inputs = [
+        Some(x),
+        c(&mut g, "x_scale", Tensor::scalar(0.031f32)),
+        c(&mut g, "x_zero_point", Tensor::scalar(17u8)),
+        c(&mut g, "y_scale", Tensor::scalar(0.012f32)),
+        c(&mut g, "y_zero_point", Tensor::scalar(40u8)),
+    ];
+    let ty = TypeInfo::new(DType::U8, Shape::known(&[2, 3, 1, 1]));
+    let n = g.add_node("gap0", Op::QGlobalAveragePool, &inputs, vec![ValueInfo { name: "y".into(), ty }]).unwrap();
+    g.set_outputs(vec![Outlet::new(n, 0)]);
+    let m = export_model_proto(&g, &ExportOptions::default()).unwrap();
+    let types: Vec<&str> = m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(types, ["DequantizeLinear", "GlobalAveragePool", "QuantizeLinear"]);
+    let mut back = round_trip(&g).unwrap();
+    lithe_passes::PassManager::default_pipeline().run(&mut back).unwrap();
+    assert!(back.node_ids().into_iter().any(|id| matches!(back.node(id).op, Op::QGlobalAveragePool)));
+    let xv: Vec<u8> = (0..120).map(|i| (i * 59 % 256) as u8).collect();
+    let x = [Tensor::from_vec(&[2, 3, 4, 5], xv).unwrap()];
+    same_bits("QGlobalAveragePool", &run(&back, &x).unwrap(), &run(&g, &x).unwrap()).unwrap();
+}

@@ -20,6 +20,7 @@ pub mod hard_swish;
 pub mod identity;
 pub mod qdq_add;
 pub mod qdq_conv;
+pub mod qdq_global_pool;
 pub mod qdq_pool;
 pub mod reshape_chain;
 pub mod residual;
@@ -45,6 +46,7 @@ pub(crate) fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(qdq_pool::QuantizeBeforeMaxPool),
         Box::new(qdq_conv::FuseQdqConv),
         Box::new(qdq_add::FuseQdqAdd),
+        Box::new(qdq_global_pool::FuseQdqGlobalAveragePool),
         Box::new(dead_code::DeadCode),
     ]
 }

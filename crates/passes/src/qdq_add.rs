@@ -30,13 +30,13 @@ impl Pass for FuseQdqAdd {
 }
 
 /// A one-value constant at `o` of dtype `dtype`.
-fn scalar_const(g: &Graph, o: Outlet, dtype: DType) -> bool {
+pub(crate) fn scalar_const(g: &Graph, o: Outlet, dtype: DType) -> bool {
     g.const_value(o).is_some_and(|t| t.dtype() == dtype && t.shape().iter().product::<usize>() == 1)
 }
 
 /// `(q, scale, zero point?)` when `o` is `DequantizeLinear` of a u8 value with constant
 /// scalar parameters.
-fn dequantized_u8(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet, Option<Outlet>)> {
+pub(crate) fn dequantized_u8(g: &Graph, o: Outlet) -> Option<(Outlet, Outlet, Option<Outlet>)> {
     let Op::DequantizeLinear { .. } = g.get_node(o.node)?.op else { return None };
     let q = input_at(g, o.node, 0)?;
     let s = input_at(g, o.node, 1)?;

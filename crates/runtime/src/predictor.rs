@@ -665,6 +665,13 @@ impl Run<'_> {
                 lithe_kernels::int8::qadd_u8(a, b, params, y, threads).map_err(fail)?;
                 true
             }
+            (Prepared::QGlobalAveragePool(params), [(Elems::U8(x), x_shape)], ElemsMut::U8(y))
+                if x_shape.len() == 4 =>
+            {
+                let planes = x_shape[0] * x_shape[1];
+                lithe_kernels::int8::qglobal_average_pool_u8(x, planes, params, y).map_err(fail)?;
+                true
+            }
             (Prepared::Quantize(q), [(Elems::F32(x), _)], ElemsMut::U8(y)) => {
                 q.quantize(x, y, threads).map_err(fail)?;
                 true

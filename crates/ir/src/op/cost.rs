@@ -142,6 +142,8 @@ pub fn flops(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[&TypeInfo]) -> Op
         | Op::DequantizeLinear { .. } => per_out(1),
         // Two multiplies and two adds per element.
         Op::QAdd => per_out(4),
+        // One add per input element.
+        Op::QGlobalAveragePool => in_elems(0),
         // A min/max pass, then the quantization.
         Op::DynamicQuantizeLinear => Some(in_elems(0)?.saturating_mul(3)),
         Op::HardSigmoid { .. } => per_out(3),

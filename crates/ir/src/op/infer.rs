@@ -143,6 +143,7 @@ fn rule(op: &Op, a: &Args, num_outputs: usize) -> Result<Vec<TypeInfo>, IrError>
         Op::DequantizeLinear { axis } => quant::dequantize_linear(a, *axis)?,
         Op::QConv(q) => conv::qconv(a, q)?,
         Op::QAdd => quant::qadd(a)?,
+        Op::QGlobalAveragePool => quant::qglobal_average_pool(a)?,
     })
 }
 
@@ -165,6 +166,7 @@ fn max_inputs(op: &Op) -> usize {
         Op::BatchNormalization { .. } | Op::Conv(_) => 5,
         Op::QConv(_) => 9,
         Op::QAdd => 8,
+        Op::QGlobalAveragePool => 5,
         Op::FullyConnected(_) => 4,
         Op::Slice => 5,
         Op::Pad { .. } | Op::Resize(_) => 4,

@@ -240,6 +240,14 @@ pub enum Op {
     /// Inputs: 0 A (u8), 1 a_scale, 2 a_zero_point, 3 B (u8, A's shape), 4 b_scale,
     /// 5 b_zero_point, 6 c_scale, 7 c_zero_point (scales f32 and zero points u8, all scalars).
     QAdd,
+    /// Int8 global average pool of a u8 NCHW tensor, made by `lithe-passes` from
+    /// `QuantizeLinear(GlobalAveragePool(DequantizeLinear(X)))` with the arithmetic of
+    /// onnxruntime's `QLinearGlobalAveragePool` on x86: per plane of `n = H·W` values,
+    /// `y = saturate(round_half_even(f32(Σx - x_zp·n) · (x_scale / (y_scale · n))) + y_zp)`
+    /// (integer sum, then one f32 multiply; NaN saturates to 0). Output `[N, C, 1, 1]` u8.
+    /// Inputs: 0 X (u8), 1 x_scale, 2 x_zero_point, 3 y_scale, 4 y_zero_point (scales f32 and
+    /// zero points u8, all scalars).
+    QGlobalAveragePool,
 }
 
 impl Op {
@@ -310,6 +318,7 @@ impl Op {
             Op::DequantizeLinear { .. } => "DequantizeLinear",
             Op::QConv(_) => "QConv",
             Op::QAdd => "QAdd",
+            Op::QGlobalAveragePool => "QGlobalAveragePool",
         }
     }
 
@@ -378,6 +387,7 @@ impl Op {
             "DequantizeLinear",
             "QConv",
             "QAdd",
+            "QGlobalAveragePool",
         ];
         v.sort_unstable();
         v
@@ -385,7 +395,7 @@ impl Op {
 
     /// Operator types that only graph passes produce (no ONNX operator imports to them).
     pub fn pass_only_names() -> &'static [&'static str] {
-        &["FullyConnected", "QConv", "QAdd"]
+        &["FullyConnected", "QConv", "QAdd", "QGlobalAveragePool"]
     }
 
     /// True for ops whose only output equals a function of each input element alone.

@@ -21,6 +21,7 @@
 //! - [`QGemv`]: fully connected layers (1x1 convs on 1x1 maps) as matrix-vector products.
 //! - [`quantize`]: `QuantizeLinear` / `DequantizeLinear` over slices, per tensor or per channel.
 //! - [`qadd_u8`]: the int8 add of QDQ residual connections, as onnxruntime's x86 `QLinearAdd`.
+//! - [`qglobal_average_pool_u8`]: the int8 global average pool, as its `QLinearGlobalAveragePool`.
 
 pub mod conformance;
 mod conv;
@@ -31,6 +32,7 @@ mod gemv;
 mod microkernel;
 mod pack;
 mod qadd;
+mod qgap;
 pub mod quantize;
 pub mod reference;
 
@@ -44,6 +46,7 @@ pub use gemv::{QGemv, QGemvOut};
 pub use microkernel::{I8Gemm4x8c4Generic, I8GemmMicrokernel, check_i8_microkernel_args, check_i8_panels_args};
 pub use pack::{I8Input, I8PanelSource, MAX_DEPTH, PackedI8Weights, U8MatRef};
 pub use qadd::{QAddParams, qadd_u8};
+pub use qgap::{QGapParams, qglobal_average_pool_u8};
 pub use quantize::{
     QuantElem, dequantize_linear, dequantize_linear_per_channel, quantize_linear, quantize_linear_per_channel,
 };

@@ -332,6 +332,12 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], num_outputs: usize) -> Result<V
             ];
             one(quantize::qadd(a.req(0, "A")?, a.req(3, "B")?, params)?)
         }
+        Op::QGlobalAveragePool => {
+            a.at_most(5)?;
+            let params =
+                [a.req(1, "x_scale")?, a.req(2, "x_zero_point")?, a.req(3, "y_scale")?, a.req(4, "y_zero_point")?];
+            one(quantize::qglobal_average_pool(a.req(0, "X")?, params)?)
+        }
     }
 }
 

@@ -194,3 +194,24 @@ pub fn qadd(a: &Tensor, b: &Tensor, params: [&Tensor; 6]) -> Result<Tensor, Kern
     crate::int8::qadd_u8(&av, &bv, &p, &mut c, 1)?;
     Tensor::from_vec(a.shape(), c).map_err(|e| invalid(OP, e.to_string()))
 }
+
+/// QGlobalAveragePool: u8 NCHW `x` to `[N, C, 1, 1]` with onnxruntime's x86
+/// `QLinearGlobalAveragePool` arithmetic (see [`lithe_ir::Op::QGlobalAveragePool`]); `params`
+/// are the scalar inputs in slot order (x_scale, x_zero_point, y_scale, y_zero_point).
+pub fn qglobal_average_pool(x: &Tensor, params: [&Tensor; 4]) -> Result<Tensor, KernelError> {
+    const OP: &str = "QGlobalAveragePool";
+    let &[n, c, _, _] = x.shape() else {
+        return Err(invalid(OP, format!("X must be NCHW (rank 4), got {:?}", x.shape())));
+    };
+    let xv: Vec<u8> =
+        x.expect_view::<u8>("QGlobalAveragePool X").map_err(|e| invalid(OP, e.to_string()))?.iter().copied().collect();
+    let p = crate::int8::QGapParams {
+        x_scale: super::qconv::single::<f32>(params[0], "x_scale")?,
+        x_zero_point: super::qconv::single::<u8>(params[1], "x_zero_point")?,
+        y_scale: super::qconv::single::<f32>(params[2], "y_scale")?,
+        y_zero_point: super::qconv::single::<u8>(params[3], "y_zero_point")?,
+    };
+    let mut y = vec![0u8; n * c];
+    crate::int8::qglobal_average_pool_u8(&xv, n * c, &p, &mut y)?;
+    Tensor::from_vec(&[n, c, 1, 1], y).map_err(|e| invalid(OP, e.to_string()))
+}

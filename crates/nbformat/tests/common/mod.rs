@@ -317,6 +317,7 @@ pub fn all_ops_graph() -> Graph {
     let c_scale = b.c(Tensor::scalar(0.08f32));
     let c_zp = b.c(Tensor::scalar(100u8));
     outs.push(b.op(Op::QAdd, &[Some(qx), qs, qz, Some(qx), qs, qz, Some(c_scale), Some(c_zp)]));
+    outs.push(b.op(Op::QGlobalAveragePool, &[Some(qx), qs, qz, Some(c_scale), Some(c_zp)]));
 
     // Symbolic, unknown and unranked inputs.
     outs.push(b.op(Op::Relu, &[Some(s)]));

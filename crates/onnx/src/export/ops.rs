@@ -21,6 +21,7 @@ pub(super) fn export_node(w: &mut Writer<'_>, id: NodeId) -> Result<(), OnnxErro
         Op::FullyConnected(a) => fused::fully_connected(&mut cx, a),
         Op::QConv(a) => qconv::qconv(&mut cx, a),
         Op::QAdd => qconv::qadd(&mut cx),
+        Op::QGlobalAveragePool => qconv::qglobal_average_pool(&mut cx),
         Op::Softmax(a) => softmax(&mut cx, a),
         Op::QuantizeLinear { axis, to } => quantize_linear(&mut cx, *axis, *to),
         Op::Split { axis, num_outputs } => split(&mut cx, *axis, *num_outputs),

@@ -1,5 +1,6 @@
 //! `QConv` and `QAdd`, the int8 ops `lithe-passes` makes from QDQ patterns, back to those
-//! patterns. `QAdd` becomes `QuantizeLinear(DequantizeLinear(A) + DequantizeLinear(B))`. `QConv`:
+//! patterns. `QAdd` becomes `QuantizeLinear(DequantizeLinear(A) + DequantizeLinear(B))`,
+//! `QGlobalAveragePool` `QuantizeLinear(GlobalAveragePool(DequantizeLinear(X)))`. `QConv`:
 //! `DequantizeLinear(X, x_scale, x_zero_point)`, `DequantizeLinear(W, w_scale)` (axis 0 when
 //! the scale is per output channel), `Conv(·, ·, B)`, then the epilogue's `Add(residual)` and
 //! activation, and `QuantizeLinear(·, y_scale, y_zero_point)` when the output is u8.
@@ -100,5 +101,18 @@ pub(super) fn qadd(cx: &mut NodeCx<'_, '_>) -> Result<(), OnnxError> {
     let sum = cx.fresh_value(&out, "sum");
     cx.push("add", "Add", &dequantized, vec![sum.clone()], vec![]);
     cx.push("", "QuantizeLinear", &[Some(sum), Some(c_scale), Some(c_zp)], vec![out], vec![]);
+    Ok(())
+}
+
+pub(super) fn qglobal_average_pool(cx: &mut NodeCx<'_, '_>) -> Result<(), OnnxError> {
+    cx.at_most(5)?;
+    let (x, x_scale, x_zp) = (cx.req(0, "X")?, cx.req(1, "x_scale")?, cx.req(2, "x_zero_point")?);
+    let (y_scale, y_zp) = (cx.req(3, "y_scale")?, cx.req(4, "y_zero_point")?);
+    let out = cx.single_output()?;
+    let xf = cx.fresh_value(&out, "x_f32");
+    cx.push("dequantize_x", "DequantizeLinear", &[Some(x), Some(x_scale), Some(x_zp)], vec![xf.clone()], vec![]);
+    let pooled = cx.fresh_value(&out, "pooled");
+    cx.push("pool", "GlobalAveragePool", &[Some(xf)], vec![pooled.clone()], vec![]);
+    cx.push("", "QuantizeLinear", &[Some(pooled), Some(y_scale), Some(y_zp)], vec![out], vec![]);
     Ok(())
 }

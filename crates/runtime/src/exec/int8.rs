@@ -384,3 +384,19 @@ pub(crate) fn qadd_params(graph: &Graph, step: &Step) -> Option<lithe_kernels::i
         c_zero_point: single::<u8>(constant(7)?)?,
     })
 }
+
+/// The constant scalar parameters of the QGlobalAveragePool of `step` (slots 1 to 4).
+pub(crate) fn qgap_params(graph: &Graph, step: &Step) -> Option<lithe_kernels::int8::QGapParams> {
+    let constant = |slot: usize| -> Option<&Tensor> {
+        match step.inputs.get(slot).copied().flatten()? {
+            Source::Const(id) => graph.const_value(Outlet::new(id, 0)),
+            _ => None,
+        }
+    };
+    Some(lithe_kernels::int8::QGapParams {
+        x_scale: single::<f32>(constant(1)?)?,
+        x_zero_point: single::<u8>(constant(2)?)?,
+        y_scale: single::<f32>(constant(3)?)?,
+        y_zero_point: single::<u8>(constant(4)?)?,
+    })
+}

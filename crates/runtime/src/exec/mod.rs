@@ -6,6 +6,6 @@ mod int8;
 mod kernels;
 mod prepared;
 
-pub(crate) use int8::{Elems, ElemsMut, PerTensorQuant, QConvKernel, qadd_params};
+pub(crate) use int8::{Elems, ElemsMut, PerTensorQuant, QConvKernel, qadd_params, qgap_params};
 pub use kernels::{KernelSet, kernel_set};
 pub(crate) use prepared::{Input, Prepared, pool_params, prepare_steps};

@@ -52,6 +52,8 @@ pub(crate) enum Prepared {
     MaxPoolU8(PoolAttrs),
     /// Int8 add (QAdd) with constant scalar parameters.
     QAdd(lithe_kernels::int8::QAddParams),
+    /// Int8 global average pool (QGlobalAveragePool) with constant scalar parameters.
+    QGlobalAveragePool(lithe_kernels::int8::QGapParams),
 }
 
 /// The constant parameters of a Slice.
@@ -127,6 +129,7 @@ impl Prepared {
             Prepared::Dequantize(_) => "dequantize_u8/direct".to_string(),
             Prepared::MaxPoolU8(_) => "u8_maxpool2d/direct".to_string(),
             Prepared::QAdd(_) => "qadd_u8/direct".to_string(),
+            Prepared::QGlobalAveragePool(_) => "u8_global_avgpool/direct".to_string(),
         }
     }
 
@@ -139,6 +142,7 @@ impl Prepared {
                 | Prepared::Dequantize(_)
                 | Prepared::MaxPoolU8(_)
                 | Prepared::QAdd(_)
+                | Prepared::QGlobalAveragePool(_)
         )
     }
 }
@@ -225,7 +229,8 @@ impl Prepared {
                 | Prepared::Quantize(_)
                 | Prepared::Dequantize(_)
                 | Prepared::MaxPoolU8(_)
-                | Prepared::QAdd(_),
+                | Prepared::QAdd(_)
+                | Prepared::QGlobalAveragePool(_),
                 Some(_),
             ) => false,
             (Prepared::Conv(c), Some(x)) => c.run(x, x_shape, residual, y, scratch, threads).map(|()| true)?,
@@ -432,6 +437,7 @@ fn prepare_step(graph: &Graph, step: &Step, kernels: KernelSet) -> Option<Prepar
             Err(e) => Err(e),
         },
         Op::QAdd => Ok(Prepared::QAdd(super::qadd_params(graph, step)?)),
+        Op::QGlobalAveragePool => Ok(Prepared::QGlobalAveragePool(super::qgap_params(graph, step)?)),
         Op::QuantizeLinear { to: lithe_ir::DType::U8, .. } => {
             Ok(Prepared::Quantize(super::PerTensorQuant::prepare(graph, step)?))
         }

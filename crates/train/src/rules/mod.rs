@@ -170,6 +170,7 @@ pub fn differentiable_slot(op: &Op, slot: usize) -> bool {
         | Op::DynamicQuantizeLinear
         | Op::QConv(_)
         | Op::QAdd
+        | Op::QGlobalAveragePool
         | Op::Cast { .. } => false,
         Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => slot == 0,
         _ => true,

@@ -75,6 +75,31 @@ pub(super) fn qadd(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
     Ok(one(DType::U8, x.info.shape.clone()))
 }
 
+/// QGlobalAveragePool: u8 X of rank 4 (NCHW), scalar f32 scales and u8 zero points; u8
+/// `[N, C, 1, 1]` out.
+pub(super) fn qglobal_average_pool(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
+    let x = a.req(0, "X")?;
+    want_dtype(a.op, "X", &x, DType::U8)?;
+    for (slot, what, dtype) in [
+        (1, "x_scale", DType::F32),
+        (2, "x_zero_point", DType::U8),
+        (3, "y_scale", DType::F32),
+        (4, "y_zero_point", DType::U8),
+    ] {
+        let i = a.req(slot, what)?;
+        want_dtype(a.op, what, &i, dtype)?;
+        if i.info.shape.as_ref().and_then(|s| s.num_elements()).is_some_and(|n| n != 1) {
+            return Err(IrError::Shape(format!("{}: {what} must hold one value", a.op)));
+        }
+    }
+    let shape = match x.info.shape.as_ref() {
+        None => None,
+        Some(s) if s.rank() == 4 => Some(Shape(vec![s.0[0].clone(), s.0[1].clone(), Dim::Known(1), Dim::Known(1)])),
+        Some(s) => return Err(IrError::Shape(format!("{}: X must be NCHW (rank 4), got {}", a.op, show(Some(s))))),
+    };
+    Ok(one(DType::U8, shape))
+}
+
 /// DynamicQuantizeLinear: f32 in; `y` u8 of x's shape, `y_scale` f32 and `y_zero_point` u8
 /// scalars.
 pub(super) fn dynamic_quantize_linear(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
