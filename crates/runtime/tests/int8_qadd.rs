@@ -46,7 +46,7 @@ fn onnxruntime_qadd(a: u8, b: u8, p: &Params) -> u8 {
     let ra = p.s[0] / p.s[2];
     let rb = p.s[1] / p.s[2];
     let k = p.z[2] as f32 - (ra * p.z[0] as f32 + rb * p.z[1] as f32);
-    let v = (k + a as f32 * ra) + b as f32 * rb;
+    let v = (b as f32).mul_add(rb, (a as f32).mul_add(ra, k));
     v.round_ties_even().clamp(0.0, 255.0) as u8
 }
 
