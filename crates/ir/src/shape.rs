@@ -83,6 +83,17 @@ impl Shape {
     pub fn dims(&self) -> &[Dim] {
         &self.0
     }
+
+    /// True when both shapes are sure to be equal at run time: same rank and, dim by dim,
+    /// equal known sizes or the same symbol (an unknown dim proves nothing).
+    pub fn provably_equal(&self, other: &Shape) -> bool {
+        self.rank() == other.rank()
+            && self.0.iter().zip(&other.0).all(|(x, y)| match (x, y) {
+                (Dim::Known(p), Dim::Known(q)) => p == q,
+                (Dim::Sym(p), Dim::Sym(q)) => p == q,
+                _ => false,
+            })
+    }
 }
 
 impl From<&[usize]> for Shape {

@@ -22,6 +22,7 @@ pub mod qdq_add;
 pub mod qdq_conv;
 pub mod qdq_global_pool;
 pub mod qdq_pool;
+pub mod qdq_relu;
 pub mod reshape_chain;
 pub mod residual;
 
@@ -43,7 +44,9 @@ pub(crate) fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(fully_connected::MatMulToFc),
         Box::new(residual::FuseConvResidual),
         Box::new(activation::FuseActivation),
+        Box::new(qdq_relu::QuantizeThroughClamp),
         Box::new(qdq_pool::QuantizeBeforeMaxPool),
+        Box::new(qdq_pool::QuantizeBeforeReshape),
         Box::new(qdq_conv::FuseQdqConv),
         Box::new(qdq_add::FuseQdqAdd),
         Box::new(qdq_global_pool::FuseQdqGlobalAveragePool),

@@ -1,7 +1,7 @@
 //! The `fuse_qdq_add` pass: `QuantizeLinear(DequantizeLinear(A) + DequantizeLinear(B))` on u8
 //! values becomes one [`Op::QAdd`], the int8 add of QDQ models' residual connections.
 //!
-//! Matched: an `Add` of two values of one known shape, each `DequantizeLinear` of a u8 value
+//! Matched: an `Add` of two values provably of one shape (equal sizes or symbols), each `DequantizeLinear` of a u8 value
 //! with a constant scalar scale and zero point (absent means 0), whose readers are all
 //! `QuantizeLinear` to u8 with one constant scalar scale and zero point. The `QAdd` computes
 //! with onnxruntime's `QLinearAdd` arithmetic, so it gives the bytes onnxruntime gives for the
@@ -58,8 +58,8 @@ fn fuse(g: &mut Graph, add: NodeId) -> Result<bool, IrError> {
     let (Some((aq, a_s, a_z)), Some((bq, b_s, b_z))) = (dequantized_u8(g, a), dequantized_u8(g, b)) else {
         return Ok(false);
     };
-    let shape = |o: Outlet| g.value(o).ty.shape.as_ref().and_then(|s| s.as_known());
-    if shape(aq).is_none() || shape(aq) != shape(bq) {
+    let (sa, sb) = (&g.value(aq).ty.shape, &g.value(bq).ty.shape);
+    if !sa.as_ref().zip(sb.as_ref()).is_some_and(|(sa, sb)| sa.provably_equal(sb)) {
         return Ok(false);
     }
     let Some((c_s, c_z, readers)) = common_u8_quantize(g, sum) else { return Ok(false) };

@@ -5,7 +5,7 @@
 
 use crate::util::{absorb, input_at, single_consumer};
 use crate::{Pass, PassError};
-use lithe_ir::{DType, Dim, Graph, IrError, NodeId, Op, Outlet, Shape};
+use lithe_ir::{DType, Graph, IrError, NodeId, Op, Outlet};
 
 /// True when the two values provably have the same shape and both are f32.
 fn same_f32_shape(g: &Graph, a: Outlet, b: Outlet) -> bool {
@@ -14,19 +14,9 @@ fn same_f32_shape(g: &Graph, a: Outlet, b: Outlet) -> bool {
         return false;
     }
     match (&ta.shape, &tb.shape) {
-        (Some(sa), Some(sb)) => provably_equal(sa, sb),
+        (Some(sa), Some(sb)) => sa.provably_equal(sb),
         _ => false,
     }
-}
-
-/// Dim-by-dim equality of known sizes or of symbols; an unknown dim proves nothing.
-fn provably_equal(a: &Shape, b: &Shape) -> bool {
-    a.rank() == b.rank()
-        && a.dims().iter().zip(b.dims()).all(|(x, y)| match (x, y) {
-            (Dim::Known(p), Dim::Known(q)) => p == q,
-            (Dim::Sym(p), Dim::Sym(q)) => p == q,
-            _ => false,
-        })
 }
 
 /// A conv with an empty epilogue producing `o`, read only at `(add, _)`.
