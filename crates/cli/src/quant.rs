@@ -68,6 +68,10 @@ pub struct QuantArgs {
     /// calibration data (recommended for depthwise-heavy nets such as MobileNets).
     #[arg(long)]
     pub bias_correction: bool,
+    /// Keep residual adds in fp32, fused into the conv before them, instead of quantizing
+    /// their inputs and running them as int8 adds (onnxruntime's scheme, the default).
+    #[arg(long)]
+    pub fp32_adds: bool,
     /// Leave nodes whose name matches this pattern (`*` wildcards) in fp32 (repeatable).
     #[arg(long, value_name = "NODE_PATTERN")]
     pub skip: Vec<String>,
@@ -165,9 +169,12 @@ pub fn run(args: &QuantArgs, out: &mut dyn Write) -> Result<()> {
     }
     let (mut graph, _) = model::load(&args.model, &args.input_shapes)?;
     let imported = args.qat.then(|| graph.clone());
-    PassManager::default_pipeline()
-        .run(&mut graph)
-        .with_context(|| format!("cannot optimize '{}'", args.model.display()))?;
+    let mut optimizer = PassManager::default_pipeline();
+    if mode == "int8" && !args.qat && !args.fp32_adds {
+        // Residual adds stay separate nodes so that static quantization can quantize them.
+        optimizer.disable("fuse_conv_residual")?;
+    }
+    optimizer.run(&mut graph).with_context(|| format!("cannot optimize '{}'", args.model.display()))?;
     let fp32 = graph.clone();
     let fp32_bytes = lithe_nbformat::write(&fp32, &ModelMeta::default()).context("cannot encode the fp32 model")?.len();
     let mut calibration = None;
@@ -264,6 +271,7 @@ fn static_int8(args: &QuantArgs, graph: &mut Graph, out: &mut dyn Write) -> Resu
         max_samples: args.calib_batches.map(|b| b * args.batch_size.max(1)),
         threads: args.threads,
         bias_correction: args.bias_correction,
+        quantize_adds: !args.fp32_adds,
     };
     let total = config.max_samples.unwrap_or(usize::MAX).min(source.len()) as u64;
     let bar = ProgressBar::new(total);

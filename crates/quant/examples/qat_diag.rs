@@ -142,7 +142,7 @@ fn channel_stats(imported: &Graph, source: &LabelledSource<'_>) -> Result<(), Er
         passes.disable(p)?;
     }
     passes.run(&mut g)?;
-    let (nodes, _) = lithe_quant::ptq::quantizable_nodes(&g, &[]);
+    let (nodes, _) = lithe_quant::ptq::quantizable_nodes(&g, &[], false);
     let values = lithe_quant::ptq::activation_values(&g, &nodes);
     let mut maxima: Vec<Vec<f32>> = vec![Vec::new(); values.len()];
     let mut runner = lithe_quant::ptq::ValueRunner::new(&g, &values, 2)?;

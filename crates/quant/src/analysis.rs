@@ -92,7 +92,11 @@ pub fn quantized_values(a: &Graph, b: &Graph) -> Vec<(Outlet, Outlet, &'static s
     let mut out = Vec::new();
     for id in b.node_ids() {
         let node = b.node(id);
-        if !matches!(node.op, Op::Conv(_) | Op::FullyConnected(_) | Op::Gemm(_) | Op::MatMul) {
+        let quantizable = matches!(
+            node.op,
+            Op::Conv(_) | Op::FullyConnected(_) | Op::Gemm(_) | Op::MatMul | Op::Add | Op::GlobalAveragePool
+        );
+        if !quantizable {
             continue;
         }
         let reads_dq = b

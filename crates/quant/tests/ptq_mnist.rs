@@ -37,8 +37,14 @@ fn int8_mnist_models_run_int8_within_three_tenths_of_a_point_of_fp32() {
             assert_eq!(report.samples, 500);
             assert!(report.quantized.len() >= 3, "{model}: {report:?}");
             // Every quantized node reads a dequantized u8 activation and int8 weights.
-            let mut q_nodes = 0;
+            let (mut q_nodes, mut q_pools) = (0, 0);
             for id in g.node_ids() {
+                if matches!(g.node(id).op, Op::GlobalAveragePool) {
+                    // The pool before the classifier: quantized too, from u8 input.
+                    let x = g.node_inputs(id)[0].unwrap();
+                    assert!(matches!(g.node(x.node).op, Op::DequantizeLinear { .. }), "{}", g.node(id).name);
+                    q_pools += 1;
+                }
                 if !matches!(g.node(id).op, Op::Conv(_) | Op::FullyConnected(_)) {
                     continue;
                 }
@@ -52,11 +58,12 @@ fn int8_mnist_models_run_int8_within_three_tenths_of_a_point_of_fp32() {
                 assert_eq!(g.value(xq).ty.dtype, DType::U8);
                 q_nodes += 1;
             }
-            assert_eq!(q_nodes, report.quantized.len());
+            assert_eq!(q_nodes + q_pools, report.quantized.len());
             // Measured as it runs: every quantized node fused into an int8 QConv.
             lithe_passes::PassManager::default_pipeline().run(&mut g).unwrap();
             let count = |name: &str| g.node_ids().into_iter().filter(|&id| g.node(id).op.name() == name).count();
             assert_eq!(count("QConv"), q_nodes, "{model}: every quantized node runs int8");
+            assert_eq!(count("QGlobalAveragePool"), q_pools, "{model}");
             assert_eq!(count("Conv") + count("FullyConnected"), 0, "{model}");
             let a = compare(&fp32, &g, &test, 250, None, 1).unwrap();
             let (acc32, acc8) = a.accuracy(&test.labels);

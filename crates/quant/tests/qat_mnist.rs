@@ -56,7 +56,8 @@ fn qat_converts_to_the_post_training_int8_graph_and_keeps_fp32_accuracy() {
         quantize_static(
             &mut ptq,
             &calib,
-            &PtqConfig { max_samples: Some(256), ..PtqConfig::default() },
+            // QAT quantizes convs and dense layers only, not adds and pools.
+            &PtqConfig { max_samples: Some(256), quantize_adds: false, ..PtqConfig::default() },
             &mut |_, _| {},
         )
         .unwrap();
@@ -199,6 +200,7 @@ fn convert_before_training_is_post_training_abs_max_exactly() {
                 algo: lithe_quant::calib::CalibAlgo::AbsMax,
                 per_channel,
                 batch_size: 64,
+                quantize_adds: false, // as QAT
                 ..PtqConfig::default()
             };
             quantize_static(&mut ptq, &calib, &ptq_config, &mut |_, _| {}).unwrap();

@@ -1,14 +1,23 @@
 //! Static post-training quantization with calibration data.
 //!
 //! 1. [`quantizable_nodes`]: Conv (grouped and depthwise included), FullyConnected, Gemm and
-//!    MatMul whose weight is a constant, minus the nodes whose name matches a `--skip` pattern.
+//!    MatMul whose weight is a constant; with [`PtqConfig::quantize_adds`] also residual adds
+//!    ([`quantizable_add`]) and global average pools ([`quantizable_global_pool`]) whose result
+//!    feeds those nodes; minus the nodes whose name matches a `--skip` pattern.
 //! 2. [`calibrate`]: the fp32 model runs over the calibration batches; an [`Observer`] per
-//!    activation (the data input of each quantizable node) proposes its threshold.
+//!    activation (the data input of each quantizable node, both inputs of an add) proposes its
+//!    threshold.
 //! 3. [`insert_qdq`]: each such activation gets `QuantizeLinear -> DequantizeLinear` (u8; zero
 //!    point 0 and `scale = T/255` when calibration never saw a negative value, else zero point
 //!    128 and `scale = T/127`), read by the quantized nodes only; weights become int8 constants
 //!    behind a `DequantizeLinear`, symmetric, per output channel (default) or per layer.
-//!    Biases stay f32 (the int8 kernels add them in the f32 epilogue).
+//!    Biases stay f32 here (the optimizer turns those of requantizing convs into int32).
+//!
+//! With adds and pools quantized, a MobileNet or ResNet is integer from the first conv to the
+//! classifier, as onnxruntime's `quantize_static` quantizes it: the optimizer fuses each conv
+//! with its output quantization, each add into a `QAdd` (a Relu after it disappears into the
+//! output's saturation) and the pool into a `QGlobalAveragePool`, and onnxruntime running the
+//! exported model computes the same bytes.
 //!
 //! [`quantize_static`] does both; [`calibrate_graph`] and [`Calibration::apply`] separate them,
 //! so that a search over which nodes to leave in fp32 ([`crate::analysis::suggest_skips`])
@@ -54,6 +63,10 @@ pub struct PtqConfig {
     /// Shift each quantized node's bias by the mean output error its int8 weights cause on
     /// the calibration data.
     pub bias_correction: bool,
+    /// Quantize residual adds too ([`quantizable_add`]): their inputs and result become u8 and
+    /// they run as `QAdd`, as onnxruntime quantizes them. Needs a graph whose adds are not fused
+    /// into the convs before them (optimize without `fuse_conv_residual`).
+    pub quantize_adds: bool,
 }
 
 impl Default for PtqConfig {
@@ -67,6 +80,7 @@ impl Default for PtqConfig {
             max_samples: None,
             threads: 1,
             bias_correction: false,
+            quantize_adds: true,
         }
     }
 }
@@ -123,10 +137,20 @@ pub fn matches_pattern(pattern: &str, name: &str) -> bool {
     true
 }
 
-/// The nodes that static quantization covers, and the nodes a `skip` pattern removed.
-pub fn quantizable_nodes(graph: &Graph, skip: &[String]) -> (Vec<NodeId>, Vec<NodeId>) {
+/// The nodes that static quantization covers, and the nodes a `skip` pattern removed: convs,
+/// dense layers and matmuls with a constant weight and, when `adds` is set, the residual adds
+/// and global average pools that feed them (see [`quantizable_add`] and
+/// [`quantizable_global_pool`]).
+pub fn quantizable_nodes(graph: &Graph, skip: &[String], adds: bool) -> (Vec<NodeId>, Vec<NodeId>) {
     let mut take = Vec::new();
     let mut skipped = Vec::new();
+    let skip_or_take = |id: NodeId, take: &mut Vec<NodeId>, skipped: &mut Vec<NodeId>| {
+        if skip.iter().any(|p| matches_pattern(p, &graph.node(id).name)) {
+            skipped.push(id);
+        } else {
+            take.push(id);
+        }
+    };
     for id in graph.node_ids() {
         let node = graph.node(id);
         let inputs = graph.node_inputs(id);
@@ -138,21 +162,93 @@ pub fn quantizable_nodes(graph: &Graph, skip: &[String]) -> (Vec<NodeId>, Vec<No
                 w.dtype() == DType::F32
                     && matches!(storage_of(&node.op, 1, w.shape().len()), Some(Storage::Weight { .. }))
             });
-        if !eligible {
-            continue;
+        if eligible {
+            skip_or_take(id, &mut take, &mut skipped);
         }
-        if skip.iter().any(|p| matches_pattern(p, &node.name)) {
-            skipped.push(id);
-        } else {
-            take.push(id);
+    }
+    if adds {
+        let weighted: BTreeSet<NodeId> = take.iter().copied().collect();
+        let candidates: Vec<NodeId> = graph
+            .node_ids()
+            .into_iter()
+            .filter(|&id| quantizable_add(graph, id) || quantizable_global_pool(graph, id))
+            .collect();
+        let add_set: BTreeSet<NodeId> = candidates.iter().copied().collect();
+        for id in candidates {
+            let out = handed_on_value(graph, id);
+            let feeds_int8 = graph
+                .consumers(out)
+                .iter()
+                .any(|&(n, slot)| (slot == 0 && weighted.contains(&n)) || add_set.contains(&n));
+            if feeds_int8 {
+                skip_or_take(id, &mut take, &mut skipped);
+            }
         }
+        take.sort();
+        skipped.sort();
     }
     (take, skipped)
 }
 
-/// The activations to calibrate: the data input (slot 0) of each node, without repeats.
+/// True for an `Add` of two computed (not constant) f32 values that provably have one shape:
+/// a residual connection, which static quantization runs as an int8 `QAdd` when its result
+/// feeds quantized nodes.
+pub fn quantizable_add(graph: &Graph, id: NodeId) -> bool {
+    if !matches!(graph.node(id).op, Op::Add) {
+        return false;
+    }
+    let inputs = graph.node_inputs(id);
+    let [Some(a), Some(b)] = inputs[..] else { return false };
+    let computed_f32 = |o: Outlet| graph.const_value(o).is_none() && graph.value(o).ty.dtype == DType::F32;
+    let (sa, sb) = (&graph.value(a).ty.shape, &graph.value(b).ty.shape);
+    let same_shape = sa.as_ref().zip(sb.as_ref()).is_some_and(|(sa, sb)| sa.provably_equal(sb));
+    computed_f32(a) && computed_f32(b) && same_shape
+}
+
+/// True for a `GlobalAveragePool` of a computed 4-D f32 value: a classifier's pooling, which
+/// static quantization runs as an int8 `QGlobalAveragePool` when its result feeds quantized
+/// nodes.
+pub fn quantizable_global_pool(graph: &Graph, id: NodeId) -> bool {
+    if !matches!(graph.node(id).op, Op::GlobalAveragePool) {
+        return false;
+    }
+    let Some(x) = graph.node_inputs(id).first().copied().flatten() else { return false };
+    let ty = &graph.value(x).ty;
+    graph.const_value(x).is_none() && ty.dtype == DType::F32 && ty.shape.as_ref().is_some_and(|s| s.rank() == 4)
+}
+
+/// The value an `Add` or a pooling hands on: its output, or the output of the op that alone
+/// reads it when that op is a Relu/Clip (quantizing the value saturates like the activation,
+/// see the `quantize_through_clamp` pass) or a reshape (quantization moves in front of it,
+/// `quantize_before_reshape`), repeatedly.
+fn handed_on_value(graph: &Graph, node: NodeId) -> Outlet {
+    let mut out = Outlet::new(node, 0);
+    loop {
+        match graph.consumers(out)[..] {
+            [(n, 0)]
+                if matches!(
+                    graph.node(n).op,
+                    Op::Relu | Op::Clip | Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze
+                ) && !graph.outputs().contains(&out) =>
+            {
+                out = Outlet::new(n, 0)
+            }
+            _ => return out,
+        }
+    }
+}
+
+/// The activations to calibrate: the data input (slot 0) of each node and both inputs of the
+/// adds, without repeats.
 pub fn activation_values(graph: &Graph, nodes: &[NodeId]) -> Vec<Outlet> {
-    let set: BTreeSet<Outlet> = nodes.iter().filter_map(|&id| graph.node_inputs(id)[0]).collect();
+    let set: BTreeSet<Outlet> = nodes
+        .iter()
+        .flat_map(|&id| {
+            let inputs = graph.node_inputs(id);
+            let n = if matches!(graph.node(id).op, Op::Add) { 2 } else { 1 };
+            inputs.into_iter().take(n).flatten()
+        })
+        .collect();
     set.into_iter().collect()
 }
 
@@ -254,15 +350,16 @@ pub fn insert_qdq(
             1,
         )?[0];
         for (consumer, slot) in graph.consumers(value) {
-            if slot == 0 && node_set.contains(&consumer) {
-                graph.set_input(consumer, 0, Some(dq))?;
+            let data_slot = slot == 0 || (slot == 1 && matches!(graph.node(consumer).op, Op::Add));
+            if data_slot && node_set.contains(&consumer) {
+                graph.set_input(consumer, slot, Some(dq))?;
             }
         }
     }
     // Weights, each once (a weight shared by several quantized nodes is quantized once).
     let mut weights: BTreeMap<Outlet, usize> = BTreeMap::new();
     for &id in nodes {
-        let Some(w) = graph.node_inputs(id)[1] else { continue };
+        let Some(w) = graph.node_inputs(id).get(1).copied().flatten() else { continue };
         let Some(t) = graph.const_value(w) else { continue };
         if let Some(Storage::Weight { axis }) = storage_of(&graph.node(id).op, 1, t.shape().len()) {
             weights.insert(w, axis);
@@ -351,7 +448,7 @@ pub fn calibrate_graph(
     config: &PtqConfig,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Calibration, QuantError> {
-    let (nodes, skipped) = quantizable_nodes(graph, &config.skip);
+    let (nodes, skipped) = quantizable_nodes(graph, &config.skip, config.quantize_adds);
     let values = activation_values(graph, &nodes);
     let mut corrections: BTreeMap<NodeId, TapMeans> = BTreeMap::new();
     if config.bias_correction {

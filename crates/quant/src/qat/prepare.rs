@@ -91,7 +91,7 @@ impl QatModel {
         }
         passes.run(&mut g)?;
 
-        let (all, skipped) = quantizable_nodes(&g, &config.skip);
+        let (all, skipped) = quantizable_nodes(&g, &config.skip, false);
         let (nodes, other_types): (Vec<NodeId>, Vec<NodeId>) =
             all.iter().partition(|&&id| config.op_types.contains(&op_type(&g, id)));
         let skipped: Vec<NodeId> = skipped.into_iter().chain(other_types).collect();
