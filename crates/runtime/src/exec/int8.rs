@@ -84,12 +84,7 @@ impl QConvKernel {
         attrs: &QConvAttrs,
         kernels: KernelSet,
     ) -> Result<Option<QConvKernel>, KernelError> {
-        let constant = |slot: usize| -> Option<&Tensor> {
-            match step.inputs.get(slot).copied().flatten()? {
-                Source::Const(id) => graph.const_value(Outlet::new(id, 0)),
-                _ => None,
-            }
-        };
+        let constant = |slot: usize| constant_input(graph, step, slot);
         let present = |slot: usize| step.inputs.get(slot).copied().flatten().is_some();
         let (Some(w), Some(w_scale), Some(x_scale), Some(x_zp)) = (constant(3), constant(4), constant(1), constant(2))
         else {
@@ -367,36 +362,38 @@ impl PerTensorQuant {
     }
 }
 
+/// The constant at input `slot` of `step`, if that input is a constant.
+fn constant_input<'g>(graph: &'g Graph, step: &Step, slot: usize) -> Option<&'g Tensor> {
+    match step.inputs.get(slot).copied().flatten()? {
+        Source::Const(id) => graph.const_value(Outlet::new(id, 0)),
+        _ => None,
+    }
+}
+
+/// The one value of the constant at input `slot` of `step`, if it is a one-value constant of
+/// element type `T`.
+fn constant_scalar<T: lithe_ir::Element + Copy>(graph: &Graph, step: &Step, slot: usize) -> Option<T> {
+    single::<T>(constant_input(graph, step, slot)?)
+}
+
 /// The constant scalar parameters of the QAdd of `step` (slots 1, 2, 4, 5, 6, 7).
 pub(crate) fn qadd_params(graph: &Graph, step: &Step) -> Option<lithe_kernels::int8::QAddParams> {
-    let constant = |slot: usize| -> Option<&Tensor> {
-        match step.inputs.get(slot).copied().flatten()? {
-            Source::Const(id) => graph.const_value(Outlet::new(id, 0)),
-            _ => None,
-        }
-    };
     Some(lithe_kernels::int8::QAddParams {
-        a_scale: single::<f32>(constant(1)?)?,
-        a_zero_point: single::<u8>(constant(2)?)?,
-        b_scale: single::<f32>(constant(4)?)?,
-        b_zero_point: single::<u8>(constant(5)?)?,
-        c_scale: single::<f32>(constant(6)?)?,
-        c_zero_point: single::<u8>(constant(7)?)?,
+        a_scale: constant_scalar(graph, step, 1)?,
+        a_zero_point: constant_scalar(graph, step, 2)?,
+        b_scale: constant_scalar(graph, step, 4)?,
+        b_zero_point: constant_scalar(graph, step, 5)?,
+        c_scale: constant_scalar(graph, step, 6)?,
+        c_zero_point: constant_scalar(graph, step, 7)?,
     })
 }
 
 /// The constant scalar parameters of the QGlobalAveragePool of `step` (slots 1 to 4).
 pub(crate) fn qgap_params(graph: &Graph, step: &Step) -> Option<lithe_kernels::int8::QGapParams> {
-    let constant = |slot: usize| -> Option<&Tensor> {
-        match step.inputs.get(slot).copied().flatten()? {
-            Source::Const(id) => graph.const_value(Outlet::new(id, 0)),
-            _ => None,
-        }
-    };
     Some(lithe_kernels::int8::QGapParams {
-        x_scale: single::<f32>(constant(1)?)?,
-        x_zero_point: single::<u8>(constant(2)?)?,
-        y_scale: single::<f32>(constant(3)?)?,
-        y_zero_point: single::<u8>(constant(4)?)?,
+        x_scale: constant_scalar(graph, step, 1)?,
+        x_zero_point: constant_scalar(graph, step, 2)?,
+        y_scale: constant_scalar(graph, step, 3)?,
+        y_zero_point: constant_scalar(graph, step, 4)?,
     })
 }

@@ -58,21 +58,31 @@ pub(super) fn qadd(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
             show(Some(sb))
         )));
     }
-    for (slot, what, dtype) in [
-        (1, "a_scale", DType::F32),
-        (2, "a_zero_point", DType::U8),
-        (4, "b_scale", DType::F32),
-        (5, "b_zero_point", DType::U8),
-        (6, "c_scale", DType::F32),
-        (7, "c_zero_point", DType::U8),
-    ] {
+    scalar_params(
+        a,
+        &[
+            (1, "a_scale", DType::F32),
+            (2, "a_zero_point", DType::U8),
+            (4, "b_scale", DType::F32),
+            (5, "b_zero_point", DType::U8),
+            (6, "c_scale", DType::F32),
+            (7, "c_zero_point", DType::U8),
+        ],
+    )?;
+    Ok(one(DType::U8, x.info.shape.clone()))
+}
+
+/// Each `(slot, name, dtype)` input is present, of `dtype`, and holds one value (when its
+/// shape is known).
+fn scalar_params(a: &Args, params: &[(usize, &'static str, DType)]) -> Result<(), IrError> {
+    for &(slot, what, dtype) in params {
         let i = a.req(slot, what)?;
         want_dtype(a.op, what, &i, dtype)?;
         if i.info.shape.as_ref().and_then(|s| s.num_elements()).is_some_and(|n| n != 1) {
             return Err(IrError::Shape(format!("{}: {what} must hold one value", a.op)));
         }
     }
-    Ok(one(DType::U8, x.info.shape.clone()))
+    Ok(())
 }
 
 /// QGlobalAveragePool: u8 X of rank 4 (NCHW), scalar f32 scales and u8 zero points; u8
@@ -80,18 +90,15 @@ pub(super) fn qadd(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
 pub(super) fn qglobal_average_pool(a: &Args) -> Result<Vec<TypeInfo>, IrError> {
     let x = a.req(0, "X")?;
     want_dtype(a.op, "X", &x, DType::U8)?;
-    for (slot, what, dtype) in [
-        (1, "x_scale", DType::F32),
-        (2, "x_zero_point", DType::U8),
-        (3, "y_scale", DType::F32),
-        (4, "y_zero_point", DType::U8),
-    ] {
-        let i = a.req(slot, what)?;
-        want_dtype(a.op, what, &i, dtype)?;
-        if i.info.shape.as_ref().and_then(|s| s.num_elements()).is_some_and(|n| n != 1) {
-            return Err(IrError::Shape(format!("{}: {what} must hold one value", a.op)));
-        }
-    }
+    scalar_params(
+        a,
+        &[
+            (1, "x_scale", DType::F32),
+            (2, "x_zero_point", DType::U8),
+            (3, "y_scale", DType::F32),
+            (4, "y_zero_point", DType::U8),
+        ],
+    )?;
     let shape = match x.info.shape.as_ref() {
         None => None,
         Some(s) if s.rank() == 4 => Some(Shape(vec![s.0[0].clone(), s.0[1].clone(), Dim::Known(1), Dim::Known(1)])),
